@@ -1,0 +1,36 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "ipcbench",
+    products: [
+        .executable(name: "ipcbench", targets: ["ipcbench"]),
+        .library(name: "IPCBench", targets: ["IPCBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // Thin C shim: only what Swift cannot call directly (GNU-only calls, macros, variadics).
+        .target(name: "CIPCShim"),
+        .target(
+            name: "IPCBench",
+            dependencies: [
+                "CIPCShim",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "ipcbench",
+            dependencies: [
+                "IPCBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "IPCBenchTests",
+            dependencies: ["IPCBench"]
+        ),
+    ]
+)

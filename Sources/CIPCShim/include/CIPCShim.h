@@ -1,0 +1,40 @@
+// Thin C shim for what Swift cannot call directly: GNU-only functions, macros and variadics.
+#ifndef CIPCSHIM_H
+#define CIPCSHIM_H
+
+#include <spawn.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+/// Pins the calling process to one CPU. Returns 0 or an errno value.
+int ipcb_pin_to_cpu(int cpu);
+/// The CPU the caller is running on now (sched_getcpu), or -1.
+int ipcb_current_cpu(void);
+/// Number of CPUs in the caller's affinity mask, and the first `capacity` of them into `cpus`.
+int ipcb_allowed_cpus(int *cpus, int capacity);
+/// Asks the kernel to send `sig` to the caller when its parent dies (prctl PR_SET_PDEATHSIG).
+int ipcb_set_parent_death_signal(int sig);
+/// pipe2 with O_CLOEXEC. Returns 0 or -1 with errno.
+int ipcb_pipe_cloexec(int fds[2]);
+/// fcntl(F_SETPIPE_SZ) / fcntl(F_GETPIPE_SZ).
+int ipcb_set_pipe_size(int fd, int bytes);
+int ipcb_pipe_size(int fd);
+/// posix_spawn_file_actions_addclosefrom_np: closes every fd >= lowfd in the child.
+int ipcb_spawn_close_from(posix_spawn_file_actions_t *actions, int lowfd);
+
+/// Wait-status decoding (the W* macros are not imported into Swift).
+int ipcb_exited(int status);
+int ipcb_exit_code(int status);
+int ipcb_signaled(int status);
+int ipcb_term_signal(int status);
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC), shared by all processes of one host.
+/// Inline so the timed loops pay only the vDSO call.
+static inline uint64_t ipcb_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#endif

@@ -1,0 +1,48 @@
+#define _GNU_SOURCE
+#include "CIPCShim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int ipcb_pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set) == 0 ? 0 : errno;
+}
+
+int ipcb_current_cpu(void) { return sched_getcpu(); }
+
+int ipcb_allowed_cpus(int *cpus, int capacity) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+    int n = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &set)) continue;
+        if (n < capacity) cpus[n] = cpu;
+        n++;
+    }
+    return n;
+}
+
+int ipcb_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
+
+int ipcb_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int ipcb_set_pipe_size(int fd, int bytes) { return fcntl(fd, F_SETPIPE_SZ, bytes); }
+int ipcb_pipe_size(int fd) { return fcntl(fd, F_GETPIPE_SZ); }
+
+int ipcb_spawn_close_from(posix_spawn_file_actions_t *actions, int lowfd) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowfd);
+}
+
+int ipcb_exited(int status) { return WIFEXITED(status); }
+int ipcb_exit_code(int status) { return WEXITSTATUS(status); }
+int ipcb_signaled(int status) { return WIFSIGNALED(status); }
+int ipcb_term_signal(int status) { return WTERMSIG(status); }

@@ -1,0 +1,76 @@
+/// What a cell measures.
+public enum Mode: String, Codable, Sendable, CaseIterable {
+    /// Ping-pong: the producer sends, the consumer answers with a message of the same size.
+    case latency
+    /// Streaming: the producer sends as fast as the mechanism accepts; the consumer counts.
+    case throughput
+}
+
+/// What the consumer does with each payload; recorded in every row so zero-copy and copying paths
+/// are compared doing the same work.
+public enum Touch: String, Codable, Sendable, CaseIterable {
+    /// Only the header (sequence number and timestamp) is read.
+    case none
+    /// Every byte is read once, as a real consumer would.
+    case read
+    /// The producer writes a per-message pattern and the consumer checks every byte of it.
+    case verify
+}
+
+/// One repetition's work order for one worker, passed on its command line as JSON.
+public struct WorkerTask: Codable, Sendable {
+    public var mechanismID: String
+    public var role: Role
+    public var options: EndpointOptions
+    public var touch: Touch
+    /// CPU to pin to, or nil to leave placement to the OS.
+    public var cpu: Int?
+    public var warmupMessages: Int
+    /// Upper bound on timed messages (round trips in latency mode).
+    public var maximumMessages: Int
+    /// Upper bound on the timed loop's length; 0 means "until maximumMessages".
+    public var durationNanoseconds: UInt64
+    public var rendezvous: Rendezvous
+    /// What the consumer published for the producer (for example a port).
+    public var published: [String: String]
+    /// Test-only fault injection (never set from `--help`-visible options).
+    public var fault: InjectedFault?
+}
+
+/// A deliberate fault in the producer's stream, so tests can prove each kind of error is detected.
+public enum InjectedFault: String, Codable, Sendable, CaseIterable {
+    /// Skips one sequence number (throughput mode).
+    case drop
+    /// Sends two messages in swapped order (throughput mode).
+    case reorder
+    /// Flips one payload byte of one message (detected with touch=verify).
+    case corrupt
+}
+
+/// What a worker reports when its loop is done.
+public struct WorkerResult: Codable, Sendable {
+    public var role: Role
+    /// CPU observed (sched_getcpu) right before and right after the timed loop.
+    public var cpuBefore: Int
+    public var cpuAfter: Int
+    /// Timed messages handled by this side (round trips for the latency producer).
+    public var messages: UInt64
+    /// Timed messages the producer says it sent (from the end marker), as seen by the consumer.
+    public var messagesSentByProducer: UInt64
+    public var payloadBytes: UInt64
+    public var lost: UInt64
+    public var reordered: UInt64
+    public var corrupt: UInt64
+    /// Producer, latency mode: round-trip times.
+    public var roundTrip: LatencyHistogram?
+    /// Consumer, latency mode: one-way delays from the embedded send timestamp.
+    public var oneWay: LatencyHistogram?
+    /// Consumer, throughput mode: the producer's first timed send and the consumer's last receive.
+    public var firstSendNanoseconds: UInt64?
+    public var lastReceiveNanoseconds: UInt64?
+    /// Producer: start and end of its timed loop.
+    public var loopStartNanoseconds: UInt64
+    public var loopEndNanoseconds: UInt64
+    /// A value derived from every byte read under touch=read, reported so the reads cannot be optimised away.
+    public var readChecksum: UInt64
+}

@@ -1,0 +1,97 @@
+/// How a cell ended.
+public enum CellStatus: Sendable, Equatable {
+    case ok
+    case failed(String)
+    case unavailable(String)
+
+    /// As written to the CSV's status column.
+    public var text: String {
+        switch self {
+        case .ok: "ok"
+        case let .failed(reason): "failed: \(reason)"
+        case let .unavailable(reason): "unavailable: \(reason)"
+        }
+    }
+
+    public var isOK: Bool { self == .ok }
+}
+
+/// One cell's figures, aggregated over its repetitions.
+public struct CellOutcome: Sendable {
+    public var cell: Cell
+    public var status: CellStatus
+    public var repetitions = 0
+    /// Timed messages over all repetitions (round trips in latency mode).
+    public var messages: UInt64 = 0
+    /// Latency mode: RTT/2 from the producer's round trips, and the consumer's true one-way delay.
+    public var halfRoundTrip: LatencySummary?
+    public var oneWay: LatencySummary?
+    /// Median over repetitions. In latency mode msgs/s counts round trips.
+    public var messagesPerSecond: Double?
+    public var bytesPerSecond: Double?
+    /// Coefficient of variation across repetitions of the headline figure
+    /// (p50 of RTT/2 for latency, bytes/s for throughput).
+    public var coefficientOfVariation: Double?
+    public var lost: UInt64 = 0
+    public var reordered: UInt64 = 0
+    public var corrupt: UInt64 = 0
+    /// CPUs the workers reported running on (equal to the placement's when pinned).
+    public var producerCPUSeen: Int?
+    public var consumerCPUSeen: Int?
+
+    public init(cell: Cell, status: CellStatus) {
+        self.cell = cell
+        self.status = status
+    }
+
+    /// Folds the repetitions of a cell into one outcome.
+    public static func aggregate(_ cell: Cell, _ runs: [ProcessPair.Results]) -> CellOutcome {
+        var outcome = CellOutcome(cell: cell, status: .ok)
+        outcome.repetitions = runs.count
+        var roundTrips = LatencyHistogram()
+        var oneWay = LatencyHistogram()
+        var headline: [Double] = []
+        var rates: [Double] = []
+        var byteRates: [Double] = []
+        for run in runs {
+            outcome.lost += run.consumer.lost
+            outcome.reordered += run.consumer.reordered + run.producer.reordered
+            outcome.corrupt += run.consumer.corrupt
+            outcome.producerCPUSeen = run.producer.cpuBefore
+            outcome.consumerCPUSeen = run.consumer.cpuBefore
+            switch cell.mode {
+            case .latency:
+                outcome.messages += run.producer.messages
+                if let trips = run.producer.roundTrip {
+                    roundTrips.merge(trips)
+                    headline.append(trips.median / 2)
+                }
+                if let delays = run.consumer.oneWay { oneWay.merge(delays) }
+                let seconds = Double(run.producer.loopEndNanoseconds - run.producer.loopStartNanoseconds) / 1e9
+                if seconds > 0 { rates.append(Double(run.producer.messages) / seconds) }
+            case .throughput:
+                outcome.messages += run.consumer.messages
+                guard let last = run.consumer.lastReceiveNanoseconds, last > run.producer.loopStartNanoseconds else { continue }
+                let seconds = Double(last - run.producer.loopStartNanoseconds) / 1e9
+                rates.append(Double(run.consumer.messages) / seconds)
+                byteRates.append(Double(run.consumer.payloadBytes) / seconds)
+                headline.append(Double(run.consumer.payloadBytes) / seconds)
+            }
+            if run.consumer.messagesSentByProducer != run.producer.messages {
+                outcome.status = .failed("consumer saw \(run.consumer.messagesSentByProducer) timed messages announced, producer sent \(run.producer.messages)")
+            }
+        }
+        outcome.halfRoundTrip = roundTrips.summary(scale: 0.5)
+        outcome.oneWay = oneWay.summary()
+        outcome.messagesPerSecond = Statistics.median(rates)
+        outcome.bytesPerSecond = Statistics.median(byteRates)
+        outcome.coefficientOfVariation = Statistics.coefficientOfVariation(headline)
+        if outcome.status.isOK, outcome.lost + outcome.reordered + outcome.corrupt > 0 {
+            outcome.status = .failed("\(outcome.lost) lost, \(outcome.reordered) reordered, \(outcome.corrupt) corrupt messages")
+        }
+        if outcome.status.isOK, outcome.messages == 0 {
+            outcome.status = .failed("no timed messages completed")
+        }
+        return outcome
+    }
+}

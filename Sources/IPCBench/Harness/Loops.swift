@@ -1,0 +1,215 @@
+/// The timed loops. They are generic over the endpoint type so each mechanism's calls are direct
+/// (specialised), and they allocate nothing, take no locks and call no Foundation code.
+enum Loops {
+    /// Producer side of ping-pong: records each round trip from just before the send to just after
+    /// the whole reply has arrived.
+    static func latencyProducer<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, _ task: WorkerTask) throws -> WorkerResult {
+        let size = task.options.messageBytes
+        let verify = task.touch == .verify
+        let warmup = UInt64(task.warmupMessages)
+        let limit = warmup + UInt64(task.maximumMessages)
+        var roundTrips = LatencyHistogram()
+        var wrongReplies: UInt64 = 0
+        var sequence: UInt64 = 0
+        var loopStart: UInt64 = 0
+        var deadline = UInt64.max
+        let cpuBefore = Affinity.currentCPU()
+
+        while sequence < limit {
+            if sequence == warmup {
+                loopStart = MonotonicClock.now()
+                if task.durationNanoseconds > 0 { deadline = loopStart + task.durationNanoseconds }
+            }
+            let sentAt = MonotonicClock.now()
+            try endpoint.send(size: size) { message in
+                MessageFormat.stamp(message, sequence: sequence, sentAt: sentAt)
+                if verify { MessageFormat.writePattern(message, sequence: sequence) }
+            }
+            var replySequence: UInt64 = 0
+            let answered = try endpoint.receive(size: size) { reply in
+                replySequence = MessageFormat.sequence(of: reply)
+            }
+            let returnedAt = MonotonicClock.now()
+            guard answered else { throw IPCError.peerClosed("consumer closed the channel before answering message \(sequence)") }
+            if replySequence != sequence { wrongReplies &+= 1 }
+            if sequence >= warmup { roundTrips.record(returnedAt &- sentAt) }
+            sequence &+= 1
+            if returnedAt >= deadline { break }
+        }
+        let loopEnd = MonotonicClock.now()
+        let timed = sequence > warmup ? sequence - warmup : 0
+        try sendEndMarker(endpoint, size: size, timedMessages: timed)
+        return WorkerResult(
+            role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
+            messagesSentByProducer: timed, payloadBytes: timed * UInt64(size), lost: 0, reordered: wrongReplies,
+            corrupt: 0, roundTrip: roundTrips, loopStartNanoseconds: loopStart, loopEndNanoseconds: loopEnd,
+            readChecksum: 0)
+    }
+
+    /// Consumer side of ping-pong: checks and touches each message, records its one-way delay from
+    /// the embedded send time, and answers with a message of the same size.
+    static func latencyConsumer<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, _ task: WorkerTask) throws -> WorkerResult {
+        let size = task.options.messageBytes
+        let warmup = UInt64(task.warmupMessages)
+        var inspector = PayloadInspector(touch: task.touch)
+        var oneWay = LatencyHistogram()
+        var check = SequenceCheck()
+        var timed: UInt64 = 0
+        let cpuBefore = Affinity.currentCPU()
+
+        while true {
+            var sequence: UInt64 = 0
+            var sentAt: UInt64 = 0
+            var arrivedAt: UInt64 = 0
+            let received = try endpoint.receive(size: size) { message in
+                arrivedAt = MonotonicClock.now()
+                sequence = MessageFormat.sequence(of: message)
+                sentAt = MessageFormat.sentAt(of: message)
+                if sequence & MessageFormat.endMarker == 0 { inspector.inspect(message, sequence: sequence) }
+            }
+            guard received else { throw IPCError.peerClosed("producer closed the channel before its end marker") }
+            if sequence & MessageFormat.endMarker != 0 {
+                check.finish(sentCount: warmup + (sequence & ~MessageFormat.endMarker))
+                break
+            }
+            check.observe(sequence)
+            if sequence >= warmup {
+                oneWay.record(arrivedAt &- sentAt)
+                timed &+= 1
+            }
+            try endpoint.send(size: size) { reply in
+                MessageFormat.stamp(reply, sequence: sequence, sentAt: arrivedAt)
+            }
+        }
+        return WorkerResult(
+            role: .consumer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
+            messagesSentByProducer: check.expected > warmup ? check.expected - warmup : 0,
+            payloadBytes: timed * UInt64(size), lost: check.lost, reordered: check.reordered,
+            corrupt: inspector.corrupt, oneWay: oneWay, loopStartNanoseconds: 0, loopEndNanoseconds: 0,
+            readChecksum: inspector.checksum)
+    }
+
+    /// Producer side of streaming: sends as fast as the endpoint accepts, then the end marker.
+    static func throughputProducer<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, _ task: WorkerTask) throws -> WorkerResult {
+        let size = task.options.messageBytes
+        let verify = task.touch == .verify
+        let warmup = UInt64(task.warmupMessages)
+        let limit = warmup + UInt64(task.maximumMessages)
+        let fault = FaultSchedule(task.fault, warmup: warmup, limit: limit)
+        var sequence: UInt64 = 0
+        var loopStart: UInt64 = 0
+        var deadline = UInt64.max
+        let cpuBefore = Affinity.currentCPU()
+
+        while sequence < limit {
+            if sequence == warmup {
+                loopStart = MonotonicClock.now()
+                if task.durationNanoseconds > 0 { deadline = loopStart + task.durationNanoseconds }
+            }
+            let outgoing = fault.sequenceToSend(at: sequence)
+            if outgoing != FaultSchedule.skip {
+                try endpoint.send(size: size) { message in
+                    MessageFormat.stamp(message, sequence: outgoing, sentAt: loopStart)
+                    if verify { MessageFormat.writePattern(message, sequence: outgoing) }
+                    if outgoing == fault.corruptSequence { message[size - 1] ^= 0xFF }
+                }
+            }
+            sequence &+= 1
+            // The clock is read every 64 messages only, so it costs nothing measurable per message.
+            if sequence & 63 == 0, sequence > warmup, MonotonicClock.now() >= deadline { break }
+        }
+        let loopEnd = MonotonicClock.now()
+        let timed = sequence > warmup ? sequence - warmup : 0
+        try sendEndMarker(endpoint, size: size, timedMessages: timed)
+        return WorkerResult(
+            role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
+            messagesSentByProducer: timed, payloadBytes: timed * UInt64(size), lost: 0, reordered: 0, corrupt: 0,
+            loopStartNanoseconds: loopStart, loopEndNanoseconds: loopEnd, readChecksum: 0)
+    }
+
+    /// Consumer side of streaming: checks every sequence number and touches every payload; its clock
+    /// stops when the end marker arrives, i.e. after the last byte of the last timed message.
+    static func throughputConsumer<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, _ task: WorkerTask) throws -> WorkerResult {
+        let size = task.options.messageBytes
+        let warmup = UInt64(task.warmupMessages)
+        var inspector = PayloadInspector(touch: task.touch)
+        var check = SequenceCheck()
+        var timed: UInt64 = 0
+        var sentByProducer: UInt64 = 0
+        let cpuBefore = Affinity.currentCPU()
+
+        while true {
+            var sequence: UInt64 = 0
+            let received = try endpoint.receive(size: size) { message in
+                sequence = MessageFormat.sequence(of: message)
+                if sequence & MessageFormat.endMarker == 0 { inspector.inspect(message, sequence: sequence) }
+            }
+            guard received else { throw IPCError.peerClosed("producer closed the channel before its end marker") }
+            if sequence & MessageFormat.endMarker != 0 {
+                sentByProducer = sequence & ~MessageFormat.endMarker
+                break
+            }
+            check.observe(sequence)
+            if sequence >= warmup { timed &+= 1 }
+        }
+        let lastReceive = MonotonicClock.now()
+        check.finish(sentCount: warmup + sentByProducer)
+        return WorkerResult(
+            role: .consumer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
+            messagesSentByProducer: sentByProducer, payloadBytes: timed * UInt64(size), lost: check.lost,
+            reordered: check.reordered, corrupt: inspector.corrupt, lastReceiveNanoseconds: lastReceive,
+            loopStartNanoseconds: 0, loopEndNanoseconds: 0, readChecksum: inspector.checksum)
+    }
+
+    private static func sendEndMarker<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, size: Int, timedMessages: UInt64) throws {
+        try endpoint.send(size: size) { message in
+            MessageFormat.stamp(message, sequence: MessageFormat.endMarker | timedMessages, sentAt: MonotonicClock.now())
+        }
+    }
+}
+
+/// Applies the touch policy to each received payload.
+struct PayloadInspector {
+    let touch: Touch
+    private(set) var checksum: UInt64 = 0
+    private(set) var corrupt: UInt64 = 0
+
+    init(touch: Touch) {
+        self.touch = touch
+    }
+
+    @inline(__always)
+    mutating func inspect(_ message: UnsafeRawBufferPointer, sequence: UInt64) {
+        switch touch {
+        case .none:
+            break
+        case .read:
+            checksum &+= MessageFormat.readAll(message)
+        case .verify:
+            if !MessageFormat.patternMatches(message, sequence: sequence) { corrupt &+= 1 }
+        }
+    }
+}
+
+/// Where a test-only injected fault falls in the stream: a little after warm-up.
+struct FaultSchedule {
+    static let skip = UInt64.max
+    let dropSequence: UInt64
+    let swapSequence: UInt64
+    let corruptSequence: UInt64
+
+    init(_ fault: InjectedFault?, warmup: UInt64, limit: UInt64) {
+        let at = Swift.min(warmup + 10, limit > 2 ? limit - 2 : 0)
+        dropSequence = fault == .drop ? at : .max
+        swapSequence = fault == .reorder ? at : .max
+        corruptSequence = fault == .corrupt ? at : .max
+    }
+
+    @inline(__always)
+    func sequenceToSend(at sequence: UInt64) -> UInt64 {
+        if sequence == dropSequence { return Self.skip }
+        if sequence == swapSequence { return sequence + 1 }
+        if swapSequence != .max, sequence == swapSequence + 1 { return swapSequence }
+        return sequence
+    }
+}

@@ -1,0 +1,98 @@
+/// Where the two workers run.
+public struct Placement: Sendable, Equatable {
+    /// Written to the CSV: `cross-cpu`, `same-cpu` or `unpinned`.
+    public var name: String
+    public var producerCPU: Int?
+    public var consumerCPU: Int?
+
+    public init(producerCPU: Int?, consumerCPU: Int?) {
+        self.producerCPU = producerCPU
+        self.consumerCPU = consumerCPU
+        switch (producerCPU, consumerCPU) {
+        case let (producer?, consumer?): name = producer == consumer ? "same-cpu" : "cross-cpu"
+        default: name = "unpinned"
+        }
+    }
+
+    /// Two different CPUs when this process may use two, else both on the one it has.
+    public static func defaultPlacement(allowedCPUs: [Int]) -> Placement {
+        switch allowedCPUs.count {
+        case 0: Placement(producerCPU: nil, consumerCPU: nil)
+        case 1: Placement(producerCPU: allowedCPUs[0], consumerCPU: allowedCPUs[0])
+        default: Placement(producerCPU: allowedCPUs[0], consumerCPU: allowedCPUs[1])
+        }
+    }
+}
+
+/// One row of the report: a mechanism, mode and message size at one placement.
+public struct Cell: Sendable {
+    public var mechanism: any Mechanism
+    public var mode: Mode
+    public var messageBytes: Int
+    public var touch: Touch
+    public var placement: Placement
+
+    public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes) }
+    public var variant: String { mechanism.variant(for: options) }
+}
+
+/// Everything `ipcbench run` was asked to do, already validated.
+public struct RunConfiguration: Sendable {
+    public var mechanisms: [any Mechanism]
+    public var modes: [Mode]
+    public var sizes: [Int]
+    public var touch: Touch
+    public var placement: Placement
+    public var repetitions: Int
+    /// Upper bound on each repetition's timed loop; 0 means "run maximumMessages".
+    public var durationSeconds: Double
+    public var maximumMessages: Int
+    /// nil picks a warm-up suited to the mode and size (see `warmupMessages(for:)`).
+    public var warmupMessages: Int?
+    public var limits: PairLimits
+    public var fault: InjectedFault?
+
+    public init(
+        mechanisms: [any Mechanism], modes: [Mode], sizes: [Int], touch: Touch = .read, placement: Placement,
+        repetitions: Int = 3, durationSeconds: Double = 0.25, maximumMessages: Int = 1_000_000,
+        warmupMessages: Int? = nil, limits: PairLimits = PairLimits(), fault: InjectedFault? = nil
+    ) {
+        self.mechanisms = mechanisms
+        self.modes = modes
+        self.sizes = sizes
+        self.touch = touch
+        self.placement = placement
+        self.repetitions = repetitions
+        self.durationSeconds = durationSeconds
+        self.maximumMessages = maximumMessages
+        self.warmupMessages = warmupMessages
+        self.limits = limits
+        self.fault = fault
+    }
+
+    /// Mechanism-major, then mode, then size: the order of the CSV.
+    public var cells: [Cell] {
+        mechanisms.flatMap { mechanism in
+            modes.flatMap { mode in
+                sizes.map { Cell(mechanism: mechanism, mode: mode, messageBytes: $0, touch: touch, placement: placement) }
+            }
+        }
+    }
+
+    /// Enough untimed messages to fault in buffers, fill kernel queues and settle the CPUs:
+    /// 500 round trips, or up to 16 MiB (2,000 messages at most) of streaming.
+    public func warmupMessages(for cell: Cell) -> Int {
+        if let warmupMessages { return warmupMessages }
+        switch cell.mode {
+        case .latency: return 500
+        case .throughput: return max(8, min(2000, (16 << 20) / cell.messageBytes))
+        }
+    }
+
+    func task(for cell: Cell) -> WorkerTask {
+        WorkerTask(
+            mechanismID: cell.mechanism.id, role: .producer, options: cell.options, touch: cell.touch, cpu: nil,
+            warmupMessages: warmupMessages(for: cell), maximumMessages: maximumMessages,
+            durationNanoseconds: UInt64(durationSeconds * 1e9), rendezvous: Rendezvous(), published: [:], fault: fault)
+    }
+}

@@ -1,0 +1,48 @@
+/// Runs every cell of a configuration in order, one process pair per repetition.
+public enum SuiteRunner {
+    /// Runs the suite; `report` is called after each cell (for the CSV, which is written row by row,
+    /// and progress). Stops early, returning what completed, if the run is interrupted.
+    public static func run(_ configuration: RunConfiguration, report: (CellOutcome, _ index: Int, _ total: Int) -> Void) -> [CellOutcome] {
+        let cells = configuration.cells
+        var outcomes: [CellOutcome] = []
+        for (index, cell) in cells.enumerated() {
+            if Interruption.requested { break }
+            guard let outcome = runCell(cell, configuration) else { break }
+            outcomes.append(outcome)
+            report(outcome, index, cells.count)
+        }
+        return outcomes
+    }
+
+    /// Measures one cell, or returns nil if the run was interrupted during it.
+    public static func runCell(_ cell: Cell, _ configuration: RunConfiguration) -> CellOutcome? {
+        if let reason = unavailableReason(cell) {
+            return CellOutcome(cell: cell, status: .unavailable(reason))
+        }
+        let task = configuration.task(for: cell)
+        var runs: [ProcessPair.Results] = []
+        for _ in 0..<configuration.repetitions {
+            do {
+                runs.append(try ProcessPair.run(
+                    cell.mechanism, task: task, producerCPU: cell.placement.producerCPU,
+                    consumerCPU: cell.placement.consumerCPU, limits: configuration.limits))
+            } catch IPCError.interrupted {
+                return nil
+            } catch {
+                var outcome = CellOutcome(cell: cell, status: .failed("\(error)"))
+                outcome.repetitions = runs.count
+                return outcome
+            }
+        }
+        return CellOutcome.aggregate(cell, runs)
+    }
+
+    /// Why the cell cannot run on this system (mechanism missing, message over the system's limit).
+    public static func unavailableReason(_ cell: Cell) -> String? {
+        if let reason = cell.mechanism.unavailableReason() { return reason }
+        if let limit = cell.mechanism.messageLimit(), cell.messageBytes > limit.bytes {
+            return "message of \(cell.messageBytes) bytes exceeds the limit of \(limit.bytes) bytes (\(limit.source))"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,58 @@
+import CIPCShim
+import Foundation
+import Glibc
+
+/// The body of the hidden `ipcbench worker` subcommand: one side of one repetition.
+public enum Worker {
+    /// Runs the task and returns the process exit status. All outcomes are reported to the parent over
+    /// the control channel; nothing is printed on stdout.
+    public static func run(taskJSON: String) -> Int32 {
+        // If the parent dies (even by SIGKILL), take this worker down with it.
+        _ = ipcb_set_parent_death_signal(SIGKILL)
+        do {
+            let task = try JSONDecoder().decode(WorkerTask.self, from: Data(taskJSON.utf8))
+            try run(task)
+            return 0
+        } catch {
+            WorkerControl.send(.failed(reason: "\(error)"))
+            return 1
+        }
+    }
+
+    static func run(_ task: WorkerTask) throws {
+        guard let mechanism = MechanismRegistry.mechanism(id: task.mechanismID) else {
+            throw IPCError.setup("unknown mechanism '\(task.mechanismID)'")
+        }
+        if let cpu = task.cpu {
+            try Affinity.pin(toCPU: cpu)
+            try verifyPinned(to: cpu)
+        }
+        let endpoint: any MessageEndpoint
+        switch task.role {
+        case .consumer:
+            let listener = try mechanism.listen(task.rendezvous, options: task.options)
+            WorkerControl.send(.bound(published: listener.published))
+            endpoint = try listener.accept()
+        case .producer:
+            endpoint = try mechanism.connect(task.rendezvous, published: task.published, options: task.options)
+        }
+        defer { endpoint.close() }
+        if let cpu = task.cpu { try verifyPinned(to: cpu) }
+
+        WorkerControl.send(.ready(cpu: Affinity.currentCPU()))
+        guard WorkerControl.waitForGo() else { throw IPCError.worker("parent closed the control channel before go") }
+
+        let result = try endpoint.runTimedLoop(task)
+        if let cpu = task.cpu, result.cpuBefore != cpu || result.cpuAfter != cpu {
+            throw IPCError.setup("\(task.role) pinned to CPU \(cpu) ran on CPU \(result.cpuBefore)…\(result.cpuAfter)")
+        }
+        WorkerControl.send(.finished(result))
+    }
+
+    private static func verifyPinned(to cpu: Int) throws {
+        let running = Affinity.currentCPU()
+        guard running == cpu else {
+            throw IPCError.setup("pinned to CPU \(cpu) but sched_getcpu reports CPU \(running)")
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import CIPCShim
+import Foundation
+import Glibc
+
+/// A worker process started by the parent: its pid and the parent's ends of its control channel.
+final class WorkerProcess {
+    let role: Role
+    let pid: pid_t
+    private let eventDescriptor: Int32
+    private var goDescriptor: Int32
+    private var pending: [UInt8] = []
+    private var endOfEvents = false
+    private var reaped = false
+
+    /// Starts `executable worker --task JSON` with the control channel on fds 3 (to the parent) and
+    /// 4 (from the parent) and `inherited` dup'ed to fds 10, 11, …; every other fd is closed.
+    /// Each worker gets its own process group so a terminal's Ctrl-C reaches only the parent,
+    /// which then ends the workers and cleans up in order.
+    init(role: Role, executable: String, task: WorkerTask, inherited: [Int32]) throws {
+        self.role = role
+        var toParent: [Int32] = [-1, -1]
+        var fromParent: [Int32] = [-1, -1]
+        guard ipcb_pipe_cloexec(&toParent) == 0 else { throw IPCError.lastSystemError("pipe2") }
+        guard ipcb_pipe_cloexec(&fromParent) == 0 else {
+            let failure = IPCError.lastSystemError("pipe2")
+            close(toParent[0]); close(toParent[1])
+            throw failure
+        }
+        defer {
+            close(toParent[1])
+            close(fromParent[0])
+        }
+
+        // Move every source above the target range first, so no dup2 overwrites a later source.
+        let targets: [(source: Int32, target: Int32)] =
+            [(toParent[1], WorkerControl.toParent), (fromParent[0], WorkerControl.fromParent)]
+            + inherited.enumerated().map { ($0.element, Rendezvous.inheritedDescriptor($0.offset)) }
+        var raised: [Int32] = []
+        defer { raised.forEach { close($0) } }
+        for pair in targets {
+            let high = fcntl(pair.source, F_DUPFD_CLOEXEC, 256)
+            guard high >= 0 else { throw IPCError.lastSystemError("fcntl(F_DUPFD_CLOEXEC)") }
+            raised.append(high)
+        }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for (index, pair) in targets.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, raised[index], pair.target)
+        }
+        let highestTarget = targets.map(\.target).max() ?? 4
+        ipcb_spawn_close_from(&actions, highestTarget + 1)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+
+        let taskJSON = String(decoding: try JSONEncoder().encode(task), as: UTF8.self)
+        let arguments = [executable, "worker", "--task", taskJSON]
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+
+        var child: pid_t = 0
+        let status = posix_spawn(&child, executable, &actions, &attributes, &argv, environ)
+        guard status == 0 else {
+            close(toParent[0]); close(fromParent[1])
+            throw IPCError.system(call: "posix_spawn", errno: status, context: executable)
+        }
+        pid = child
+        eventDescriptor = toParent[0]
+        goDescriptor = fromParent[1]
+    }
+
+    deinit {
+        terminate()
+        close(eventDescriptor)
+        if goDescriptor >= 0 { close(goDescriptor) }
+    }
+
+    /// The barrier: both workers are ready; this releases one of them into its warm-up and timed loop.
+    func sendGo() throws {
+        var go = UInt8(ascii: "G")
+        guard write(goDescriptor, &go, 1) == 1 else { throw IPCError.lastSystemError("write", "go to \(role)") }
+    }
+
+    /// The next complete event already buffered, if any.
+    func bufferedEvent() throws -> WorkerEvent? {
+        guard let newline = pending.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let line = Data(pending[..<newline])
+        pending.removeSubrange(...newline)
+        do {
+            return try JSONDecoder().decode(WorkerEvent.self, from: line)
+        } catch {
+            throw IPCError.worker("\(role) sent an unreadable control message: \(String(decoding: line.prefix(200), as: UTF8.self))")
+        }
+    }
+
+    var descriptorForPolling: Int32 { endOfEvents ? -1 : eventDescriptor }
+    var atEndOfEvents: Bool { endOfEvents }
+
+    /// Reads what the worker has written; returns false at end-of-file (the worker is gone).
+    @discardableResult
+    func readEvents() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let count = chunk.withUnsafeMutableBytes { read(eventDescriptor, $0.baseAddress, $0.count) }
+        if count > 0 {
+            pending.append(contentsOf: chunk[..<count])
+            return true
+        }
+        if count < 0, errno == EINTR || errno == EAGAIN { return true }
+        endOfEvents = true
+        return false
+    }
+
+    /// Waits up to `timeoutNanoseconds` for the worker to exit on its own and describes how it ended;
+    /// after that it is killed.
+    @discardableResult
+    func reap(timeoutNanoseconds: UInt64) -> String {
+        guard !reaped else { return "already reaped" }
+        let deadline = MonotonicClock.now() + timeoutNanoseconds
+        var status: Int32 = 0
+        while true {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid { break }
+            if result < 0, errno != EINTR { reaped = true; return "could not be waited for" }
+            if MonotonicClock.now() >= deadline {
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+                reaped = true
+                return "did not exit and was killed"
+            }
+            usleep(1000)
+        }
+        reaped = true
+        return Self.describe(status)
+    }
+
+    /// Kills the worker (if still running) and reaps it.
+    func terminate() {
+        guard !reaped else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        reaped = true
+    }
+
+    static func signalName(_ signal: Int32) -> String {
+        let names: [Int32: String] = [
+            SIGKILL: "SIGKILL", SIGTERM: "SIGTERM", SIGINT: "SIGINT", SIGSEGV: "SIGSEGV", SIGABRT: "SIGABRT",
+            SIGBUS: "SIGBUS", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", SIGPIPE: "SIGPIPE", SIGHUP: "SIGHUP", SIGFPE: "SIGFPE",
+        ]
+        return names[signal] ?? "signal \(signal)"
+    }
+
+    static func describe(_ status: Int32) -> String {
+        if ipcb_exited(status) != 0 { return "exited with status \(ipcb_exit_code(status))" }
+        if ipcb_signaled(status) != 0 {
+            let signal = ipcb_term_signal(status)
+            return "was killed by \(signalName(signal))"
+        }
+        return "ended with wait status \(status)"
+    }
+}
+
+/// A point in time to give up at, with its length for error messages.
+struct Deadline {
+    let nanoseconds: UInt64
+    let seconds: Double
+
+    init(seconds: Double) {
+        self.seconds = seconds
+        nanoseconds = MonotonicClock.now() + UInt64(seconds * 1e9)
+    }
+}
+
+/// Reads events from a set of workers with one deadline, failing fast when any of them dies,
+/// reports failure, or the run is interrupted.
+enum EventWaiter {
+    static func next(from workers: [WorkerProcess], deadline: Deadline, phase: String) throws -> (WorkerProcess, WorkerEvent) {
+        while true {
+            for worker in workers {
+                if let event = try worker.bufferedEvent() {
+                    if case let .failed(reason) = event {
+                        throw IPCError.worker("\(worker.role) failed during \(phase): \(reason)")
+                    }
+                    return (worker, event)
+                }
+                if worker.atEndOfEvents {
+                    let ending = worker.reap(timeoutNanoseconds: 500_000_000)
+                    throw IPCError.worker("\(worker.role) \(ending) during \(phase)")
+                }
+            }
+            if Interruption.requested { throw IPCError.interrupted }
+            let now = MonotonicClock.now()
+            guard now < deadline.nanoseconds else {
+                let waitingFor = workers.map(\.role.rawValue).joined(separator: " and ")
+                throw IPCError.timeout("timeout: no answer from \(waitingFor) during \(phase) within \(deadline.seconds) s")
+            }
+            var polled = workers.map { pollfd(fd: $0.descriptorForPolling, events: Int16(POLLIN), revents: 0) }
+            // Short slices keep Ctrl-C responsive even if a signal lands between checks.
+            let sliceMilliseconds = Int32(min(100, (deadline.nanoseconds - now) / 1_000_000 + 1))
+            let ready = poll(&polled, nfds_t(polled.count), sliceMilliseconds)
+            if ready < 0, errno != EINTR { throw IPCError.lastSystemError("poll") }
+            for (index, entry) in polled.enumerated() where entry.revents != 0 {
+                workers[index].readEvents()
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import Glibc
+
+/// Which side of a pair a worker plays. The producer sends (and times round trips);
+/// the consumer receives, checks and, in latency mode, answers.
+public enum Role: String, Codable, Sendable, CaseIterable {
+    case producer, consumer
+}
+
+/// The largest message a mechanism can carry on this system, and where that figure comes from.
+public struct MessageLimit: Sendable, Equatable {
+    public var bytes: Int
+    public var source: String
+
+    public init(bytes: Int, source: String) {
+        self.bytes = bytes
+        self.source = source
+    }
+}
+
+/// What the parent creates for one cell before the workers start, handed to both workers.
+///
+/// `parameters` are plain strings (paths, ports, ids) that each worker uses to open its endpoint by
+/// name. `producerDescriptors` / `consumerDescriptors` are parent-created fds a worker inherits
+/// (anonymous pipes); the worker finds them at `Rendezvous.inheritedDescriptor(index)`.
+public struct Rendezvous: Codable, Sendable {
+    public var parameters: [String: String] = [:]
+    public var producerDescriptors: [Int32] = []
+    public var consumerDescriptors: [Int32] = []
+
+    public init(parameters: [String: String] = [:]) {
+        self.parameters = parameters
+    }
+
+    /// Inherited descriptors are dup'ed to fixed numbers from here on in each worker.
+    public static let firstInheritedDescriptor: Int32 = 10
+
+    public static func inheritedDescriptor(_ index: Int) -> Int32 {
+        firstInheritedDescriptor + Int32(index)
+    }
+
+    public func descriptors(for role: Role) -> [Int32] {
+        role == .producer ? producerDescriptors : consumerDescriptors
+    }
+
+    /// A parameter the mechanism itself put here; a missing one is a programming error in the mechanism.
+    public func require(_ key: String) throws -> String {
+        guard let value = parameters[key] else {
+            throw IPCError.setup("rendezvous parameter '\(key)' is missing")
+        }
+        return value
+    }
+}
+
+/// One side's open endpoint, used by the timed loops.
+///
+/// Messages are handed over through closures so that copying and in-place (zero-copy) mechanisms
+/// share one loop: a copying endpoint lets `fill` write its private buffer and then copies it into the
+/// kernel; an in-place endpoint lets `fill` write straight into shared memory.
+public protocol MessageEndpoint: AnyObject {
+    /// Sends one message of `size` bytes whose content `fill` writes.
+    func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws
+    /// Receives one message of `size` bytes and shows it to `consume` where it lies.
+    /// Returns false when the peer closed the channel cleanly before a new message began.
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool
+    /// Releases the endpoint; called once after the loops.
+    func close()
+    /// Runs the task's timed loop. Every endpoint uses the default below; it is a requirement so the
+    /// loop is instantiated for each concrete endpoint type and its calls are direct.
+    func runTimedLoop(_ task: WorkerTask) throws -> WorkerResult
+}
+
+extension MessageEndpoint {
+    public func runTimedLoop(_ task: WorkerTask) throws -> WorkerResult {
+        switch (task.options.mode, task.role) {
+        case (.latency, .producer): try Loops.latencyProducer(self, task)
+        case (.latency, .consumer): try Loops.latencyConsumer(self, task)
+        case (.throughput, .producer): try Loops.throughputProducer(self, task)
+        case (.throughput, .consumer): try Loops.throughputConsumer(self, task)
+        }
+    }
+}
+
+/// The consumer's half-open endpoint: bound or listening, so the producer can be started and told
+/// where to connect (`published`), and completed by `accept()` once the producer exists.
+public protocol ConsumerListener {
+    /// Parameters the producer needs in addition to the rendezvous (for example a port number).
+    var published: [String: String] { get }
+    func accept() throws -> any MessageEndpoint
+}
+
+/// What a cell asks of a mechanism, independent of the mechanism.
+public struct EndpointOptions: Codable, Sendable {
+    public var mode: Mode
+    public var messageBytes: Int
+
+    public init(mode: Mode, messageBytes: Int) {
+        self.mode = mode
+        self.messageBytes = messageBytes
+    }
+}
+
+/// One IPC mechanism: one file per mechanism implements this; the harness knows nothing else about it.
+public protocol Mechanism: Sendable {
+    /// Stable id used by `--mechanisms` and written to the CSV.
+    var id: String { get }
+    /// One line for `ipcbench list`.
+    var summary: String { get }
+    /// The copy path, for the CSV's variant column (for example `write/read`).
+    func variant(for options: EndpointOptions) -> String
+    /// How often the payload is copied between the producer's data and the consumer's use of it.
+    var copies: Int { get }
+    /// The largest message this system lets the mechanism carry, or nil when only memory limits it.
+    func messageLimit() -> MessageLimit?
+    /// Why the mechanism cannot run on this system, or nil when it can.
+    func unavailableReason() -> String?
+
+    /// Parent side, before any worker starts: creates what both workers need. Named objects go in
+    /// `workspace` (a private directory removed after the cell) or are removed by `teardown`.
+    func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous
+    /// Consumer worker: binds or opens its side so the producer can find it, without waiting for it.
+    func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener
+    /// Producer worker: opens its side, by name where the mechanism is meant for unrelated processes.
+    func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint
+    /// Parent side, after both workers are gone (whatever the outcome): removes what `prepare` made
+    /// outside the workspace directory.
+    func teardown(_ rendezvous: Rendezvous)
+}
+
+extension Mechanism {
+    public func messageLimit() -> MessageLimit? { nil }
+    public func unavailableReason() -> String? { nil }
+    public func teardown(_ rendezvous: Rendezvous) {}
+}
+
+/// A listener that is complete as soon as it exists (inherited fds, or opens that do not block).
+public struct ImmediateListener: ConsumerListener {
+    public var published: [String: String] = [:]
+    let open: () throws -> any MessageEndpoint
+
+    public init(published: [String: String] = [:], open: @escaping () throws -> any MessageEndpoint) {
+        self.published = published
+        self.open = open
+    }
+
+    public func accept() throws -> any MessageEndpoint { try open() }
+}
+
+/// Every mechanism the tool knows, in the order `list` and the default suite use.
+public enum MechanismRegistry {
+    public static let all: [any Mechanism] = [
+        PipeMechanism(),
+        FIFOMechanism(),
+        UnixStreamMechanism(),
+        TCPMechanism(),
+    ]
+
+    public static var ids: [String] { all.map(\.id) }
+
+    public static func mechanism(id: String) -> (any Mechanism)? {
+        all.first { $0.id == id }
+    }
+}

@@ -1,0 +1,43 @@
+import CIPCShim
+import Glibc
+
+/// Anonymous pipes, one per direction, created by the parent and inherited by both workers.
+public struct PipeMechanism: Mechanism {
+    public init() {}
+    public let id = "pipe"
+    public let summary = "anonymous pipe(2) pair, inherited by both workers"
+    public let copies = 2
+
+    public func variant(for options: EndpointOptions) -> String { "write/read" }
+
+    public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
+        var toConsumer: [Int32] = [-1, -1]
+        var toProducer: [Int32] = [-1, -1]
+        guard ipcb_pipe_cloexec(&toConsumer) == 0 else { throw IPCError.lastSystemError("pipe2") }
+        guard ipcb_pipe_cloexec(&toProducer) == 0 else {
+            let failure = IPCError.lastSystemError("pipe2")
+            Glibc.close(toConsumer[0]); Glibc.close(toConsumer[1])
+            throw failure
+        }
+        var rendezvous = Rendezvous()
+        // Index 0 is what the worker writes, index 1 what it reads.
+        rendezvous.producerDescriptors = [toConsumer[1], toProducer[0]]
+        rendezvous.consumerDescriptors = [toProducer[1], toConsumer[0]]
+        return rendezvous
+    }
+
+    public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
+        ImmediateListener { Self.endpoint(options) }
+    }
+
+    public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
+        Self.endpoint(options)
+    }
+
+    private static func endpoint(_ options: EndpointOptions) -> StreamEndpoint {
+        StreamEndpoint(
+            readDescriptor: Rendezvous.inheritedDescriptor(1),
+            writeDescriptor: Rendezvous.inheritedDescriptor(0),
+            maximumMessageBytes: options.messageBytes)
+    }
+}

@@ -1,0 +1,99 @@
+import Glibc
+
+/// Socket calls shared by the socket mechanisms.
+enum Socket {
+    static func make(_ domain: Int32, _ type: Int32) throws -> Int32 {
+        let fd = socket(domain, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw IPCError.lastSystemError("socket") }
+        return fd
+    }
+
+    static func unixAddress(_ path: String) throws -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else {
+            throw IPCError.setup("socket path '\(path)' is longer than \(capacity - 1) bytes; set TMPDIR to a shorter directory")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        return address
+    }
+
+    static func loopbackAddress(port: UInt16) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        return address
+    }
+
+    static func bind<Address>(_ fd: Int32, _ address: Address, _ context: String) throws {
+        var address = address
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<Address>.size))
+            }
+        }
+        guard result == 0 else { throw IPCError.lastSystemError("bind", context) }
+    }
+
+    static func connect<Address>(_ fd: Int32, _ address: Address, _ context: String) throws {
+        var address = address
+        while true {
+            let result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<Address>.size))
+                }
+            }
+            if result == 0 { return }
+            if errno != EINTR { throw IPCError.lastSystemError("connect", context) }
+        }
+    }
+
+    static func listen(_ fd: Int32) throws {
+        guard Glibc.listen(fd, 1) == 0 else { throw IPCError.lastSystemError("listen") }
+    }
+
+    static func accept(_ fd: Int32) throws -> Int32 {
+        while true {
+            let connection = Glibc.accept(fd, nil, nil)
+            if connection >= 0 { return connection }
+            if errno != EINTR { throw IPCError.lastSystemError("accept") }
+        }
+    }
+
+    static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws {
+        var value = value
+        guard setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw IPCError.lastSystemError("setsockopt", label)
+        }
+    }
+
+    static func localPort(_ fd: Int32) throws -> UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard result == 0 else { throw IPCError.lastSystemError("getsockname") }
+        return UInt16(bigEndian: address.sin_port)
+    }
+}
+
+/// A listening socket whose accept() completes the consumer's endpoint.
+struct SocketListener: ConsumerListener {
+    let descriptor: Int32
+    let published: [String: String]
+    let configure: (Int32) throws -> Void
+    let messageBytes: Int
+
+    func accept() throws -> any MessageEndpoint {
+        defer { Glibc.close(descriptor) }
+        let connection = try Socket.accept(descriptor)
+        try configure(connection)
+        return StreamEndpoint(readDescriptor: connection, writeDescriptor: connection, maximumMessageBytes: messageBytes)
+    }
+}

@@ -1,0 +1,42 @@
+import Glibc
+
+/// UNIX domain stream socket bound to a path in the cell's private directory; the producer
+/// connects by that path.
+public struct UnixStreamMechanism: Mechanism {
+    public init() {}
+    public let id = "unix-stream"
+    public let summary = "UNIX domain SOCK_STREAM socket, bound to a path, connected by name"
+    public let copies = 2
+
+    public func variant(for options: EndpointOptions) -> String { "write/read" }
+
+    public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
+        Rendezvous(parameters: ["path": workspace + "/consumer.sock"])
+    }
+
+    public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
+        let path = try rendezvous.require("path")
+        let address = try Socket.unixAddress(path)
+        let fd = try Socket.make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
+        do {
+            try Socket.bind(fd, address, path)
+            try Socket.listen(fd)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return SocketListener(descriptor: fd, published: [:], configure: { _ in }, messageBytes: options.messageBytes)
+    }
+
+    public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
+        let path = try rendezvous.require("path")
+        let fd = try Socket.make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
+        do {
+            try Socket.connect(fd, Socket.unixAddress(path), path)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return StreamEndpoint(readDescriptor: fd, writeDescriptor: fd, maximumMessageBytes: options.messageBytes)
+    }
+}

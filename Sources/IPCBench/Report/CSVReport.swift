@@ -1,0 +1,73 @@
+import Foundation
+
+/// The results CSV: one row per cell, columns in a stable documented order (README "CSV schema"),
+/// units in the column names. Rows are written and flushed as cells finish, so an interrupted run
+/// leaves a well-formed file with every completed cell.
+public final class CSVReport {
+    public static let latencyStatistics = ["min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "mean", "stddev"]
+
+    public static let columns: [String] =
+        ["run_id", "mechanism", "variant", "copies", "touch", "mode", "message_bytes", "messages", "repetitions",
+         "placement", "producer_cpu", "consumer_cpu", "memory_node"]
+        + latencyStatistics.map { "rtt_half_\($0)_ns" }
+        + latencyStatistics.map { "one_way_\($0)_ns" }
+        + ["msgs_per_s", "bytes_per_s", "cv", "lost", "reordered", "corrupt", "status"]
+
+    private let handle: FileHandle
+    public let path: String
+    public let runID: String
+
+    /// Creates (or truncates) the file and writes the header.
+    public init(path: String, runID: String) throws {
+        self.path = path
+        self.runID = runID
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+              let handle = FileHandle(forWritingAtPath: path)
+        else {
+            throw IPCError.setup("cannot write the results file '\(path)'")
+        }
+        self.handle = handle
+        try write(line: Self.columns)
+    }
+
+    deinit { try? handle.close() }
+
+    public func append(_ outcome: CellOutcome) throws {
+        try write(line: Self.fields(outcome, runID: runID))
+    }
+
+    private func write(line fields: [String]) throws {
+        let line = fields.map(Self.quoted).joined(separator: ",") + "\n"
+        try handle.write(contentsOf: Data(line.utf8))
+        try handle.synchronize()
+    }
+
+    public static func fields(_ outcome: CellOutcome, runID: String) -> [String] {
+        let cell = outcome.cell
+        func number(_ value: Double?, decimals: Int = 1) -> String {
+            guard let value, value.isFinite else { return "" }
+            return String(format: "%.\(decimals)f", value)
+        }
+        func latency(_ summary: LatencySummary?) -> [String] {
+            guard let s = summary else { return latencyStatistics.map { _ in "" } }
+            return [s.min, s.p50, s.p90, s.p99, s.p99_9, s.p99_99, s.max, s.mean, s.stddev].map { number($0) }
+        }
+        let cpu = { (value: Int?) in value.map(String.init) ?? "" }
+        let measured = outcome.status.isOK || outcome.messages > 0
+        return [
+            runID, cell.mechanism.id, cell.variant, String(cell.mechanism.copies), cell.touch.rawValue, cell.mode.rawValue,
+            String(cell.messageBytes), measured ? String(outcome.messages) : "", String(outcome.repetitions),
+            cell.placement.name, cpu(cell.placement.producerCPU ?? outcome.producerCPUSeen),
+            cpu(cell.placement.consumerCPU ?? outcome.consumerCPUSeen), "",
+        ]
+            + latency(outcome.halfRoundTrip) + latency(outcome.oneWay)
+            + [number(outcome.messagesPerSecond), number(outcome.bytesPerSecond), number(outcome.coefficientOfVariation, decimals: 4),
+               String(outcome.lost), String(outcome.reordered), String(outcome.corrupt), outcome.status.text]
+    }
+
+    /// RFC 4180: quote a field holding a comma, quote or newline; double its quotes.
+    static func quoted(_ field: String) -> String {
+        guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
+        return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+/// The summary printed on stdout at the end of a run.
+public enum ConsoleTable {
+    public static func render(_ outcomes: [CellOutcome]) -> String {
+        var rows: [[String]] = [["mechanism", "variant", "mode", "size", "copies", "p50 1-way", "p99 1-way", "p50 RTT/2", "msgs/s", "GB/s", "status"]]
+        for outcome in outcomes {
+            let cell = outcome.cell
+            rows.append([
+                cell.mechanism.id, cell.variant, cell.mode.rawValue, ByteSize.format(cell.messageBytes), String(cell.mechanism.copies),
+                duration(outcome.oneWay?.p50), duration(outcome.oneWay?.p99), duration(outcome.halfRoundTrip?.p50),
+                rate(outcome.messagesPerSecond), outcome.bytesPerSecond.map { String(format: "%.2f", $0 / 1e9) } ?? "",
+                outcome.status.text,
+            ])
+        }
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { index, field in
+                let pad = String(repeating: " ", count: widths[index] - field.count)
+                // Numbers right-aligned, text left-aligned; the status column is not padded.
+                if index == row.count - 1 { return field }
+                return index >= 5 && index <= 9 ? pad + field : field + pad
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
+    /// 950 ns, 12.3 µs, 1.20 ms.
+    public static func duration(_ nanoseconds: Double?) -> String {
+        guard let ns = nanoseconds else { return "" }
+        if ns < 1_000 { return String(format: "%.0f ns", ns) }
+        if ns < 1_000_000 { return String(format: "%.1f µs", ns / 1e3) }
+        return String(format: "%.2f ms", ns / 1e6)
+    }
+
+    static func rate(_ value: Double?) -> String {
+        guard let value else { return "" }
+        if value >= 1e6 { return String(format: "%.2fM", value / 1e6) }
+        if value >= 1e3 { return String(format: "%.1fk", value / 1e3) }
+        return String(format: "%.0f", value)
+    }
+}

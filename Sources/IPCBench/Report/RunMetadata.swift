@@ -1,0 +1,180 @@
+import Foundation
+import Glibc
+
+/// `metadata.json` beside the CSV: what was run, where, and how trustworthy the clock and machine are.
+public struct RunMetadata: Codable, Sendable {
+    public struct Tool: Codable, Sendable {
+        public var name = "ipcbench"
+        public var version: String
+        public var commit: String?
+    }
+
+    public struct Host: Codable, Sendable {
+        public var hostname: String
+        public var kernel: String
+        public var architecture: String
+        public var cpuModel: String?
+        public var onlineCPUs: [Int]
+        public var allowedCPUs: [Int]
+        public var numaNodes: [Int]
+        public var smtActive: Bool?
+        public var virtualized: Bool
+        public var clocksource: String?
+        public var cpufreqGovernor: String?
+        public var cpuidleDriver: String?
+        public var cpuidleGovernor: String?
+        public var guestHaltPollNanoseconds: Int?
+    }
+
+    public struct Configuration: Codable, Sendable {
+        public var mechanisms: [String]
+        public var modes: [String]
+        public var messageBytes: [Int]
+        public var touch: String
+        public var placement: String
+        public var producerCPU: Int?
+        public var consumerCPU: Int?
+        public var repetitions: Int
+        public var durationSecondsPerRepetition: Double
+        public var maximumMessagesPerRepetition: Int
+        public var warmupMessages: Int?
+        public var cellTimeoutSeconds: Double
+    }
+
+    public var runID: String
+    public var tool: Tool
+    public var commandLine: [String]
+    public var startedAt: String
+    public var finishedAt: String?
+    /// running | complete | interrupted
+    public var state: String
+    public var interruptedBy: String?
+    public var wallSeconds: Double?
+    public var cells: Int
+    public var cellsCompleted: Int
+    public var cellsFailed: Int
+    public var cellsUnavailable: Int
+    public var host: Host
+    public var timerOverhead: TimerOverhead
+    /// Kernel limits that bound what mechanisms can carry, read from /proc.
+    public var limits: [String: Int]
+    public var configuration: Configuration
+    public var csvColumns: [String]
+
+    public static let version = "0.1.0"
+
+    /// The metadata at the start of a run; the caller fills in the outcome fields as the run ends.
+    public init(configuration: RunConfiguration, runID: String, started: Date, commandLine: [String]) {
+        self.runID = runID
+        tool = Tool(version: Self.version, commit: SystemFacts.sourceCommit())
+        self.commandLine = commandLine
+        startedAt = Self.timestamp(started)
+        state = "running"
+        cells = configuration.cells.count
+        cellsCompleted = 0
+        cellsFailed = 0
+        cellsUnavailable = 0
+        host = SystemFacts.host()
+        timerOverhead = MonotonicClock.measureOverhead()
+        limits = SystemFacts.limits()
+        self.configuration = Configuration(
+            mechanisms: configuration.mechanisms.map(\.id), modes: configuration.modes.map(\.rawValue),
+            messageBytes: configuration.sizes, touch: configuration.touch.rawValue,
+            placement: configuration.placement.name, producerCPU: configuration.placement.producerCPU,
+            consumerCPU: configuration.placement.consumerCPU, repetitions: configuration.repetitions,
+            durationSecondsPerRepetition: configuration.durationSeconds,
+            maximumMessagesPerRepetition: configuration.maximumMessages, warmupMessages: configuration.warmupMessages,
+            cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds)
+        csvColumns = CSVReport.columns
+    }
+
+    public func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    public static func timestamp(_ date: Date = Date()) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+}
+
+/// Facts about this machine, read from /proc and /sys.
+public enum SystemFacts {
+    public static func read(_ path: String) -> String? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let trimmed = text.trimmingWhitespace()
+        return trimmed.isEmpty ? nil : trimmed
+    }
+
+    public static func readInt(_ path: String) -> Int? { read(path).flatMap { Int($0) } }
+
+    public static var onlineCPUs: [Int] {
+        read("/sys/devices/system/cpu/online").flatMap(Affinity.parseCPUList) ?? Affinity.allowedCPUs()
+    }
+
+    public static var numaNodes: [Int] {
+        read("/sys/devices/system/node/online").flatMap(Affinity.parseCPUList) ?? []
+    }
+
+    public static func host() -> RunMetadata.Host {
+        var name = utsname()
+        uname(&name)
+        func field<T>(_ value: T) -> String {
+            withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":", maxSplits: 1).last.map { String($0).trimmingWhitespace() }
+        let flags = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
+        return RunMetadata.Host(
+            hostname: field(name.nodename), kernel: "\(field(name.sysname)) \(field(name.release)) \(field(name.version))",
+            architecture: field(name.machine), cpuModel: model, onlineCPUs: onlineCPUs, allowedCPUs: Affinity.allowedCPUs(),
+            numaNodes: numaNodes, smtActive: readInt("/sys/devices/system/cpu/smt/active").map { $0 != 0 },
+            virtualized: flags.split(separator: " ").contains("hypervisor"),
+            clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+            cpufreqGovernor: read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+            cpuidleDriver: read("/sys/devices/system/cpu/cpuidle/current_driver"),
+            cpuidleGovernor: read("/sys/devices/system/cpu/cpuidle/current_governor"),
+            guestHaltPollNanoseconds: readInt("/sys/module/haltpoll/parameters/guest_halt_poll_ns"))
+    }
+
+    /// Kernel limits relevant to the mechanisms (absent where the file is missing).
+    public static func limits() -> [String: Int] {
+        let files = [
+            "fs.pipe-max-size": "/proc/sys/fs/pipe-max-size",
+            "kernel.msgmax": "/proc/sys/kernel/msgmax",
+            "kernel.msgmnb": "/proc/sys/kernel/msgmnb",
+            "kernel.msgmni": "/proc/sys/kernel/msgmni",
+            "fs.mqueue.msg_max": "/proc/sys/fs/mqueue/msg_max",
+            "fs.mqueue.msgsize_max": "/proc/sys/fs/mqueue/msgsize_max",
+            "net.core.rmem_max": "/proc/sys/net/core/rmem_max",
+            "net.core.wmem_max": "/proc/sys/net/core/wmem_max",
+            "net.core.rmem_default": "/proc/sys/net/core/rmem_default",
+            "net.core.wmem_default": "/proc/sys/net/core/wmem_default",
+        ]
+        return files.compactMapValues { readInt($0) }
+    }
+
+    /// The commit of the source tree the running binary was built from, when it sits inside a git
+    /// checkout (read from .git without running git).
+    public static func sourceCommit(executable: String = "/proc/self/exe") -> String? {
+        guard let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: executable) else { return nil }
+        var directory = URL(fileURLWithPath: resolved).deletingLastPathComponent()
+        while directory.path != "/" {
+            let git = directory.appendingPathComponent(".git")
+            if let head = read(git.appendingPathComponent("HEAD").path) {
+                guard head.hasPrefix("ref: ") else { return head }
+                let ref = String(head.dropFirst(5))
+                if let commit = read(git.appendingPathComponent(ref).path) { return commit }
+                let packed = (try? String(contentsOfFile: git.appendingPathComponent("packed-refs").path, encoding: .utf8)) ?? ""
+                return packed.split(separator: "\n").first { $0.hasSuffix(" " + ref) }.map { String($0.prefix(40)) }
+            }
+            directory.deleteLastPathComponent()
+        }
+        return nil
+    }
+}

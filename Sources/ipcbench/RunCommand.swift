@@ -1,0 +1,266 @@
+import ArgumentParser
+import Foundation
+import IPCBench
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the benchmark suite (by default: every available mechanism, both modes, a size sweep).",
+        discussion: """
+            Writes the results CSV, metadata.json beside it, and prints a summary table. \
+            Progress goes to stderr when it is a terminal. Exits 1 if any cell failed, \
+            2 on bad input, 130/143 when interrupted.
+            """)
+
+    static let defaultSizes = "64,512,4K,32K,256K,1M"
+    static let quickSizes = "64,64K"
+
+    @Option(help: ArgumentHelp("Comma-separated mechanism ids (see `ipcbench list`).", valueName: "ids"))
+    var mechanisms: String?
+
+    @Option(help: ArgumentHelp("Comma-separated message sizes: bytes, or with K/M/G suffix (×1024). Default \(defaultSizes).", valueName: "sizes"))
+    var sizes: String?
+
+    @Option(name: [.customLong("mode"), .customLong("modes")],
+            help: ArgumentHelp("latency (ping-pong), throughput (streaming), or both comma-separated.", valueName: "modes"))
+    var mode = "latency,throughput"
+
+    @Option(help: ArgumentHelp("CPU to pin the producer to. Default: the first CPU this process may use.", valueName: "cpu"))
+    var producerCPU: Int?
+
+    @Option(help: ArgumentHelp("CPU to pin the consumer to. Default: the second CPU this process may use (the first if there is only one).", valueName: "cpu"))
+    var consumerCPU: Int?
+
+    @Option(help: "Process pairs per cell; figures are aggregated over them (median, coefficient of variation).")
+    var repetitions = 3
+
+    @Option(help: ArgumentHelp("Upper bound on each repetition's timed loop, in seconds. Default 0.25, or none when --messages is given.", valueName: "seconds"))
+    var duration: Double?
+
+    @Option(help: ArgumentHelp("Timed messages (round trips in latency mode) per repetition. Default 1000000, usually cut short by --duration.", valueName: "count"))
+    var messages: Int?
+
+    @Option(help: ArgumentHelp("Untimed warm-up messages per repetition. Default: 500 round trips, or up to 16 MiB of streaming.", valueName: "count"))
+    var warmup: Int?
+
+    @Option(help: ArgumentHelp("What the consumer does with each payload: none (header only), read (every byte once), verify (check a per-message pattern).", valueName: "policy"))
+    var touch = "read"
+
+    @Option(help: ArgumentHelp("Results CSV path; its directory must exist. Default ipcbench-out/<host>-<time>/results.csv.", valueName: "path"))
+    var out: String?
+
+    @Option(help: ArgumentHelp("Seconds a repetition may take after its workers start before it is failed and its workers killed.", valueName: "seconds"))
+    var cellTimeout = 60.0
+
+    @Flag(help: "A few seconds' smoke run: sizes \(quickSizes), one repetition, 0.05 s per cell.")
+    var quick = false
+
+    @Flag(help: "No progress on stderr.")
+    var quiet = false
+
+    /// Test-only: inject a fault into the producer's stream (drop, reorder or corrupt one message).
+    @Option(help: .private)
+    var injectFault: String?
+
+    func validate() throws {
+        _ = try resolvedConfiguration()
+        _ = try outputPath()
+    }
+
+    func run() throws {
+        let configuration = try resolvedConfiguration()
+        let csvPath = try outputPath()
+        let metadataPath = Self.metadataPath(forCSV: csvPath)
+        Interruption.install()
+
+        let runID = Self.runID()
+        let started = Date()
+        let report = try CSVReport(path: csvPath, runID: runID)
+        var metadata = RunMetadata(configuration: configuration, runID: runID, started: started, commandLine: CommandLine.arguments)
+        try metadata.write(to: metadataPath)
+
+        let cells = configuration.cells
+        let progress = Progress(total: cells.count, enabled: !quiet && isatty(2) != 0)
+        let outcomes = SuiteRunner.run(configuration) { outcome, index, _ in
+            try? report.append(outcome)
+            progress.cellDone(index: index, label: "\(outcome.cell.mechanism.id) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes))")
+        }
+        progress.finish()
+
+        let wall = Date().timeIntervalSince(started)
+        metadata.finishedAt = RunMetadata.timestamp()
+        metadata.wallSeconds = (wall * 100).rounded() / 100
+        metadata.cellsCompleted = outcomes.count
+        metadata.cellsFailed = outcomes.filter { if case .failed = $0.status { true } else { false } }.count
+        metadata.cellsUnavailable = outcomes.filter { if case .unavailable = $0.status { true } else { false } }.count
+        metadata.state = Interruption.requested ? "interrupted" : "complete"
+        if Interruption.requested { metadata.interruptedBy = Interruption.signal == SIGTERM ? "SIGTERM" : "SIGINT" }
+        try metadata.write(to: metadataPath)
+
+        print(ConsoleTable.render(outcomes))
+        print("")
+        print("\(outcomes.count) of \(cells.count) cells in \(String(format: "%.1f", wall)) s; \(metadata.cellsFailed) failed, \(metadata.cellsUnavailable) unavailable.")
+        print("CSV: \(csvPath)")
+        print("Metadata: \(metadataPath)")
+        if Interruption.requested {
+            FileHandle.standardError.write(Data("ipcbench: interrupted; the CSV holds the \(outcomes.count) completed cells\n".utf8))
+            throw ExitCode(128 + Interruption.signal)
+        }
+        if metadata.cellsFailed > 0 { throw ExitCode(1) }
+    }
+
+    // MARK: - Input
+
+    func resolvedConfiguration() throws -> RunConfiguration {
+        let mechanismList = try Self.parseMechanisms(mechanisms)
+        let modes = try Self.parseList(mode, option: "--mode", allowed: Mode.allCases.map(\.rawValue)).map { Mode(rawValue: $0)! }
+        guard let touchPolicy = Touch(rawValue: touch) else {
+            throw ValidationError("--touch '\(touch)' is not a touch policy; allowed: \(Touch.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let sizeList = try Self.parseSizes(sizes ?? (quick ? Self.quickSizes : Self.defaultSizes))
+        try Self.checkSizesFit(sizeList, explicit: sizes != nil, mechanisms: mechanismList)
+
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1 (got \(repetitions))") }
+        if let messages, messages < 1 { throw ValidationError("--messages must be at least 1 (got \(messages))") }
+        if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
+        if let duration, !(duration > 0) { throw ValidationError("--duration must be a positive number of seconds (got \(duration))") }
+        guard cellTimeout > 0 else { throw ValidationError("--cell-timeout must be a positive number of seconds (got \(cellTimeout))") }
+        let fault = try injectFault.map { name in
+            guard let fault = InjectedFault(rawValue: name) else { throw ValidationError("unknown fault '\(name)'") }
+            return fault
+        }
+
+        let allowed = Affinity.allowedCPUs()
+        for (option, cpu) in [("--producer-cpu", producerCPU), ("--consumer-cpu", consumerCPU)] {
+            if let cpu, !allowed.contains(cpu) {
+                throw ValidationError("\(option) \(cpu) is not a CPU this process can run on; allowed: \(Self.cpuListText(allowed))")
+            }
+        }
+        let defaults = Placement.defaultPlacement(allowedCPUs: allowed)
+        let placement = Placement(producerCPU: producerCPU ?? defaults.producerCPU, consumerCPU: consumerCPU ?? defaults.consumerCPU)
+
+        return RunConfiguration(
+            mechanisms: mechanismList, modes: modes, sizes: sizeList, touch: touchPolicy, placement: placement,
+            repetitions: quick ? 1 : repetitions,
+            durationSeconds: duration ?? (messages != nil ? 0 : (quick ? 0.05 : 0.25)),
+            maximumMessages: messages ?? 1_000_000, warmupMessages: warmup ?? (quick ? 100 : nil),
+            limits: PairLimits(cellTimeoutSeconds: cellTimeout), fault: fault)
+    }
+
+    static func parseList(_ text: String, option: String, allowed: [String]) throws -> [String] {
+        let items = text.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+        guard !items.isEmpty, !items.contains("") else { throw ValidationError("\(option) needs a comma-separated list; allowed: \(allowed.joined(separator: ", "))") }
+        for item in items where !allowed.contains(item) {
+            throw ValidationError("\(option): unknown value '\(item)'; allowed: \(allowed.joined(separator: ", "))")
+        }
+        return items
+    }
+
+    static func parseMechanisms(_ text: String?) throws -> [any Mechanism] {
+        guard let text else { return MechanismRegistry.all }
+        return try parseList(text, option: "--mechanisms", allowed: MechanismRegistry.ids).map { MechanismRegistry.mechanism(id: $0)! }
+    }
+
+    static let largestMessage = 1 << 30
+
+    static func parseSizes(_ text: String) throws -> [Int] {
+        let items = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        return try items.map { item in
+            guard let bytes = ByteSize.parse(item) else {
+                throw ValidationError("--sizes: '\(item)' is not a size; expected \(ByteSize.allowedForm)")
+            }
+            guard bytes >= MessageFormat.minimumMessageBytes, bytes <= largestMessage else {
+                throw ValidationError("--sizes: \(item) is out of range; sizes run from \(MessageFormat.minimumMessageBytes) bytes (sequence number + timestamp) to 1G")
+            }
+            return bytes
+        }
+    }
+
+    /// An explicit size no selected mechanism can carry is refused up front; in a sweep such cells are
+    /// written as unavailable instead.
+    static func checkSizesFit(_ sizes: [Int], explicit: Bool, mechanisms: [any Mechanism]) throws {
+        guard explicit else { return }
+        for size in sizes {
+            let limits = mechanisms.map { $0.messageLimit() }
+            if limits.allSatisfy({ $0.map { size > $0.bytes } ?? false }) {
+                let named = zip(mechanisms, limits).map { "\($0.id) ≤ \($1!.bytes) (\($1!.source))" }.joined(separator: "; ")
+                throw ValidationError("--sizes: \(size) bytes is larger than every selected mechanism can carry: \(named)")
+            }
+        }
+    }
+
+    static func cpuListText(_ cpus: [Int]) -> String {
+        cpus.isEmpty ? "none" : cpus.map(String.init).joined(separator: ",")
+    }
+
+    /// Checks (and for the default, creates) where the results go, before any worker starts.
+    func outputPath() throws -> String {
+        let path: String
+        if let out {
+            path = out
+        } else {
+            let stamp = Self.runID()
+            let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+            let directory = "ipcbench-out/\(host)-\(stamp)"
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw ValidationError("cannot create the output directory '\(directory)': \(error.localizedDescription)")
+            }
+            path = directory + "/results.csv"
+        }
+        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("--out '\(path)': directory '\(directory)' does not exist; create it or choose another path")
+        }
+        guard access(directory, W_OK) == 0 else {
+            throw ValidationError("--out '\(path)': directory '\(directory)' is not writable")
+        }
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ValidationError("--out '\(path)' is a directory; give a file path such as \(path)/results.csv")
+        }
+        return path
+    }
+
+    /// `results.csv` → `metadata.json`; `mine.csv` → `mine.metadata.json` (so runs can share a folder).
+    static func metadataPath(forCSV csvPath: String) -> String {
+        let url = URL(fileURLWithPath: csvPath)
+        let stem = url.deletingPathExtension().lastPathComponent
+        let name = stem == "results" ? "metadata.json" : "\(stem).metadata.json"
+        return url.deletingLastPathComponent().appendingPathComponent(name).path
+    }
+
+    static func runID() -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date())
+    }
+}
+
+/// "[12/48] tcp latency 4 KiB — ETA 20 s" on one rewritten stderr line.
+final class Progress {
+    let total: Int
+    let enabled: Bool
+    let started = Date()
+
+    init(total: Int, enabled: Bool) {
+        self.total = total
+        self.enabled = enabled
+    }
+
+    func cellDone(index: Int, label: String) {
+        guard enabled else { return }
+        let done = index + 1
+        let elapsed = Date().timeIntervalSince(started)
+        let remaining = elapsed / Double(done) * Double(total - done)
+        let line = "\r\u{1B}[2K[\(done)/\(total)] \(label) — ETA \(Int(remaining.rounded())) s"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+    }
+}
