@@ -7,12 +7,27 @@ struct ListCommand: ParsableCommand {
         abstract: "List the mechanisms: id, copy count, variants, message-size limit on this system, and whether each can run here.")
 
     func run() throws {
-        var rows = [["id", "copies", "variants (latency / throughput)", "max message", "status", "what it is"]]
+        var rows = [["id", "variant (copies)", "modes", "max message", "status", "what it is"]]
         for mechanism in MechanismRegistry.all {
-            let variants = Mode.allCases.map { mechanism.variant(for: EndpointOptions(mode: $0, messageBytes: 64)) }
-            let limit = mechanism.messageLimit().map { "\(ByteSize.format($0.bytes)) (\($0.source))" } ?? "none (stream)"
+            var modesByVariant: [(variant: String, modes: [String])] = []
+            for mode in Mode.allCases {
+                for variant in mechanism.variants(for: mode) {
+                    if let index = modesByVariant.firstIndex(where: { $0.variant == variant }) {
+                        modesByVariant[index].modes.append(mode.rawValue)
+                    } else {
+                        modesByVariant.append((variant, [mode.rawValue]))
+                    }
+                }
+            }
+            let limit = mechanism.messageLimit().map { "\(ByteSize.format($0.bytes)) (\($0.source))" } ?? "none"
             let status = mechanism.unavailableReason().map { "unavailable: \($0)" } ?? "available"
-            rows.append([mechanism.id, String(mechanism.copies), variants.joined(separator: " / "), limit, status, mechanism.summary])
+            for (index, entry) in modesByVariant.enumerated() {
+                let first = index == 0
+                rows.append([
+                    first ? mechanism.id : "", "\(entry.variant) (\(mechanism.copies(for: entry.variant)))",
+                    entry.modes.joined(separator: ","), first ? limit : "", first ? status : "", first ? mechanism.summary : "",
+                ])
+            }
         }
         print(TextTable.render(rows))
         print("\nMessages are at least \(MessageFormat.minimumMessageBytes) bytes (sequence number + send timestamp).")

@@ -25,6 +25,9 @@ struct RunCommand: ParsableCommand {
             help: ArgumentHelp("latency (ping-pong), throughput (streaming), or both comma-separated.", valueName: "modes"))
     var mode = "latency,throughput"
 
+    @Option(help: ArgumentHelp("Comma-separated variants to keep (see `ipcbench list`). Default: every variant.", valueName: "variants"))
+    var variants: String?
+
     @Option(help: ArgumentHelp("CPU to pin the producer to. Default: the first CPU this process may use.", valueName: "cpu"))
     var producerCPU: Int?
 
@@ -114,6 +117,8 @@ struct RunCommand: ParsableCommand {
     func resolvedConfiguration() throws -> RunConfiguration {
         let mechanismList = try Self.parseMechanisms(mechanisms)
         let modes = try Self.parseList(mode, option: "--mode", allowed: Mode.allCases.map(\.rawValue)).map { Mode(rawValue: $0)! }
+        let allVariants = Array(Set(mechanismList.flatMap { m in modes.flatMap { m.variants(for: $0) } })).sorted()
+        let variantList = try variants.map { try Self.parseList($0, option: "--variants", allowed: allVariants) }
         guard let touchPolicy = Touch(rawValue: touch) else {
             throw ValidationError("--touch '\(touch)' is not a touch policy; allowed: \(Touch.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -140,7 +145,7 @@ struct RunCommand: ParsableCommand {
         let placement = Placement(producerCPU: producerCPU ?? defaults.producerCPU, consumerCPU: consumerCPU ?? defaults.consumerCPU)
 
         return RunConfiguration(
-            mechanisms: mechanismList, modes: modes, sizes: sizeList, touch: touchPolicy, placement: placement,
+            mechanisms: mechanismList, modes: modes, variants: variantList, sizes: sizeList, touch: touchPolicy, placement: placement,
             repetitions: quick ? 1 : repetitions,
             durationSeconds: duration ?? (messages != nil ? 0 : (quick ? 0.05 : 0.25)),
             maximumMessages: messages ?? 1_000_000, warmupMessages: warmup ?? (quick ? 100 : nil),

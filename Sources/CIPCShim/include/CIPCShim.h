@@ -37,4 +37,8 @@ static inline uint64_t ipcb_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+// Mechanism-family shims live in their own headers, included here so `import CIPCShim` sees them.
+#include "CIPCShimQueues.h"
+#include "CIPCShimSharedMemory.h"
+
 #endif

@@ -28,18 +28,21 @@ public struct Placement: Sendable, Equatable {
 public struct Cell: Sendable {
     public var mechanism: any Mechanism
     public var mode: Mode
+    public var variant: String
     public var messageBytes: Int
     public var touch: Touch
     public var placement: Placement
 
-    public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes) }
-    public var variant: String { mechanism.variant(for: options) }
+    public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes, variant: variant) }
+    public var copies: Int { mechanism.copies(for: variant) }
 }
 
 /// Everything `ipcbench run` was asked to do, already validated.
 public struct RunConfiguration: Sendable {
     public var mechanisms: [any Mechanism]
     public var modes: [Mode]
+    /// Only these variants (nil: every variant of each mechanism).
+    public var variants: [String]?
     public var sizes: [Int]
     public var touch: Touch
     public var placement: Placement
@@ -53,12 +56,13 @@ public struct RunConfiguration: Sendable {
     public var fault: InjectedFault?
 
     public init(
-        mechanisms: [any Mechanism], modes: [Mode], sizes: [Int], touch: Touch = .read, placement: Placement,
+        mechanisms: [any Mechanism], modes: [Mode], variants: [String]? = nil, sizes: [Int], touch: Touch = .read, placement: Placement,
         repetitions: Int = 3, durationSeconds: Double = 0.25, maximumMessages: Int = 1_000_000,
         warmupMessages: Int? = nil, limits: PairLimits = PairLimits(), fault: InjectedFault? = nil
     ) {
         self.mechanisms = mechanisms
         self.modes = modes
+        self.variants = variants
         self.sizes = sizes
         self.touch = touch
         self.placement = placement
@@ -70,11 +74,15 @@ public struct RunConfiguration: Sendable {
         self.fault = fault
     }
 
-    /// Mechanism-major, then mode, then size: the order of the CSV.
+    /// Mechanism-major, then mode, variant and size: the order of the CSV.
     public var cells: [Cell] {
         mechanisms.flatMap { mechanism in
             modes.flatMap { mode in
-                sizes.map { Cell(mechanism: mechanism, mode: mode, messageBytes: $0, touch: touch, placement: placement) }
+                mechanism.variants(for: mode).filter { variants?.contains($0) ?? true }.flatMap { variant in
+                    sizes.map {
+                        Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: $0, touch: touch, placement: placement)
+                    }
+                }
             }
         }
     }

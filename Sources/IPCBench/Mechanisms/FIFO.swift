@@ -6,9 +6,9 @@ public struct FIFOMechanism: Mechanism {
     public init() {}
     public let id = "fifo"
     public let summary = "named FIFO pair (mkfifo), opened by path by each worker"
-    public let copies = 2
 
-    public func variant(for options: EndpointOptions) -> String { "write/read" }
+    public func variants(for mode: Mode) -> [String] { ["write/read"] }
+    public func copies(for variant: String) -> Int { 2 }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         let toConsumer = workspace + "/to-consumer.fifo"

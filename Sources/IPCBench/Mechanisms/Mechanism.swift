@@ -92,10 +92,13 @@ public protocol ConsumerListener {
 public struct EndpointOptions: Codable, Sendable {
     public var mode: Mode
     public var messageBytes: Int
+    /// One of the mechanism's `variants(for: mode)`.
+    public var variant: String
 
-    public init(mode: Mode, messageBytes: Int) {
+    public init(mode: Mode, messageBytes: Int, variant: String) {
         self.mode = mode
         self.messageBytes = messageBytes
+        self.variant = variant
     }
 }
 
@@ -105,10 +108,13 @@ public protocol Mechanism: Sendable {
     var id: String { get }
     /// One line for `ipcbench list`.
     var summary: String { get }
-    /// The copy path, for the CSV's variant column (for example `write/read`).
-    func variant(for options: EndpointOptions) -> String
+    /// The variants measured in `mode`, each its own rows; the CSV's variant column names the copy
+    /// path and notification (for example `write/read`, `in-place/futex`).
+    func variants(for mode: Mode) -> [String]
     /// How often the payload is copied between the producer's data and the consumer's use of it.
-    var copies: Int { get }
+    func copies(for variant: String) -> Int
+    /// True for mechanisms allowed to drop messages (UDP): loss is reported, not a failure.
+    var losesMessages: Bool { get }
     /// The largest message this system lets the mechanism carry, or nil when only memory limits it.
     func messageLimit() -> MessageLimit?
     /// Why the mechanism cannot run on this system, or nil when it can.
@@ -127,6 +133,7 @@ public protocol Mechanism: Sendable {
 }
 
 extension Mechanism {
+    public var losesMessages: Bool { false }
     public func messageLimit() -> MessageLimit? { nil }
     public func unavailableReason() -> String? { nil }
     public func teardown(_ rendezvous: Rendezvous) {}

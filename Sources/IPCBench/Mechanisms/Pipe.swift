@@ -6,9 +6,9 @@ public struct PipeMechanism: Mechanism {
     public init() {}
     public let id = "pipe"
     public let summary = "anonymous pipe(2) pair, inherited by both workers"
-    public let copies = 2
 
-    public func variant(for options: EndpointOptions) -> String { "write/read" }
+    public func variants(for mode: Mode) -> [String] { ["write/read"] }
+    public func copies(for variant: String) -> Int { 2 }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         var toConsumer: [Int32] = [-1, -1]

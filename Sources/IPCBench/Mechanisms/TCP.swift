@@ -7,11 +7,10 @@ public struct TCPMechanism: Mechanism {
     public init() {}
     public let id = "tcp"
     public let summary = "TCP over 127.0.0.1 (TCP_NODELAY in latency mode)"
-    public let copies = 2
 
-    public func variant(for options: EndpointOptions) -> String {
-        options.mode == .latency ? "nodelay" : "default"
-    }
+    /// Nagle's algorithm would hold back ping-pong messages; streaming keeps the kernel default.
+    public func variants(for mode: Mode) -> [String] { mode == .latency ? ["nodelay"] : ["default"] }
+    public func copies(for variant: String) -> Int { 2 }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         Rendezvous()

@@ -6,9 +6,9 @@ public struct UnixStreamMechanism: Mechanism {
     public init() {}
     public let id = "unix-stream"
     public let summary = "UNIX domain SOCK_STREAM socket, bound to a path, connected by name"
-    public let copies = 2
 
-    public func variant(for options: EndpointOptions) -> String { "write/read" }
+    public func variants(for mode: Mode) -> [String] { ["write/read"] }
+    public func copies(for variant: String) -> Int { 2 }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         Rendezvous(parameters: ["path": workspace + "/consumer.sock"])

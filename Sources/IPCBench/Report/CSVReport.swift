@@ -55,7 +55,7 @@ public final class CSVReport {
         let cpu = { (value: Int?) in value.map(String.init) ?? "" }
         let measured = outcome.status.isOK || outcome.messages > 0
         return [
-            runID, cell.mechanism.id, cell.variant, String(cell.mechanism.copies), cell.touch.rawValue, cell.mode.rawValue,
+            runID, cell.mechanism.id, cell.variant, String(cell.copies), cell.touch.rawValue, cell.mode.rawValue,
             String(cell.messageBytes), measured ? String(outcome.messages) : "", String(outcome.repetitions),
             cell.placement.name, cpu(cell.placement.producerCPU ?? outcome.producerCPUSeen),
             cpu(cell.placement.consumerCPU ?? outcome.consumerCPUSeen), "",

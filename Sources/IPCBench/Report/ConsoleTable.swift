@@ -7,7 +7,7 @@ public enum ConsoleTable {
         for outcome in outcomes {
             let cell = outcome.cell
             rows.append([
-                cell.mechanism.id, cell.variant, cell.mode.rawValue, ByteSize.format(cell.messageBytes), String(cell.mechanism.copies),
+                cell.mechanism.id, cell.variant, cell.mode.rawValue, ByteSize.format(cell.messageBytes), String(cell.copies),
                 duration(outcome.oneWay?.p50), duration(outcome.oneWay?.p99), duration(outcome.halfRoundTrip?.p50),
                 rate(outcome.messagesPerSecond), outcome.bytesPerSecond.map { String(format: "%.2f", $0 / 1e9) } ?? "",
                 outcome.status.text,

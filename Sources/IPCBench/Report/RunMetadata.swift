@@ -29,6 +29,7 @@ public struct RunMetadata: Codable, Sendable {
     public struct Configuration: Codable, Sendable {
         public var mechanisms: [String]
         public var modes: [String]
+        public var variants: [String]?
         public var messageBytes: [Int]
         public var touch: String
         public var placement: String
@@ -79,7 +80,7 @@ public struct RunMetadata: Codable, Sendable {
         limits = SystemFacts.limits()
         self.configuration = Configuration(
             mechanisms: configuration.mechanisms.map(\.id), modes: configuration.modes.map(\.rawValue),
-            messageBytes: configuration.sizes, touch: configuration.touch.rawValue,
+            variants: configuration.variants, messageBytes: configuration.sizes, touch: configuration.touch.rawValue,
             placement: configuration.placement.name, producerCPU: configuration.placement.producerCPU,
             consumerCPU: configuration.placement.consumerCPU, repetitions: configuration.repetitions,
             durationSecondsPerRepetition: configuration.durationSeconds,

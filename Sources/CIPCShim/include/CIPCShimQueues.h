@@ -1,0 +1,2 @@
+// Shim declarations for the Queues mechanisms (implemented in ../queues.c).
+#pragma once

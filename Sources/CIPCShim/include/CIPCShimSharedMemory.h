@@ -1,0 +1,2 @@
+// Shim declarations for the SharedMemory mechanisms (implemented in ../sharedmemory.c).
+#pragma once

@@ -1,0 +1,122 @@
+import Foundation
+import Glibc
+import IPCBench
+
+/// Helpers shared by the tests: where the built `ipcbench` binary is, and how to run cells and the CLI.
+enum TestSupport {
+    /// The `ipcbench` executable built next to the test bundle (`swift build` / `swift test` build both).
+    static var binary: String {
+        let testBundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = testBundle.deletingLastPathComponent()
+        // The test runner may be inside the .xctest bundle on some layouts.
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("ipcbench").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory.deleteLastPathComponent()
+        }
+        return "ipcbench-binary-not-found"
+    }
+
+    static var limits: PairLimits { PairLimits(workerExecutable: binary, cellTimeoutSeconds: 60, setupTimeoutSeconds: 10) }
+
+    /// The default placement (two CPUs when there are two).
+    static var placement: Placement { Placement.defaultPlacement(allowedCPUs: Affinity.allowedCPUs()) }
+
+    /// Runs the given cells in-process (workers are real processes) with exact message counts.
+    static func run(
+        _ mechanismIDs: [String], modes: [Mode] = Mode.allCases, sizes: [Int], messages: Int = 10_000,
+        touch: Touch = .verify, fault: InjectedFault? = nil, placement: Placement? = nil
+    ) -> [CellOutcome] {
+        let configuration = RunConfiguration(
+            mechanisms: mechanismIDs.map { MechanismRegistry.mechanism(id: $0)! }, modes: modes, sizes: sizes, touch: touch,
+            placement: placement ?? self.placement, repetitions: 1, durationSeconds: 0, maximumMessages: messages,
+            warmupMessages: 100, limits: limits, fault: fault)
+        return SuiteRunner.run(configuration) { _, _, _ in }
+    }
+
+    struct CommandResult {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `ipcbench` with arguments; `whileRunning` gets the pid once it has started.
+    static func runCLI(_ arguments: [String], environment: [String: String] = [:], whileRunning: ((pid_t) -> Void)? = nil) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        whileRunning?(process.processIdentifier)
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// A fresh private directory for one test, used as TMPDIR so leftovers can be checked.
+    static func temporaryDirectory() -> String {
+        var template = Array((NSTemporaryDirectory() + "/ipcbench-test-XXXXXX").utf8CString)
+        return String(cString: mkdtemp(&template)!)
+    }
+
+    /// Parses the CSV the tool writes (fields may be quoted).
+    static func readCSV(_ path: String) throws -> [[String: String]] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var lines = text.split(separator: "\n").map { parseCSVLine(String($0)) }
+        guard !lines.isEmpty else { return [] }
+        let header = lines.removeFirst()
+        return lines.map { Dictionary(uniqueKeysWithValues: zip(header, $0)) }
+    }
+
+    static func parseCSVLine(_ line: String) -> [String] {
+        var fields: [String] = []
+        var current = ""
+        var quoted = false
+        var iterator = Array(line).makeIterator()
+        while let character = iterator.next() {
+            if quoted {
+                if character == "\"" {
+                    if let next = iterator.next() {
+                        if next == "\"" { current.append("\"") } else { quoted = false; if next == "," { fields.append(current); current = "" } else { current.append(next) } }
+                    } else { quoted = false }
+                } else { current.append(character) }
+            } else if character == "\"" {
+                quoted = true
+            } else if character == "," {
+                fields.append(current); current = ""
+            } else { current.append(character) }
+        }
+        fields.append(current)
+        return fields
+    }
+
+    /// Child pids of `pid` (from /proc), with their command lines.
+    static func children(of pid: pid_t) -> [(pid: pid_t, commandLine: String)] {
+        let path = "/proc/\(pid)/task/\(pid)/children"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return text.split(separator: " ").compactMap { Int32($0) }.map { child in
+            let raw = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(child)/cmdline"))) ?? Data()
+            return (child, String(decoding: raw.map { $0 == 0 ? 32 : $0 }, as: UTF8.self))
+        }
+    }
+
+    /// Waits until `condition` holds or `seconds` pass.
+    static func waitFor(seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return condition()
+    }
+
+    static func entries(in directory: String) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    }
+}
