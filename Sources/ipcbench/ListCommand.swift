@@ -11,7 +11,7 @@ struct ListCommand: ParsableCommand {
         for mechanism in MechanismRegistry.all {
             var modesByVariant: [(variant: String, modes: [String])] = []
             for mode in Mode.allCases {
-                for variant in mechanism.variants(for: mode) {
+                for variant in mechanism.variants(for: mode) + mechanism.optionalVariants(for: mode) {
                     if let index = modesByVariant.firstIndex(where: { $0.variant == variant }) {
                         modesByVariant[index].modes.append(mode.rawValue)
                     } else {

@@ -117,7 +117,7 @@ struct RunCommand: ParsableCommand {
     func resolvedConfiguration() throws -> RunConfiguration {
         let mechanismList = try Self.parseMechanisms(mechanisms)
         let modes = try Self.parseList(mode, option: "--mode", allowed: Mode.allCases.map(\.rawValue)).map { Mode(rawValue: $0)! }
-        let allVariants = Array(Set(mechanismList.flatMap { m in modes.flatMap { m.variants(for: $0) } })).sorted()
+        let allVariants = Array(Set(mechanismList.flatMap { m in modes.flatMap { m.variants(for: $0) + m.optionalVariants(for: $0) } })).sorted()
         let variantList = try variants.map { try Self.parseList($0, option: "--variants", allowed: allVariants) }
         guard let touchPolicy = Touch(rawValue: touch) else {
             throw ValidationError("--touch '\(touch)' is not a touch policy; allowed: \(Touch.allCases.map(\.rawValue).joined(separator: ", "))")

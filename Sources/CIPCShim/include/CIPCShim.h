@@ -40,5 +40,6 @@ static inline uint64_t ipcb_now_ns(void) {
 // Mechanism-family shims live in their own headers, included here so `import CIPCShim` sees them.
 #include "CIPCShimQueues.h"
 #include "CIPCShimSharedMemory.h"
+#include "CIPCShimKernelCopy.h"
 
 #endif

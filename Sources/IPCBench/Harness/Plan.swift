@@ -78,13 +78,19 @@ public struct RunConfiguration: Sendable {
     public var cells: [Cell] {
         mechanisms.flatMap { mechanism in
             modes.flatMap { mode in
-                mechanism.variants(for: mode).filter { variants?.contains($0) ?? true }.flatMap { variant in
+                selectedVariants(mechanism, mode).flatMap { variant in
                     sizes.map {
                         Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: $0, touch: touch, placement: placement)
                     }
                 }
             }
         }
+    }
+
+    /// The default variants, or, when `variants` names some, those of all the mechanism's variants.
+    func selectedVariants(_ mechanism: any Mechanism, _ mode: Mode) -> [String] {
+        guard let variants else { return mechanism.variants(for: mode) }
+        return (mechanism.variants(for: mode) + mechanism.optionalVariants(for: mode)).filter { variants.contains($0) }
     }
 
     /// Enough untimed messages to fault in buffers, fill kernel queues and settle the CPUs:

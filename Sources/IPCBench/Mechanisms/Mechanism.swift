@@ -111,6 +111,8 @@ public protocol Mechanism: Sendable {
     /// The variants measured in `mode`, each its own rows; the CSV's variant column names the copy
     /// path and notification (for example `write/read`, `in-place/futex`).
     func variants(for mode: Mode) -> [String]
+    /// Further variants that run only when named with `--variants` (kept out of the default suite).
+    func optionalVariants(for mode: Mode) -> [String]
     /// How often the payload is copied between the producer's data and the consumer's use of it.
     func copies(for variant: String) -> Int
     /// True for mechanisms allowed to drop messages (UDP): loss is reported, not a failure.
@@ -133,6 +135,7 @@ public protocol Mechanism: Sendable {
 }
 
 extension Mechanism {
+    public func optionalVariants(for mode: Mode) -> [String] { [] }
     public var losesMessages: Bool { false }
     public func messageLimit() -> MessageLimit? { nil }
     public func unavailableReason() -> String? { nil }

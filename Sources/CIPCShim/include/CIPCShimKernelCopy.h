@@ -1,0 +1,2 @@
+// Shim declarations for the kernel one-copy / zero-copy mechanisms (implemented in ../kernelcopy.c).
+#pragma once
