@@ -52,7 +52,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Results CSV path; its directory must exist. Default ipcbench-out/<host>-<time>/results.csv.", valueName: "path"))
     var out: String?
 
-    @Option(help: ArgumentHelp("Seconds a repetition may take after its workers start before it is failed and its workers killed.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Seconds a repetition may run beyond its --duration before it is failed and its workers killed.", valueName: "seconds"))
     var cellTimeout = 60.0
 
     @Flag(help: "A few seconds' smoke run: sizes \(quickSizes), one repetition, 0.05 s per cell.")
@@ -225,6 +225,12 @@ struct RunCommand: ParsableCommand {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw ValidationError("--out '\(path)' is a directory; give a file path such as \(path)/results.csv")
         }
+        // Permission bits do not tell the whole story (root, read-only file systems): try it.
+        let probe = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard probe >= 0 else {
+            throw ValidationError("--out '\(path)': cannot create the file: \(String(cString: strerror(errno)))")
+        }
+        close(probe)
         return path
     }
 

@@ -14,6 +14,12 @@ public enum Interruption {
             action.sa_flags = 0 // no SA_RESTART: a blocking poll returns EINTR at once
             sigaction(signal, &action, nil)
         }
+        // The caller may have started us with these signals blocked (some process launchers do).
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        sigaddset(&unblock, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &unblock, nil)
         // A worker that dies closes its pipes; the parent must see EPIPE, not die of SIGPIPE.
         Glibc.signal(SIGPIPE, SIG_IGN)
     }

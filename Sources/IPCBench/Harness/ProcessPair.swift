@@ -4,7 +4,7 @@ import Glibc
 public struct PairLimits: Sendable {
     /// The binary re-executed as `worker`; /proc/self/exe when the CLI runs itself.
     public var workerExecutable: String
-    /// From "go" to both results.
+    /// How long a repetition may run beyond its planned duration (from "go" to both results).
     public var cellTimeoutSeconds: Double
     /// For starting, binding, connecting and pinning.
     public var setupTimeoutSeconds: Double
@@ -68,7 +68,7 @@ public enum ProcessPair {
         try consumer.sendGo()
         try producer.sendGo()
 
-        let measuring = Deadline(seconds: limits.cellTimeoutSeconds)
+        let measuring = Deadline(seconds: Double(template.durationNanoseconds) / 1e9 + limits.cellTimeoutSeconds)
         var results: [Role: WorkerResult] = [:]
         waiting = workers
         while !waiting.isEmpty {

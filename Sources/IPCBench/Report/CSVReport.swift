@@ -66,7 +66,7 @@ public final class CSVReport {
     }
 
     /// RFC 4180: quote a field holding a comma, quote or newline; double its quotes.
-    static func quoted(_ field: String) -> String {
+    public static func quoted(_ field: String) -> String {
         guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
         return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }

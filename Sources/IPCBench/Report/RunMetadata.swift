@@ -24,6 +24,12 @@ public struct RunMetadata: Codable, Sendable {
         public var cpuidleDriver: String?
         public var cpuidleGovernor: String?
         public var guestHaltPollNanoseconds: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case hostname, kernel, architecture, cpuModel, numaNodes, smtActive, virtualized, clocksource
+            case cpufreqGovernor, cpuidleDriver, cpuidleGovernor, guestHaltPollNanoseconds
+            case onlineCPUs = "online_cpus", allowedCPUs = "allowed_cpus"
+        }
     }
 
     public struct Configuration: Codable, Sendable {
@@ -40,6 +46,12 @@ public struct RunMetadata: Codable, Sendable {
         public var maximumMessagesPerRepetition: Int
         public var warmupMessages: Int?
         public var cellTimeoutSeconds: Double
+
+        enum CodingKeys: String, CodingKey {
+            case mechanisms, modes, variants, messageBytes, touch, placement, repetitions
+            case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
+            case producerCPU = "producer_cpu", consumerCPU = "consumer_cpu"
+        }
     }
 
     public var runID: String

@@ -16,7 +16,7 @@ public enum ByteSize {
         if multiplier != 1 { digits = digits.dropLast() }
         if digits.hasSuffix("i") || digits.hasSuffix("I") { return nil }
         guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
-              let value = Int(digits), value > 0
+              let value = Int(digits)
         else { return nil }
         let (bytes, overflow) = value.multipliedReportingOverflow(by: multiplier)
         return overflow ? nil : bytes

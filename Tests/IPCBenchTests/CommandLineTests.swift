@@ -1,0 +1,118 @@
+import Foundation
+import IPCBench
+import Testing
+
+/// The CLI as a user runs it: good runs write a well-formed CSV and metadata; bad input is refused with
+/// status 2 and a message naming the problem and what is allowed, before any worker starts.
+@Suite("Command line")
+struct CommandLineTests {
+    struct BadInput: CustomTestStringConvertible, Sendable {
+        var arguments: [String]
+        var expected: [String]
+        var testDescription: String { arguments.joined(separator: " ") }
+    }
+
+    static let badInputs: [BadInput] = [
+        BadInput(arguments: ["--mechanisms", "carrier-pigeon"], expected: ["unknown value 'carrier-pigeon'", "allowed:", "pipe"]),
+        BadInput(arguments: ["--mechanisms", "pipe,,tcp"], expected: ["--mechanisms", "allowed:"]),
+        BadInput(arguments: ["--sizes", "0"], expected: ["--sizes", "out of range", "16 bytes"]),
+        BadInput(arguments: ["--sizes=-1"], expected: ["--sizes", "'-1' is not a size", "K, M or G"]),
+        BadInput(arguments: ["--sizes", "1Q"], expected: ["'1Q' is not a size"]),
+        BadInput(arguments: ["--sizes", "8"], expected: ["out of range", "16 bytes"]),
+        BadInput(arguments: ["--sizes", "2G"], expected: ["out of range", "1G"]),
+        BadInput(arguments: ["--mode", "sideways"], expected: ["unknown value 'sideways'", "latency, throughput"]),
+        BadInput(arguments: ["--touch", "lick"], expected: ["--touch 'lick'", "none, read, verify"]),
+        BadInput(arguments: ["--variants", "telepathy"], expected: ["--variants", "unknown value 'telepathy'"]),
+        BadInput(arguments: ["--repetitions", "0"], expected: ["--repetitions must be at least 1"]),
+        BadInput(arguments: ["--messages", "0"], expected: ["--messages must be at least 1"]),
+        BadInput(arguments: ["--duration", "0"], expected: ["--duration must be a positive"]),
+        BadInput(arguments: ["--producer-cpu", "4096"], expected: ["--producer-cpu 4096", "allowed:"]),
+        BadInput(arguments: ["--consumer-cpu=-3"], expected: ["--consumer-cpu -3", "allowed:"]),
+        BadInput(arguments: ["--out", "/nonexistent-ipcbench-dir/x.csv"], expected: ["does not exist"]),
+        BadInput(arguments: ["--out", "/proc/ipcbench.csv"], expected: ["cannot create the file"]),
+        BadInput(arguments: ["--cell-timeout=-1"], expected: ["--cell-timeout must be a positive"]),
+        BadInput(arguments: ["--frobnicate"], expected: ["--frobnicate"]),
+    ]
+
+    @Test("Bad input exits 2 with a one-line message, before any worker starts", arguments: badInputs)
+    func refusesBadInput(input: BadInput) throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let result = try TestSupport.runCLI(["run", "--quick"] + input.arguments, environment: ["TMPDIR": scratch])
+        #expect(result.status == 2, "\(result.stderr)")
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(result.stderr)")
+        for fragment in input.expected {
+            #expect(result.stderr.contains(fragment), "expected '\(fragment)' in: \(result.stderr)")
+        }
+        #expect(result.stdout.isEmpty)
+        #expect(TestSupport.entries(in: scratch).isEmpty, "a cell workspace was created: no worker may start on bad input")
+    }
+
+    @Test("A quick run writes a CSV with the documented header, one row per cell, and metadata")
+    func quickRunWritesReport() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/results.csv"
+        let result = try TestSupport.runCLI(
+            ["run", "--quick", "--mechanisms", "pipe,tcp", "--sizes", "64,4K", "--out", csv, "--producer-cpu", "0", "--consumer-cpu", "0"],
+            environment: ["TMPDIR": scratch])
+        #expect(result.status == 0, "\(result.stderr)")
+
+        let header = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").first.map(String.init)
+        #expect(header == CSVReport.columns.joined(separator: ","))
+        let rows = try TestSupport.readCSV(csv)
+        #expect(rows.count == 8) // 2 mechanisms × 2 modes × 2 sizes (one variant per mode each)
+        for row in rows {
+            #expect(row["status"] == "ok", "\(row)")
+            #expect(row["copies"] == "2")
+            #expect(row["placement"] == "same-cpu" && row["producer_cpu"] == "0" && row["consumer_cpu"] == "0")
+            #expect(row["touch"] == "read")
+            #expect(["64", "4096"].contains(row["message_bytes"]))
+            #expect(Int(row["messages"] ?? "") ?? 0 > 0)
+            if row["mode"] == "latency" {
+                #expect(Double(row["one_way_p50_ns"] ?? "") ?? 0 > 0)
+                #expect(Double(row["rtt_half_p99_ns"] ?? "") ?? 0 >= Double(row["rtt_half_p50_ns"] ?? "") ?? 0)
+                #expect(row["bytes_per_s"] == "")
+            } else {
+                #expect(Double(row["bytes_per_s"] ?? "") ?? 0 > 0)
+                #expect(row["one_way_p50_ns"] == "")
+            }
+        }
+        #expect(Set(rows.map { $0["mechanism"]! }) == ["pipe", "tcp"])
+        #expect(rows.filter { $0["mechanism"] == "tcp" }.map { $0["variant"]! }.sorted() == ["default", "default", "nodelay", "nodelay"])
+
+        let metadata = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/metadata.json"))) as! [String: Any]
+        #expect(metadata["state"] as? String == "complete")
+        #expect(metadata["cells_completed"] as? Int == 8)
+        let overhead = metadata["timer_overhead"] as? [String: Any]
+        #expect((overhead?["nanoseconds_per_read"] as? Double ?? 0) > 0)
+        let host = metadata["host"] as? [String: Any]
+        #expect(!(host?["online_cpus"] as? [Int] ?? []).isEmpty)
+        #expect(result.stdout.contains("8 of 8 cells"))
+        #expect(TestSupport.entries(in: scratch).sorted() == ["metadata.json", "results.csv"])
+    }
+
+    @Test("list shows every mechanism with its copy count and availability")
+    func listShowsMechanisms() throws {
+        let result = try TestSupport.runCLI(["list"])
+        #expect(result.status == 0)
+        for mechanism in MechanismRegistry.all {
+            #expect(result.stdout.contains(mechanism.id))
+        }
+        #expect(result.stdout.contains("available"))
+    }
+
+    @Test("--help explains every run option, and hides the worker subcommand and test-only switches")
+    func helpIsComplete() throws {
+        let run = try TestSupport.runCLI(["run", "--help"])
+        for option in ["--mechanisms", "--sizes", "--mode", "--variants", "--producer-cpu", "--consumer-cpu", "--repetitions",
+                       "--duration", "--messages", "--warmup", "--touch", "--out", "--cell-timeout", "--quick", "--quiet"] {
+            #expect(run.stdout.contains(option), "\(option) missing from run --help")
+        }
+        #expect(!run.stdout.contains("inject-fault"))
+        let top = try TestSupport.runCLI(["--help"])
+        #expect(top.stdout.contains("run") && top.stdout.contains("list"))
+        #expect(!top.stdout.contains("worker"))
+    }
+}

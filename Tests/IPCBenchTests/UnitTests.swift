@@ -1,0 +1,99 @@
+import Foundation
+import IPCBench
+import Testing
+
+@Suite("Units")
+struct UnitTests {
+    @Test("Sizes parse as bytes with binary K/M/G suffixes")
+    func parsesSizes() {
+        #expect(ByteSize.parse("64") == 64)
+        #expect(ByteSize.parse("4K") == 4096)
+        #expect(ByteSize.parse("4k") == 4096)
+        #expect(ByteSize.parse("1M") == 1 << 20)
+        #expect(ByteSize.parse("1G") == 1 << 30)
+        #expect(ByteSize.parse("0") == 0) // refused by the range check, with the range in the message
+        for bad in ["", "-1", "1Q", "K", "1.5K", "4KiB", "１"] {
+            #expect(ByteSize.parse(bad) == nil, "\(bad)")
+        }
+        #expect(ByteSize.format(64) == "64 B")
+        #expect(ByteSize.format(4096) == "4 KiB")
+        #expect(ByteSize.format(1536) == "1.5 KiB")
+        #expect(ByteSize.format(1 << 20) == "1 MiB")
+    }
+
+    @Test("The sequence check counts gaps as lost and late arrivals as reordered")
+    func sequenceCheck() {
+        var check = SequenceCheck()
+        for sequence: UInt64 in [0, 1, 2, 4, 3, 5, 8] { check.observe(sequence) }
+        // 3 arrived late (reordered, no longer lost); 6 and 7 missing.
+        #expect(check.reordered == 1)
+        #expect(check.lost == 2)
+        check.finish(sentCount: 11)
+        #expect(check.lost == 4)
+    }
+
+    @Test("The payload pattern verifies its own message and rejects another's, a torn one, and a stale one")
+    func payloadPattern() {
+        for size in [16, 17, 64, 100, 4096] {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+            defer { buffer.deallocate() }
+            MessageFormat.stamp(buffer, sequence: 7, sentAt: 123)
+            MessageFormat.writePattern(buffer, sequence: 7)
+            let view = UnsafeRawBufferPointer(buffer)
+            #expect(MessageFormat.sequence(of: view) == 7 && MessageFormat.sentAt(of: view) == 123)
+            #expect(MessageFormat.patternMatches(view, sequence: 7))
+            if size > MessageFormat.headerBytes {
+                #expect(!MessageFormat.patternMatches(view, sequence: 8), "stale payload accepted at \(size)")
+                buffer[size - 1] ^= 1
+                #expect(!MessageFormat.patternMatches(view, sequence: 7), "torn payload accepted at \(size)")
+            }
+        }
+    }
+
+    @Test("Statistics over known samples")
+    func statistics() throws {
+        #expect(Statistics.median([3, 1, 2]) == 2)
+        #expect(Statistics.median([4, 1, 2, 3]) == 2.5)
+        #expect(Statistics.median([]) == nil)
+        // Sample stddev of [2,4,4,4,5,5,7,9] is 2.138; mean 5.
+        let cv = try #require(Statistics.coefficientOfVariation([2, 4, 4, 4, 5, 5, 7, 9]))
+        #expect(abs(cv - 0.42762) < 1e-4)
+        #expect(Statistics.coefficientOfVariation([5]) == nil)
+    }
+
+    @Test("Latency histograms survive the trip between processes and report percentiles")
+    func histogramRoundTrip() throws {
+        var histogram = LatencyHistogram()
+        for value in 1...10_000 { histogram.record(UInt64(value) * 100) }
+        let decoded = try JSONDecoder().decode(LatencyHistogram.self, from: JSONEncoder().encode(histogram))
+        #expect(decoded.count == 10_000)
+        let summary = try #require(decoded.summary(scale: 0.5))
+        #expect(abs(summary.p50 - 250_000) / 250_000 < 0.002)
+        #expect(abs(summary.p99 - 495_000) / 495_000 < 0.002)
+        #expect(summary.min == 50)
+        var merged = histogram
+        merged.merge(decoded)
+        #expect(merged.count == 20_000)
+    }
+
+    @Test("CPU lists in the kernel's format")
+    func cpuLists() {
+        #expect(Affinity.parseCPUList("0-3,8,10-11\n") == [0, 1, 2, 3, 8, 10, 11])
+        #expect(Affinity.parseCPUList("0") == [0])
+        #expect(Affinity.parseCPUList("3-1") == nil)
+    }
+
+    @Test("Default placement uses two CPUs when there are two")
+    func defaultPlacement() {
+        #expect(Placement.defaultPlacement(allowedCPUs: [0, 1, 2]) == Placement(producerCPU: 0, consumerCPU: 1))
+        #expect(Placement.defaultPlacement(allowedCPUs: [5]).name == "same-cpu")
+        #expect(Placement.defaultPlacement(allowedCPUs: [0, 1]).name == "cross-cpu")
+    }
+
+    @Test("CSV fields with commas or quotes are quoted")
+    func csvQuoting() {
+        #expect(CSVReport.quoted("ok") == "ok")
+        #expect(CSVReport.quoted("failed: a, b") == "\"failed: a, b\"")
+        #expect(CSVReport.quoted("say \"hi\"") == "\"say \"\"hi\"\"\"")
+    }
+}
