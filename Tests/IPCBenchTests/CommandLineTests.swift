@@ -88,7 +88,8 @@ struct CommandLineTests {
         let overhead = metadata["timer_overhead"] as? [String: Any]
         #expect((overhead?["nanoseconds_per_read"] as? Double ?? 0) > 0)
         let host = metadata["host"] as? [String: Any]
-        #expect(!(host?["online_cpus"] as? [Int] ?? []).isEmpty)
+        let onlineCPUs = host?["online_cpus"] as? [Int] ?? []
+        #expect(!onlineCPUs.isEmpty)
         #expect(result.stdout.contains("8 of 8 cells"))
         #expect(TestSupport.entries(in: scratch).sorted() == ["metadata.json", "results.csv"])
     }
