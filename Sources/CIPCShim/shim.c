@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/sem.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,3 +47,5 @@ int ipcb_exited(int status) { return WIFEXITED(status); }
 int ipcb_exit_code(int status) { return WEXITSTATUS(status); }
 int ipcb_signaled(int status) { return WIFSIGNALED(status); }
 int ipcb_term_signal(int status) { return WTERMSIG(status); }
+
+int ipcb_remove_semaphore_set(int id) { return semctl(id, 0, IPC_RMID); }

@@ -13,7 +13,7 @@ struct IPCBenchCommand: ParsableCommand {
             a metadata.json beside it, and a summary table is printed.
             """,
         version: RunMetadata.version,
-        subcommands: [RunCommand.self, ListCommand.self, WorkerCommand.self],
+        subcommands: [RunCommand.self, ListCommand.self, CleanCommand.self, WorkerCommand.self],
         defaultSubcommand: nil
     )
 
@@ -40,7 +40,10 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "The worker's task as JSON.")
     var task: String
 
+    @Option(help: "The parent's pid: the worker exits at once if it has already been re-parented.")
+    var parentPid: Int32?
+
     func run() throws {
-        Foundation.exit(Worker.run(taskJSON: task))
+        Foundation.exit(Worker.run(taskJSON: task, parentPID: parentPid))
     }
 }

@@ -75,6 +75,10 @@ struct RunCommand: ParsableCommand {
         let csvPath = try outputPath()
         let metadataPath = Self.metadataPath(forCSV: csvPath)
         Interruption.install()
+        let leftovers = Leftovers.find().found
+        if !leftovers.isEmpty {
+            FileHandle.standardError.write(Data("ipcbench: warning: \(leftovers.count) object(s) left by crashed earlier runs (e.g. \(leftovers[0])); remove them with `ipcbench clean`\n".utf8))
+        }
 
         let runID = Self.runID()
         let started = Date()

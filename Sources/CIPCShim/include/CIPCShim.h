@@ -23,6 +23,9 @@ int ipcb_pipe_size(int fd);
 /// posix_spawn_file_actions_addclosefrom_np: closes every fd >= lowfd in the child.
 int ipcb_spawn_close_from(posix_spawn_file_actions_t *actions, int lowfd);
 
+/// semctl(id, 0, IPC_RMID): removes a System V semaphore set (semctl is variadic).
+int ipcb_remove_semaphore_set(int id);
+
 /// Wait-status decoding (the W* macros are not imported into Swift).
 int ipcb_exited(int status);
 int ipcb_exit_code(int status);

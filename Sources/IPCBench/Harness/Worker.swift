@@ -6,9 +6,11 @@ import Glibc
 public enum Worker {
     /// Runs the task and returns the process exit status. All outcomes are reported to the parent over
     /// the control channel; nothing is printed on stdout.
-    public static func run(taskJSON: String) -> Int32 {
-        // If the parent dies (even by SIGKILL), take this worker down with it.
+    public static func run(taskJSON: String, parentPID: pid_t?) -> Int32 {
+        // If the parent dies (even by SIGKILL), take this worker down with it. It may have died before
+        // the request was made; then this worker has already been re-parented and must leave now.
         _ = ipcb_set_parent_death_signal(SIGKILL)
+        if let parentPID, getppid() != parentPID { return 1 }
         do {
             let task = try JSONDecoder().decode(WorkerTask.self, from: Data(taskJSON.utf8))
             try run(task)

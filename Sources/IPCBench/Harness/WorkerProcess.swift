@@ -59,7 +59,7 @@ final class WorkerProcess {
         posix_spawnattr_setpgroup(&attributes, 0)
 
         let taskJSON = String(decoding: try JSONEncoder().encode(task), as: UTF8.self)
-        let arguments = [executable, "worker", "--task", taskJSON]
+        let arguments = [executable, "worker", "--parent-pid", String(getpid()), "--task", taskJSON]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
 

@@ -1,0 +1,66 @@
+import Foundation
+import Glibc
+import IPCBench
+import Testing
+
+@Suite("Leftovers of crashed runs")
+struct CleanTests {
+    @Test("After SIGKILL of the parent, run warns about leftovers and clean removes them, leaving others' objects alone")
+    func cleanRemovesCrashedRunLeftovers() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let environment = ["TMPDIR": scratch]
+        let bystander = scratch + "/ipcbench-notapid-dir"
+        try FileManager.default.createDirectory(atPath: bystander, withIntermediateDirectories: false)
+        let foreignQueue = msgget(IPC_PRIVATE, IPC_CREAT | 0o600)
+        #expect(foreignQueue >= 0)
+        defer { msgctl(foreignQueue, IPC_RMID, nil) }
+
+        var crashedPID: pid_t = 0
+        _ = try TestSupport.runCLI(
+            ["run", "--mechanisms", "fifo", "--sizes", "64", "--mode", "latency", "--duration", "5", "--repetitions", "1",
+             "--out", scratch + "/crashed.csv"],
+            environment: environment
+        ) { pid in
+            crashedPID = pid
+            _ = TestSupport.waitFor(seconds: 10) { TestSupport.children(of: pid).count == 2 }
+            let workers = TestSupport.children(of: pid).map(\.pid)
+            kill(pid, SIGKILL)
+            // PR_SET_PDEATHSIG takes the workers down with their parent.
+            #expect(TestSupport.waitFor(seconds: 5) { workers.allSatisfy { kill($0, 0) != 0 } })
+        }
+        let workspace = TestSupport.entries(in: scratch).filter { $0.hasPrefix("ipcbench-\(crashedPID)-") }
+        #expect(workspace.count == 1, "the crashed run's workspace should remain: \(TestSupport.entries(in: scratch))")
+
+        let warned = try TestSupport.runCLI(["run", "--quick", "--mechanisms", "pipe", "--sizes", "64", "--out", scratch + "/next.csv"], environment: environment)
+        #expect(warned.status == 0)
+        #expect(warned.stderr.contains("left by crashed earlier runs") && warned.stderr.contains("ipcbench clean"), "\(warned.stderr)")
+
+        let dryRun = try TestSupport.runCLI(["clean", "--dry-run"], environment: environment)
+        #expect(dryRun.stdout.contains("would remove temp directory") && dryRun.stdout.contains("ipcbench-\(crashedPID)-"))
+        #expect(!TestSupport.entries(in: scratch).filter { $0.hasPrefix("ipcbench-\(crashedPID)-") }.isEmpty)
+
+        let cleaned = try TestSupport.runCLI(["clean"], environment: environment)
+        #expect(cleaned.status == 0, "\(cleaned.stdout)")
+        #expect(cleaned.stdout.contains("removed temp directory"))
+        #expect(TestSupport.entries(in: scratch).filter { $0.hasPrefix("ipcbench-\(crashedPID)-") }.isEmpty)
+        #expect(FileManager.default.fileExists(atPath: bystander))
+        var info = msqid_ds()
+        #expect(msgctl(foreignQueue, IPC_STAT, &info) == 0, "clean removed a queue that was not ipcbench's")
+    }
+
+    @Test("Owner pids round-trip through names and System V keys")
+    func ownerTags() {
+        let name = OwnedNames.posixName("to-consumer")
+        #expect(OwnedNames.ownerPID(ofName: name) == getpid())
+        #expect(OwnedNames.ownerPID(ofName: "ipcbench-test-abc") == nil)
+        #expect(OwnedNames.ownerPID(ofName: "/other-123") == nil)
+        for slot in 0..<4 {
+            let key = OwnedNames.sysVKey(slot: slot)
+            #expect(OwnedNames.ownerPID(ofSysVKey: key) == getpid())
+        }
+        #expect(Set((0..<4).map(OwnedNames.sysVKey)).count == 4)
+        #expect(OwnedNames.ownerPID(ofSysVKey: 0x1234_5678) == nil)
+        #expect(OwnedNames.ownerPID(ofSysVKey: IPC_PRIVATE) == nil)
+    }
+}
