@@ -34,6 +34,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("CPU to pin the consumer to. Default: the second CPU this process may use (the first if there is only one).", valueName: "cpu"))
     var consumerCPU: Int?
 
+    @Option(help: ArgumentHelp(
+        "Comma-separated named placements: cross-cpu (the first two allowed CPUs), \(NamedPlacement.allCases.map(\.rawValue).joined(separator: ", ")). Default: cross-cpu,same-cpu. Ones this machine cannot offer are reported as unavailable.",
+        valueName: "names"))
+    var placements: String?
+
     @Option(help: "Process pairs per cell; figures are aggregated over them (median, coefficient of variation).")
     var repetitions = 3
 
@@ -146,14 +151,51 @@ struct RunCommand: ParsableCommand {
             }
         }
         let defaults = Placement.defaultPlacement(allowedCPUs: allowed)
-        let placement = Placement(producerCPU: producerCPU ?? defaults.producerCPU, consumerCPU: consumerCPU ?? defaults.consumerCPU)
+        var placementList: [Placement]
+        if let placements {
+            if producerCPU != nil || consumerCPU != nil {
+                throw ValidationError("--placements cannot be combined with --producer-cpu/--consumer-cpu: choose named placements or explicit CPUs")
+            }
+            placementList = try Self.parsePlacements(placements, allowedCPUs: allowed)
+        } else if producerCPU != nil || consumerCPU != nil {
+            placementList = [Placement(producerCPU: producerCPU ?? defaults.producerCPU, consumerCPU: consumerCPU ?? defaults.consumerCPU)]
+        } else {
+            // The default shows both hand-off costs side by side: across CPUs and on one CPU.
+            placementList = try Self.parsePlacements(allowed.count >= 2 ? "cross-cpu,same-cpu" : "same-cpu", allowedCPUs: allowed)
+        }
+        let placement = placementList[0]
 
-        return RunConfiguration(
+        var configuration = RunConfiguration(
             mechanisms: mechanismList, modes: modes, variants: variantList, sizes: sizeList, touch: touchPolicy, placement: placement,
             repetitions: quick ? 1 : repetitions,
             durationSeconds: duration ?? (messages != nil ? 0 : (quick ? 0.05 : 0.25)),
             maximumMessages: messages ?? 1_000_000, warmupMessages: warmup ?? (quick ? 100 : nil),
             limits: PairLimits(cellTimeoutSeconds: cellTimeout), fault: fault)
+        configuration.placements = placementList
+        return configuration
+    }
+
+    static let crossCPU = "cross-cpu"
+
+    /// Named placements expanded on this machine's topology; unavailable ones stay in the list, marked.
+    static func parsePlacements(_ text: String, allowedCPUs: [Int]) throws -> [Placement] {
+        let names = try parseList(text, option: "--placements", allowed: [crossCPU] + NamedPlacement.allCases.map(\.rawValue))
+        let topology: Topology
+        do {
+            topology = try Topology.read()
+        } catch {
+            throw ValidationError("--placements: cannot read the CPU topology from /sys: \(error)")
+        }
+        return names.map { name in
+            if name == crossCPU {
+                guard allowedCPUs.count >= 2 else { return .unavailable(name: name, reason: "cross-cpu: only one CPU is allowed") }
+                return Placement(name: name, producerCPU: allowedCPUs[0], consumerCPU: allowedCPUs[1])
+            }
+            switch expand(NamedPlacement(rawValue: name)!, topology: topology, allowedCPUs: allowedCPUs) {
+            case let .pinned(placement), let .unpinned(placement): return placement
+            case let .unavailable(reason): return .unavailable(name: name, reason: reason)
+            }
+        }
     }
 
     static func parseList(_ text: String, option: String, allowed: [String]) throws -> [String] {

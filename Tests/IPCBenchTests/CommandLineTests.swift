@@ -32,6 +32,8 @@ struct CommandLineTests {
         BadInput(arguments: ["--out", "/proc/ipcbench.csv"], expected: ["cannot create the file"]),
         BadInput(arguments: ["--cell-timeout=-1"], expected: ["--cell-timeout must be a positive"]),
         BadInput(arguments: ["--frobnicate"], expected: ["--frobnicate"]),
+        BadInput(arguments: ["--placements", "far-away"], expected: ["--placements", "unknown value 'far-away'", "same-cpu", "cross-numa"]),
+        BadInput(arguments: ["--placements", "same-cpu", "--producer-cpu", "0"], expected: ["cannot be combined", "--producer-cpu"]),
     ]
 
     @Test("Bad input exits 2 with a one-line message, before any worker starts", arguments: badInputs)
@@ -92,6 +94,26 @@ struct CommandLineTests {
         #expect(!onlineCPUs.isEmpty)
         #expect(result.stdout.contains("8 of 8 cells"))
         #expect(TestSupport.entries(in: scratch).sorted() == ["metadata.json", "results.csv"])
+    }
+
+    @Test("Named placements: rows for what exists, clear unavailable rows for the rest, pinning recorded")
+    func namedPlacements() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/placements.csv"
+        let result = try TestSupport.runCLI(
+            ["run", "--quick", "--mechanisms", "pipe", "--sizes", "64", "--mode", "latency",
+             "--placements", "same-cpu,smt-siblings,cross-numa,unpinned", "--out", csv])
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = try TestSupport.readCSV(csv)
+        #expect(rows.map { $0["placement"]! } == ["same-cpu", "smt-siblings", "cross-numa", "unpinned"])
+        let topology = try Topology.read()
+        let sameCPU = rows[0]
+        #expect(sameCPU["status"] == "ok" && sameCPU["producer_cpu"] == sameCPU["consumer_cpu"])
+        // What exists on this machine runs; what does not is unavailable with the reason — never substituted.
+        #expect(rows[1]["status"]!.hasPrefix(topology.smtActive ? "ok" : "unavailable: smt-siblings: "))
+        #expect(rows[2]["status"]!.hasPrefix(topology.nodes.count > 1 ? "ok" : "unavailable: cross-numa: "))
+        #expect(rows[3]["status"] == "ok" && !(rows[3]["producer_cpu"] ?? "").isEmpty, "unpinned rows record where the workers ran")
     }
 
     @Test("list shows every mechanism with its copy count and availability")

@@ -1,9 +1,11 @@
 /// Where the two workers run.
 public struct Placement: Sendable, Equatable {
-    /// Written to the CSV: `cross-cpu`, `same-cpu` or `unpinned`.
+    /// Written to the CSV: `cross-cpu`, `same-cpu`, `unpinned` or a named placement such as `smt-siblings`.
     public var name: String
     public var producerCPU: Int?
     public var consumerCPU: Int?
+    /// Set when this machine cannot offer the placement: its cells are written as unavailable.
+    public var unavailableReason: String?
 
     public init(producerCPU: Int?, consumerCPU: Int?) {
         self.producerCPU = producerCPU
@@ -12,6 +14,12 @@ public struct Placement: Sendable, Equatable {
         case let (producer?, consumer?): name = producer == consumer ? "same-cpu" : "cross-cpu"
         default: name = "unpinned"
         }
+    }
+
+    public static func unavailable(name: String, reason: String) -> Placement {
+        var placement = Placement(name: name, producerCPU: nil, consumerCPU: nil)
+        placement.unavailableReason = reason
+        return placement
     }
 
     /// Two different CPUs when this process may use two, else both on the one it has.
@@ -45,7 +53,8 @@ public struct RunConfiguration: Sendable {
     public var variants: [String]?
     public var sizes: [Int]
     public var touch: Touch
-    public var placement: Placement
+    /// Every cell runs at each of these placements (the initializer's `placement` alone by default).
+    public var placements: [Placement]
     public var repetitions: Int
     /// Upper bound on each repetition's timed loop; 0 means "run maximumMessages".
     public var durationSeconds: Double
@@ -65,7 +74,7 @@ public struct RunConfiguration: Sendable {
         self.variants = variants
         self.sizes = sizes
         self.touch = touch
-        self.placement = placement
+        placements = [placement]
         self.repetitions = repetitions
         self.durationSeconds = durationSeconds
         self.maximumMessages = maximumMessages
@@ -74,13 +83,15 @@ public struct RunConfiguration: Sendable {
         self.fault = fault
     }
 
-    /// Mechanism-major, then mode, variant and size: the order of the CSV.
+    /// Mechanism-major, then mode, variant, size and placement: the order of the CSV.
     public var cells: [Cell] {
         mechanisms.flatMap { mechanism in
             modes.flatMap { mode in
                 selectedVariants(mechanism, mode).flatMap { variant in
-                    sizes.map {
-                        Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: $0, touch: touch, placement: placement)
+                    sizes.flatMap { size in
+                        placements.map {
+                            Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: size, touch: touch, placement: $0)
+                        }
                     }
                 }
             }

@@ -39,6 +39,7 @@ public enum SuiteRunner {
 
     /// Why the cell cannot run on this system (mechanism missing, message over the system's limit).
     public static func unavailableReason(_ cell: Cell) -> String? {
+        if let reason = cell.placement.unavailableReason { return reason }
         if let reason = cell.mechanism.unavailableReason() { return reason }
         if let limit = cell.mechanism.messageLimit(), cell.messageBytes > limit.bytes {
             return "message of \(cell.messageBytes) bytes exceeds the limit of \(limit.bytes) bytes (\(limit.source))"

@@ -38,9 +38,8 @@ public struct RunMetadata: Codable, Sendable {
         public var variants: [String]?
         public var messageBytes: [Int]
         public var touch: String
-        public var placement: String
-        public var producerCPU: Int?
-        public var consumerCPU: Int?
+        /// Each placement as `name` (`producer,consumer` CPUs) or `name: unavailable reason`.
+        public var placements: [String]
         public var repetitions: Int
         public var durationSecondsPerRepetition: Double
         public var maximumMessagesPerRepetition: Int
@@ -48,9 +47,8 @@ public struct RunMetadata: Codable, Sendable {
         public var cellTimeoutSeconds: Double
 
         enum CodingKeys: String, CodingKey {
-            case mechanisms, modes, variants, messageBytes, touch, placement, repetitions
+            case mechanisms, modes, variants, messageBytes, touch, placements, repetitions
             case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
-            case producerCPU = "producer_cpu", consumerCPU = "consumer_cpu"
         }
     }
 
@@ -68,6 +66,8 @@ public struct RunMetadata: Codable, Sendable {
     public var cellsFailed: Int
     public var cellsUnavailable: Int
     public var host: Host
+    /// CPUs, cores, SMT siblings, L3 groups and NUMA nodes from /sys (nil if /sys could not be read).
+    public var topology: Topology?
     public var timerOverhead: TimerOverhead
     /// Kernel limits that bound what mechanisms can carry, read from /proc.
     public var limits: [String: Int]
@@ -88,13 +88,13 @@ public struct RunMetadata: Codable, Sendable {
         cellsFailed = 0
         cellsUnavailable = 0
         host = SystemFacts.host()
+        topology = try? Topology.read()
         timerOverhead = MonotonicClock.measureOverhead()
         limits = SystemFacts.limits()
         self.configuration = Configuration(
             mechanisms: configuration.mechanisms.map(\.id), modes: configuration.modes.map(\.rawValue),
             variants: configuration.variants, messageBytes: configuration.sizes, touch: configuration.touch.rawValue,
-            placement: configuration.placement.name, producerCPU: configuration.placement.producerCPU,
-            consumerCPU: configuration.placement.consumerCPU, repetitions: configuration.repetitions,
+            placements: configuration.placements.map(Self.describe), repetitions: configuration.repetitions,
             durationSecondsPerRepetition: configuration.durationSeconds,
             maximumMessagesPerRepetition: configuration.maximumMessages, warmupMessages: configuration.warmupMessages,
             cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds)
@@ -106,6 +106,12 @@ public struct RunMetadata: Codable, Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    static func describe(_ placement: Placement) -> String {
+        if let reason = placement.unavailableReason { return "\(placement.name): unavailable: \(reason)" }
+        let cpus = [placement.producerCPU, placement.consumerCPU].map { $0.map(String.init) ?? "any" }
+        return "\(placement.name) (producer CPU \(cpus[0]), consumer CPU \(cpus[1]))"
     }
 
     public static func timestamp(_ date: Date = Date()) -> String {

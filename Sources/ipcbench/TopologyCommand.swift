@@ -1,0 +1,25 @@
+import ArgumentParser
+import IPCBench
+
+struct TopologyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topology",
+        abstract: "Show the CPU topology read from /sys (CPUs, cores, SMT siblings, L3 groups, NUMA nodes) and what each named placement becomes here.")
+
+    func run() throws {
+        let topology = try Topology.read()
+        print(topology.description)
+        print("\nNamed placements on this machine (allowed CPUs \(Topology.formatCPUList(Affinity.allowedCPUs()))):")
+        for placement in try RunCommand.parsePlacements(
+            ([RunCommand.crossCPU] + NamedPlacement.allCases.map(\.rawValue)).joined(separator: ","), allowedCPUs: Affinity.allowedCPUs())
+        {
+            if let reason = placement.unavailableReason {
+                print("  \(reason)")
+            } else if let producer = placement.producerCPU, let consumer = placement.consumerCPU {
+                print("  \(placement.name): producer CPU \(producer), consumer CPU \(consumer)")
+            } else {
+                print("  \(placement.name): not pinned; the rows record where the workers ran")
+            }
+        }
+    }
+}
