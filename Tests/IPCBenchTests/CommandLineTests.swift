@@ -72,7 +72,17 @@ struct CommandLineTests {
             #expect(row["touch"] == "read")
             #expect(["64", "4096"].contains(row["message_bytes"]))
             #expect(Int(row["messages"] ?? "") ?? 0 > 0)
+            // CPU cost columns: both workers burned some CPU, never more than a whole CPU each.
+            for worker in ["producer", "consumer"] {
+                let utilization = Double(row["\(worker)_cpu_utilization"] ?? "") ?? -1
+                #expect(utilization > 0 && utilization < 1.1, "\(worker) utilization \(utilization)")
+                #expect(Double(row["\(worker)_cpu_ns_per_msg"] ?? "") ?? 0 > 0)
+            }
+            #expect(Double(row["cpu_ns_per_kib"] ?? "") ?? 0 > 0)
             if row["mode"] == "latency" {
+                // A blocking ping-pong puts a worker to sleep on (nearly) every round trip.
+                let switches = (Double(row["voluntary_switches_per_msg"] ?? "") ?? 0) + (Double(row["involuntary_switches_per_msg"] ?? "") ?? 0)
+                #expect(switches > 0.5, "context switches per round trip: \(switches)")
                 #expect(Double(row["one_way_p50_ns"] ?? "") ?? 0 > 0)
                 #expect(Double(row["rtt_half_p99_ns"] ?? "") ?? 0 >= Double(row["rtt_half_p50_ns"] ?? "") ?? 0)
                 #expect(row["bytes_per_s"] == "")

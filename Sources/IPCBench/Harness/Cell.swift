@@ -73,4 +73,6 @@ public struct WorkerResult: Codable, Sendable {
     public var loopEndNanoseconds: UInt64
     /// A value derived from every byte read under touch=read, reported so the reads cannot be optimised away.
     public var readChecksum: UInt64
+    /// CPU time and context switches of this worker during its timed loop.
+    public var cpuUsage = CPUUsage()
 }

@@ -35,6 +35,9 @@ public struct CellOutcome: Sendable {
     public var lost: UInt64 = 0
     public var reordered: UInt64 = 0
     public var corrupt: UInt64 = 0
+    /// Each worker's CPU time and context switches in its timed loops, summed over repetitions.
+    public var producerUsage = CPUUsage()
+    public var consumerUsage = CPUUsage()
     /// CPUs the workers reported running on (equal to the placement's when pinned).
     public var producerCPUSeen: Int?
     public var consumerCPUSeen: Int?
@@ -57,6 +60,8 @@ public struct CellOutcome: Sendable {
             outcome.lost += run.consumer.lost
             outcome.reordered += run.consumer.reordered + run.producer.reordered
             outcome.corrupt += run.consumer.corrupt
+            outcome.producerUsage = outcome.producerUsage + run.producer.cpuUsage
+            outcome.consumerUsage = outcome.consumerUsage + run.consumer.cpuUsage
             outcome.producerCPUSeen = run.producer.cpuBefore
             outcome.consumerCPUSeen = run.consumer.cpuBefore
             switch cell.mode {

@@ -13,10 +13,12 @@ enum Loops {
         var sequence: UInt64 = 0
         var loopStart: UInt64 = 0
         var deadline = UInt64.max
+        var meter = CPUMeter()
         let cpuBefore = Affinity.currentCPU()
 
         while sequence < limit {
             if sequence == warmup {
+                meter.start()
                 loopStart = MonotonicClock.now()
                 if task.durationNanoseconds > 0 { deadline = loopStart + task.durationNanoseconds }
             }
@@ -39,11 +41,13 @@ enum Loops {
         let loopEnd = MonotonicClock.now()
         let timed = sequence > warmup ? sequence - warmup : 0
         try sendEndMarker(endpoint, size: size, timedMessages: timed)
-        return WorkerResult(
+        var result = WorkerResult(
             role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
             messagesSentByProducer: timed, payloadBytes: timed * UInt64(size), lost: 0, reordered: wrongReplies,
             corrupt: 0, roundTrip: roundTrips, loopStartNanoseconds: loopStart, loopEndNanoseconds: loopEnd,
             readChecksum: 0)
+        result.cpuUsage = meter.finish()
+        return result
     }
 
     /// Consumer side of ping-pong: checks and touches each message, records its one-way delay from
@@ -55,6 +59,7 @@ enum Loops {
         var oneWay = LatencyHistogram()
         var check = SequenceCheck()
         var timed: UInt64 = 0
+        var meter = CPUMeter()
         let cpuBefore = Affinity.currentCPU()
 
         while true {
@@ -74,6 +79,7 @@ enum Loops {
             }
             check.observe(sequence)
             if sequence >= warmup {
+                if timed == 0 { meter.start() }
                 oneWay.record(arrivedAt &- sentAt)
                 timed &+= 1
             }
@@ -81,12 +87,14 @@ enum Loops {
                 MessageFormat.stamp(reply, sequence: sequence, sentAt: arrivedAt)
             }
         }
-        return WorkerResult(
+        var result = WorkerResult(
             role: .consumer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
             messagesSentByProducer: check.expected > warmup ? check.expected - warmup : 0,
             payloadBytes: timed * UInt64(size), lost: check.lost, reordered: check.reordered,
             corrupt: inspector.corrupt, oneWay: oneWay, loopStartNanoseconds: 0, loopEndNanoseconds: 0,
             readChecksum: inspector.checksum)
+        result.cpuUsage = meter.finish()
+        return result
     }
 
     /// Producer side of streaming: sends as fast as the endpoint accepts, then the end marker.
@@ -99,10 +107,12 @@ enum Loops {
         var sequence: UInt64 = 0
         var loopStart: UInt64 = 0
         var deadline = UInt64.max
+        var meter = CPUMeter()
         let cpuBefore = Affinity.currentCPU()
 
         while sequence < limit {
             if sequence == warmup {
+                meter.start()
                 loopStart = MonotonicClock.now()
                 if task.durationNanoseconds > 0 { deadline = loopStart + task.durationNanoseconds }
             }
@@ -121,10 +131,12 @@ enum Loops {
         let loopEnd = MonotonicClock.now()
         let timed = sequence > warmup ? sequence - warmup : 0
         try sendEndMarker(endpoint, size: size, timedMessages: timed)
-        return WorkerResult(
+        var result = WorkerResult(
             role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
             messagesSentByProducer: timed, payloadBytes: timed * UInt64(size), lost: 0, reordered: 0, corrupt: 0,
             loopStartNanoseconds: loopStart, loopEndNanoseconds: loopEnd, readChecksum: 0)
+        result.cpuUsage = meter.finish()
+        return result
     }
 
     /// Consumer side of streaming: checks every sequence number and touches every payload; its clock
@@ -136,6 +148,7 @@ enum Loops {
         var check = SequenceCheck()
         var timed: UInt64 = 0
         var sentByProducer: UInt64 = 0
+        var meter = CPUMeter()
         let cpuBefore = Affinity.currentCPU()
 
         while true {
@@ -150,15 +163,20 @@ enum Loops {
                 break
             }
             check.observe(sequence)
-            if sequence >= warmup { timed &+= 1 }
+            if sequence >= warmup {
+                if timed == 0 { meter.start() }
+                timed &+= 1
+            }
         }
         let lastReceive = MonotonicClock.now()
         check.finish(sentCount: warmup + sentByProducer)
-        return WorkerResult(
+        var result = WorkerResult(
             role: .consumer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
             messagesSentByProducer: sentByProducer, payloadBytes: timed * UInt64(size), lost: check.lost,
             reordered: check.reordered, corrupt: inspector.corrupt, lastReceiveNanoseconds: lastReceive,
             loopStartNanoseconds: 0, loopEndNanoseconds: 0, readChecksum: inspector.checksum)
+        result.cpuUsage = meter.finish()
+        return result
     }
 
     private static func sendEndMarker<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, size: Int, timedMessages: UInt64) throws {

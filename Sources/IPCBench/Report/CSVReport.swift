@@ -11,7 +11,12 @@ public final class CSVReport {
          "placement", "producer_cpu", "consumer_cpu", "memory_node"]
         + latencyStatistics.map { "rtt_half_\($0)_ns" }
         + latencyStatistics.map { "one_way_\($0)_ns" }
-        + ["msgs_per_s", "bytes_per_s", "cv", "lost", "reordered", "corrupt", "status"]
+        + ["msgs_per_s", "bytes_per_s", "cv"]
+        + ["producer_user_cpu_s", "producer_sys_cpu_s", "consumer_user_cpu_s", "consumer_sys_cpu_s",
+           "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg", "cpu_ns_per_kib",
+           "producer_cpu_utilization", "consumer_cpu_utilization",
+           "voluntary_switches_per_msg", "involuntary_switches_per_msg"]
+        + ["lost", "reordered", "corrupt", "status"]
 
     private let handle: FileHandle
     public let path: String
@@ -61,8 +66,30 @@ public final class CSVReport {
             cpu(cell.placement.consumerCPU ?? outcome.consumerCPUSeen), "",
         ]
             + latency(outcome.halfRoundTrip) + latency(outcome.oneWay)
-            + [number(outcome.messagesPerSecond), number(outcome.bytesPerSecond), number(outcome.coefficientOfVariation, decimals: 4),
-               String(outcome.lost), String(outcome.reordered), String(outcome.corrupt), outcome.status.text]
+            + [number(outcome.messagesPerSecond), number(outcome.bytesPerSecond), number(outcome.coefficientOfVariation, decimals: 4)]
+            + cpuFields(outcome, number)
+            + [String(outcome.lost), String(outcome.reordered), String(outcome.corrupt), outcome.status.text]
+    }
+
+    /// CPU cost: seconds per worker, ns per message (round trip in latency mode) and per KiB of payload,
+    /// CPU-s per wall-s, and context switches per message of both workers together.
+    static func cpuFields(_ outcome: CellOutcome, _ number: (Double?, Int) -> String) -> [String] {
+        let producer = outcome.producerUsage, consumer = outcome.consumerUsage
+        guard outcome.messages > 0, producer.wallNanoseconds > 0 || consumer.wallNanoseconds > 0 else {
+            return Array(repeating: "", count: 11)
+        }
+        let messages = Double(outcome.messages)
+        let kibibytes = messages * Double(outcome.cell.messageBytes) / 1024
+        func seconds(_ ns: UInt64) -> String { number(Double(ns) / 1e9, 4) }
+        return [
+            seconds(producer.userNanoseconds), seconds(producer.systemNanoseconds),
+            seconds(consumer.userNanoseconds), seconds(consumer.systemNanoseconds),
+            number(Double(producer.totalNanoseconds) / messages, 1), number(Double(consumer.totalNanoseconds) / messages, 1),
+            number(Double(producer.totalNanoseconds + consumer.totalNanoseconds) / kibibytes, 1),
+            number(producer.utilization, 3), number(consumer.utilization, 3),
+            number(Double(producer.voluntarySwitches + consumer.voluntarySwitches) / messages, 3),
+            number(Double(producer.involuntarySwitches + consumer.involuntarySwitches) / messages, 3),
+        ]
     }
 
     /// RFC 4180: quote a field holding a comma, quote or newline; double its quotes.
