@@ -42,6 +42,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Process pairs per cell; figures are aggregated over them (median, coefficient of variation).")
     var repetitions = 3
 
+    @Option(help: ArgumentHelp("Repeat each cell beyond --repetitions until the 95% confidence interval of its mean is within this (e.g. 5%) — at most 30 repetitions or 30 s per cell.", valueName: "percent"))
+    var targetCi: String?
+
     @Option(help: ArgumentHelp("Upper bound on each repetition's timed loop, in seconds. Default 0.25, or none when --messages is given.", valueName: "seconds"))
     var duration: Double?
 
@@ -172,6 +175,14 @@ struct RunCommand: ParsableCommand {
             maximumMessages: messages ?? 1_000_000, warmupMessages: warmup ?? (quick ? 100 : nil),
             limits: PairLimits(cellTimeoutSeconds: cellTimeout), fault: fault)
         configuration.placements = placementList
+        if let targetCi {
+            let number = targetCi.hasSuffix("%") ? String(targetCi.dropLast()) : targetCi
+            guard let percent = Double(number), percent > 0, percent < 100 else {
+                throw ValidationError("--target-ci '\(targetCi)' is not a percentage; expected e.g. 5% (between 0 and 100)")
+            }
+            configuration.targetRelativeCI = percent / 100
+            configuration.repetitions = max(configuration.repetitions, 2)
+        }
         return configuration
     }
 

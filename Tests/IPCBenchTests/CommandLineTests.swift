@@ -32,6 +32,7 @@ struct CommandLineTests {
         BadInput(arguments: ["--out", "/proc/ipcbench.csv"], expected: ["cannot create the file"]),
         BadInput(arguments: ["--cell-timeout=-1"], expected: ["--cell-timeout must be a positive"]),
         BadInput(arguments: ["--frobnicate"], expected: ["--frobnicate"]),
+        BadInput(arguments: ["--target-ci", "150%"], expected: ["--target-ci '150%'", "percentage"]),
         BadInput(arguments: ["--placements", "far-away"], expected: ["--placements", "unknown value 'far-away'", "same-cpu", "cross-numa"]),
         BadInput(arguments: ["--placements", "same-cpu", "--producer-cpu", "0"], expected: ["cannot be combined", "--producer-cpu"]),
     ]

@@ -59,6 +59,14 @@ struct UnitTests {
         let cv = try #require(Statistics.coefficientOfVariation([2, 4, 4, 4, 5, 5, 7, 9]))
         #expect(abs(cv - 0.42762) < 1e-4)
         #expect(Statistics.coefficientOfVariation([5]) == nil)
+        // Mean 5, s = 2.138, n = 8, t(0.975, 7) = 2.365 → half-width 1.788.
+        let interval = try #require(Statistics.confidenceInterval95([2, 4, 4, 4, 5, 5, 7, 9]))
+        #expect(abs(interval.lowerBound - 3.2122) < 1e-3 && abs(interval.upperBound - 6.7878) < 1e-3)
+        #expect(abs((Statistics.relativeHalfWidth(interval) ?? 0) - 0.35757) < 1e-3)
+        // Two samples: t(0.975, 1) = 12.706; mean 11, s = 1.4142 → half-width 12.706.
+        let wide = try #require(Statistics.confidenceInterval95([10, 12]))
+        #expect(abs(wide.upperBound - 23.706) < 1e-3)
+        #expect(Statistics.confidenceInterval95([1]) == nil)
     }
 
     @Test("Latency histograms survive the trip between processes and report percentiles")

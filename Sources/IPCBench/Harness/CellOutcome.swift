@@ -32,6 +32,8 @@ public struct CellOutcome: Sendable {
     /// Coefficient of variation across repetitions of the headline figure
     /// (p50 of RTT/2 for latency, bytes/s for throughput).
     public var coefficientOfVariation: Double?
+    /// 95% confidence interval of the mean of the headline figure across repetitions (Student's t).
+    public var confidenceInterval: ClosedRange<Double>?
     public var lost: UInt64 = 0
     public var reordered: UInt64 = 0
     public var corrupt: UInt64 = 0
@@ -91,6 +93,7 @@ public struct CellOutcome: Sendable {
         outcome.messagesPerSecond = Statistics.median(rates)
         outcome.bytesPerSecond = Statistics.median(byteRates)
         outcome.coefficientOfVariation = Statistics.coefficientOfVariation(headline)
+        outcome.confidenceInterval = Statistics.confidenceInterval95(headline)
         let errors = outcome.reordered + outcome.corrupt + (cell.mechanism.losesMessages ? 0 : outcome.lost)
         if outcome.status.isOK, errors > 0 {
             outcome.status = .failed("\(outcome.lost) lost, \(outcome.reordered) reordered, \(outcome.corrupt) corrupt messages")

@@ -63,6 +63,11 @@ public struct RunConfiguration: Sendable {
     public var warmupMessages: Int?
     public var limits: PairLimits
     public var fault: InjectedFault?
+    /// netperf -I style: after `repetitions`, keep repeating a cell until the 95% confidence interval's
+    /// half-width is within this fraction of the mean (0.05 = ±5%), or a budget runs out.
+    public var targetRelativeCI: Double?
+    public var maximumRepetitions = 30
+    public var repetitionBudgetSeconds = 30.0
 
     public init(
         mechanisms: [any Mechanism], modes: [Mode], variants: [String]? = nil, sizes: [Int], touch: Touch = .read, placement: Placement,

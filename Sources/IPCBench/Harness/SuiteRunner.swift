@@ -21,7 +21,8 @@ public enum SuiteRunner {
         }
         let task = configuration.task(for: cell)
         var runs: [ProcessPair.Results] = []
-        for _ in 0..<configuration.repetitions {
+        let started = MonotonicClock.now()
+        while needsAnotherRepetition(cell, runs, configuration, since: started) {
             do {
                 runs.append(try ProcessPair.run(
                     cell.mechanism, task: task, producerCPU: cell.placement.producerCPU,
@@ -35,6 +36,19 @@ public enum SuiteRunner {
             }
         }
         return CellOutcome.aggregate(cell, runs)
+    }
+
+    /// The planned repetitions first; then, with a CI target, more until the interval is narrow enough
+    /// or the repetition or time budget is spent.
+    static func needsAnotherRepetition(_ cell: Cell, _ runs: [ProcessPair.Results], _ configuration: RunConfiguration, since start: UInt64) -> Bool {
+        if runs.count < configuration.repetitions { return true }
+        guard let target = configuration.targetRelativeCI, runs.count < configuration.maximumRepetitions,
+              Double(MonotonicClock.now() - start) / 1e9 < configuration.repetitionBudgetSeconds
+        else { return false }
+        guard let interval = CellOutcome.aggregate(cell, runs).confidenceInterval,
+              let width = Statistics.relativeHalfWidth(interval)
+        else { return true }
+        return width > target
     }
 
     /// Why the cell cannot run on this system (mechanism missing, message over the system's limit).

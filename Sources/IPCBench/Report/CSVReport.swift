@@ -11,7 +11,7 @@ public final class CSVReport {
          "placement", "producer_cpu", "consumer_cpu", "memory_node"]
         + latencyStatistics.map { "rtt_half_\($0)_ns" }
         + latencyStatistics.map { "one_way_\($0)_ns" }
-        + ["msgs_per_s", "bytes_per_s", "cv"]
+        + ["msgs_per_s", "bytes_per_s", "cv", "ci95_low", "ci95_high"]
         + ["producer_user_cpu_s", "producer_sys_cpu_s", "consumer_user_cpu_s", "consumer_sys_cpu_s",
            "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg", "cpu_ns_per_kib",
            "producer_cpu_utilization", "consumer_cpu_utilization",
@@ -66,7 +66,8 @@ public final class CSVReport {
             cpu(cell.placement.consumerCPU ?? outcome.consumerCPUSeen), "",
         ]
             + latency(outcome.halfRoundTrip) + latency(outcome.oneWay)
-            + [number(outcome.messagesPerSecond), number(outcome.bytesPerSecond), number(outcome.coefficientOfVariation, decimals: 4)]
+            + [number(outcome.messagesPerSecond), number(outcome.bytesPerSecond), number(outcome.coefficientOfVariation, decimals: 4),
+               number(outcome.confidenceInterval?.lowerBound), number(outcome.confidenceInterval?.upperBound)]
             + cpuFields(outcome, number)
             + [String(outcome.lost), String(outcome.reordered), String(outcome.corrupt), outcome.status.text]
     }

@@ -45,10 +45,12 @@ public struct RunMetadata: Codable, Sendable {
         public var maximumMessagesPerRepetition: Int
         public var warmupMessages: Int?
         public var cellTimeoutSeconds: Double
+        public var targetRelativeCI: Double?
 
         enum CodingKeys: String, CodingKey {
             case mechanisms, modes, variants, messageBytes, touch, placements, repetitions
             case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
+            case targetRelativeCI = "target_relative_ci"
         }
     }
 
@@ -97,7 +99,7 @@ public struct RunMetadata: Codable, Sendable {
             placements: configuration.placements.map(Self.describe), repetitions: configuration.repetitions,
             durationSecondsPerRepetition: configuration.durationSeconds,
             maximumMessagesPerRepetition: configuration.maximumMessages, warmupMessages: configuration.warmupMessages,
-            cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds)
+            cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds, targetRelativeCI: configuration.targetRelativeCI)
         csvColumns = CSVReport.columns
     }
 
