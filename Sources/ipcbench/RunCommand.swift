@@ -98,6 +98,9 @@ struct RunCommand: ParsableCommand {
         let progress = Progress(total: cells.count, enabled: !quiet && isatty(2) != 0)
         let outcomes = SuiteRunner.run(configuration) { outcome, index, _ in
             try? report.append(outcome)
+            if let warning = MachineLoad.noiseWarning(outcome), !quiet {
+                progress.note("noisy cell \(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) \(outcome.cell.placement.name): \(warning)")
+            }
             progress.cellDone(index: index, label: "\(outcome.cell.mechanism.id) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes))")
         }
         progress.finish()
@@ -325,6 +328,11 @@ final class Progress {
         let remaining = elapsed / Double(done) * Double(total - done)
         let line = "\r\u{1B}[2K[\(done)/\(total)] \(label) — ETA \(Int(remaining.rounded())) s"
         FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    /// A line that stays on screen (progress is redrawn below it).
+    func note(_ text: String) {
+        FileHandle.standardError.write(Data(((enabled ? "\r\u{1B}[2K" : "") + "ipcbench: " + text + "\n").utf8))
     }
 
     func finish() {

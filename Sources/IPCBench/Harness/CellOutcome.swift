@@ -37,6 +37,8 @@ public struct CellOutcome: Sendable {
     public var lost: UInt64 = 0
     public var reordered: UInt64 = 0
     public var corrupt: UInt64 = 0
+    /// How busy the machine was around the cell.
+    public var machineLoad = MachineLoad()
     /// Each worker's CPU time and context switches in its timed loops, summed over repetitions.
     public var producerUsage = CPUUsage()
     public var consumerUsage = CPUUsage()

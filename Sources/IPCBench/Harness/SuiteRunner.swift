@@ -7,7 +7,9 @@ public enum SuiteRunner {
         var outcomes: [CellOutcome] = []
         for (index, cell) in cells.enumerated() {
             if Interruption.requested { break }
-            guard let outcome = runCell(cell, configuration) else { break }
+            let load = MachineLoad.begin()
+            guard var outcome = runCell(cell, configuration) else { break }
+            outcome.machineLoad = MachineLoad.finish(load)
             outcomes.append(outcome)
             report(outcome, index, cells.count)
         }
