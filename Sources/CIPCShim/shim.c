@@ -17,6 +17,13 @@ int ipcb_pin_to_cpu(int cpu) {
     return sched_setaffinity(0, sizeof(set), &set) == 0 ? 0 : errno;
 }
 
+int ipcb_set_affinity(const int *cpus, int count) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < count; i++) CPU_SET(cpus[i], &set);
+    return sched_setaffinity(0, sizeof(set), &set) == 0 ? 0 : errno;
+}
+
 int ipcb_current_cpu(void) { return sched_getcpu(); }
 
 int ipcb_allowed_cpus(int *cpus, int capacity) {

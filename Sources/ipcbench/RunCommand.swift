@@ -107,6 +107,10 @@ struct RunCommand: ParsableCommand {
 
         let wall = Date().timeIntervalSince(started)
         metadata.finishedAt = RunMetadata.timestamp()
+        let cpus = Affinity.allowedCPUs()
+        if cpus.count >= 2, let floor = FloorProbe.roundTripNanoseconds(between: cpus[0], and: cpus[1]) {
+            metadata.floorProbeRoundTripNanoseconds["end"] = (floor * 10).rounded() / 10
+        }
         metadata.wallSeconds = (wall * 100).rounded() / 100
         metadata.cellsCompleted = outcomes.count
         metadata.cellsFailed = outcomes.filter { if case .failed = $0.status { true } else { false } }.count

@@ -105,3 +105,18 @@ struct UnitTests {
         #expect(CSVReport.quoted("say \"hi\"") == "\"say \"\"hi\"\"\"")
     }
 }
+
+@Suite("Floor probe")
+struct FloorProbeTests {
+    @Test("A cache-line ping-pong between two CPUs gives a plausible floor and leaves the caller's affinity alone")
+    func probesFloor() throws {
+        let cpus = Affinity.allowedCPUs()
+        try #require(cpus.count >= 2, "needs two CPUs")
+        let before = Affinity.allowedCPUs()
+        let floor = try #require(FloorProbe.roundTripNanoseconds(between: cpus[0], and: cpus[1]))
+        // Tens to a few hundred ns on real hardware; far below any kernel hand-off (µs).
+        #expect(floor > 5 && floor < 20_000, "floor \(floor) ns")
+        #expect(Affinity.allowedCPUs() == before)
+        #expect(FloorProbe.roundTripNanoseconds(between: cpus[0], and: cpus[0]) == nil)
+    }
+}

@@ -9,6 +9,8 @@
 
 /// Pins the calling process to one CPU. Returns 0 or an errno value.
 int ipcb_pin_to_cpu(int cpu);
+/// Sets the calling thread's affinity to `count` CPUs. Returns 0 or an errno value.
+int ipcb_set_affinity(const int *cpus, int count);
 /// The CPU the caller is running on now (sched_getcpu), or -1.
 int ipcb_current_cpu(void);
 /// Number of CPUs in the caller's affinity mask, and the first `capacity` of them into `cpus`.

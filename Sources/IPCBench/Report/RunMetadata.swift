@@ -71,6 +71,9 @@ public struct RunMetadata: Codable, Sendable {
     /// CPUs, cores, SMT siblings, L3 groups and NUMA nodes from /sys (nil if /sys could not be read).
     public var topology: Topology?
     public var timerOverhead: TimerOverhead
+    /// Cache-line ping-pong round trip (ns) between the first two allowed CPUs at the start and end of
+    /// the run: the floor for shared-memory hand-offs, which moves with the host's vCPU placement.
+    public var floorProbeRoundTripNanoseconds: [String: Double] = [:]
     /// Kernel limits that bound what mechanisms can carry, read from /proc.
     public var limits: [String: Int]
     public var configuration: Configuration
@@ -92,6 +95,10 @@ public struct RunMetadata: Codable, Sendable {
         host = SystemFacts.host()
         topology = try? Topology.read()
         timerOverhead = MonotonicClock.measureOverhead()
+        let cpus = Affinity.allowedCPUs()
+        if cpus.count >= 2, let floor = FloorProbe.roundTripNanoseconds(between: cpus[0], and: cpus[1]) {
+            floorProbeRoundTripNanoseconds["start"] = (floor * 10).rounded() / 10
+        }
         limits = SystemFacts.limits()
         self.configuration = Configuration(
             mechanisms: configuration.mechanisms.map(\.id), modes: configuration.modes.map(\.rawValue),
