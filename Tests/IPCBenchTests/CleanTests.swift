@@ -55,6 +55,9 @@ struct CleanTests {
         #expect(OwnedNames.ownerPID(ofName: name) == getpid())
         #expect(OwnedNames.ownerPID(ofName: "ipcbench-test-abc") == nil)
         #expect(OwnedNames.ownerPID(ofName: "/other-123") == nil)
+        #expect(OwnedNames.ownerPID(ofName: "ipcbench-0dtnnS") == nil)
+        #expect(OwnedNames.ownerPID(ofName: "ipcbench-123abc") == nil)
+        #expect(OwnedNames.ownerPID(ofName: "ipcbench-123-abc") == 123)
         for slot in 0..<4 {
             let key = OwnedNames.sysVKey(slot: slot)
             #expect(OwnedNames.ownerPID(ofSysVKey: key) == getpid())

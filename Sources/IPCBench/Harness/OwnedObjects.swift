@@ -18,8 +18,11 @@ public enum OwnedNames {
     public static func ownerPID(ofName name: String) -> pid_t? {
         let base = name.hasPrefix("/") ? name.dropFirst() : Substring(name)
         guard base.hasPrefix(prefix) else { return nil }
-        let digits = base.dropFirst(prefix.count).prefix { $0.isNumber }
-        return pid_t(digits)
+        let rest = base.dropFirst(prefix.count)
+        let digits = rest.prefix { $0.isASCII && $0.isNumber }
+        // Our names continue with "-" after the pid (`ipcbench-<pid>-…`).
+        guard rest.dropFirst(digits.count).first == "-", let pid = pid_t(digits), pid > 0 else { return nil }
+        return pid
     }
 
     /// System V keys carry a tag in the top byte and the pid in the next 22 bits; the low 2 bits tell
