@@ -42,6 +42,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Process pairs per cell; figures are aggregated over them (median, coefficient of variation).")
     var repetitions = 3
 
+    @Option(help: ArgumentHelp("Open-loop latency: send this many messages per second on a fixed schedule (e.g. 10000 or 10000/s) and measure from each intended send time. Default: closed-loop ping-pong.", valueName: "rate"))
+    var rate: String?
+
     @Option(help: ArgumentHelp("Repeat each cell beyond --repetitions until the 95% confidence interval of its mean is within this (e.g. 5%) — at most 30 repetitions or 30 s per cell.", valueName: "percent"))
     var targetCi: String?
 
@@ -182,6 +185,13 @@ struct RunCommand: ParsableCommand {
             maximumMessages: messages ?? 1_000_000, warmupMessages: warmup ?? (quick ? 100 : nil),
             limits: PairLimits(cellTimeoutSeconds: cellTimeout), fault: fault)
         configuration.placements = placementList
+        if let rate {
+            let number = rate.hasSuffix("/s") ? String(rate.dropLast(2)) : rate
+            guard let perSecond = Double(number), perSecond >= 1, perSecond <= 10_000_000 else {
+                throw ValidationError("--rate '\(rate)' is not a send rate; expected messages per second from 1 to 10000000, e.g. 10000/s")
+            }
+            configuration.pacedRate = perSecond
+        }
         if let targetCi {
             let number = targetCi.hasSuffix("%") ? String(targetCi.dropLast()) : targetCi
             guard let percent = Double(number), percent > 0, percent < 100 else {

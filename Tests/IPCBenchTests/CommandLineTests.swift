@@ -32,6 +32,7 @@ struct CommandLineTests {
         BadInput(arguments: ["--out", "/proc/ipcbench.csv"], expected: ["cannot create the file"]),
         BadInput(arguments: ["--cell-timeout=-1"], expected: ["--cell-timeout must be a positive"]),
         BadInput(arguments: ["--frobnicate"], expected: ["--frobnicate"]),
+        BadInput(arguments: ["--rate", "fast"], expected: ["--rate 'fast'", "messages per second"]),
         BadInput(arguments: ["--target-ci", "150%"], expected: ["--target-ci '150%'", "percentage"]),
         BadInput(arguments: ["--placements", "far-away"], expected: ["--placements", "unknown value 'far-away'", "same-cpu", "cross-numa"]),
         BadInput(arguments: ["--placements", "same-cpu", "--producer-cpu", "0"], expected: ["cannot be combined", "--producer-cpu"]),
@@ -125,6 +126,25 @@ struct CommandLineTests {
         #expect(rows[1]["status"]!.hasPrefix(topology.smtActive ? "ok" : "unavailable: smt-siblings: "))
         #expect(rows[2]["status"]!.hasPrefix(topology.nodes.count > 1 ? "ok" : "unavailable: cross-numa: "))
         #expect(rows[3]["status"] == "ok" && !(rows[3]["producer_cpu"] ?? "").isEmpty, "unpinned rows record where the workers ran")
+    }
+
+    @Test("Open-loop latency sends on schedule: the message count and rate follow --rate")
+    func pacedLatency() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/paced.csv"
+        let result = try TestSupport.runCLI(
+            ["run", "--mechanisms", "pipe", "--sizes", "64", "--mode", "latency", "--rate", "2000/s", "--duration", "0.5",
+             "--repetitions", "1", "--warmup", "50", "--producer-cpu", "0", "--consumer-cpu", "0", "--out", csv])
+        #expect(result.status == 0, "\(result.stderr)")
+        let row = try #require(try TestSupport.readCSV(csv).first)
+        #expect(row["paced_rate_per_s"] == "2000")
+        let messages = Double(row["messages"] ?? "") ?? 0
+        #expect(abs(messages - 1000) <= 20, "0.5 s at 2000/s sends ~1000 messages, sent \(messages)")
+        let rate = Double(row["msgs_per_s"] ?? "") ?? 0
+        #expect(abs(rate - 2000) / 2000 < 0.03, "rate \(rate)")
+        // Each message waits for its slot; a 64-byte same-CPU ping-pong takes a few µs, far less than 500 µs.
+        #expect((Double(row["rtt_half_p50_ns"] ?? "") ?? 1e9) < 250_000)
     }
 
     @Test("list shows every mechanism with its copy count and availability")

@@ -35,6 +35,8 @@ public struct WorkerTask: Codable, Sendable {
     public var published: [String: String]
     /// Test-only fault injection (never set from `--help`-visible options).
     public var fault: InjectedFault?
+    /// Latency mode: 0 for closed-loop ping-pong, else the fixed interval between paced sends.
+    public var sendIntervalNanoseconds: UInt64 = 0
 }
 
 /// A deliberate fault in the producer's stream, so tests can prove each kind of error is detected.

@@ -1,8 +1,12 @@
+import Glibc
+
 /// The timed loops. They are generic over the endpoint type so each mechanism's calls are direct
 /// (specialised), and they allocate nothing, take no locks and call no Foundation code.
 enum Loops {
     /// Producer side of ping-pong: records each round trip from just before the send to just after
-    /// the whole reply has arrived.
+    /// the whole reply has arrived. Paced (open-loop) tasks send on a fixed schedule and measure from
+    /// each message's intended send time, so a slow reply delays later messages' figures too instead
+    /// of silently thinning the samples (no coordinated omission).
     static func latencyProducer<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, _ task: WorkerTask) throws -> WorkerResult {
         let size = task.options.messageBytes
         let verify = task.touch == .verify
@@ -13,6 +17,7 @@ enum Loops {
         var sequence: UInt64 = 0
         var loopStart: UInt64 = 0
         var deadline = UInt64.max
+        let interval = task.sendIntervalNanoseconds
         var meter = CPUMeter()
         let cpuBefore = Affinity.currentCPU()
 
@@ -22,7 +27,13 @@ enum Loops {
                 loopStart = MonotonicClock.now()
                 if task.durationNanoseconds > 0 { deadline = loopStart + task.durationNanoseconds }
             }
-            let sentAt = MonotonicClock.now()
+            let sentAt: UInt64
+            if interval > 0, sequence >= warmup {
+                sentAt = loopStart &+ (sequence - warmup) &* interval
+                Pacer.wait(until: sentAt)
+            } else {
+                sentAt = MonotonicClock.now()
+            }
             try endpoint.send(size: size) { message in
                 MessageFormat.stamp(message, sequence: sequence, sentAt: sentAt)
                 if verify { MessageFormat.writePattern(message, sequence: sequence) }
@@ -183,6 +194,24 @@ enum Loops {
         try endpoint.send(size: size) { message in
             MessageFormat.stamp(message, sequence: MessageFormat.endMarker | timedMessages, sentAt: MonotonicClock.now())
         }
+    }
+}
+
+/// Waits for a paced send time: sleeps while it is far off, then spins for the last stretch so sends
+/// leave on time (the spinning shows in the producer's CPU cost).
+enum Pacer {
+    static let spinNanoseconds: UInt64 = 50_000
+
+    @inline(__always)
+    static func wait(until time: UInt64) {
+        var now = MonotonicClock.now()
+        if now + spinNanoseconds < time {
+            let wake = time - spinNanoseconds
+            var request = timespec(tv_sec: Int(wake / 1_000_000_000), tv_nsec: Int(wake % 1_000_000_000))
+            while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &request, nil) == EINTR {}
+            now = MonotonicClock.now()
+        }
+        while now < time { now = MonotonicClock.now() }
     }
 }
 

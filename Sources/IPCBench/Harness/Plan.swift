@@ -40,6 +40,8 @@ public struct Cell: Sendable {
     public var messageBytes: Int
     public var touch: Touch
     public var placement: Placement
+    /// Open-loop latency: messages per second on a fixed schedule (nil: closed-loop ping-pong).
+    public var pacedRate: Double?
 
     public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes, variant: variant) }
     public var copies: Int { mechanism.copies(for: variant) }
@@ -67,6 +69,8 @@ public struct RunConfiguration: Sendable {
     /// half-width is within this fraction of the mean (0.05 = ±5%), or a budget runs out.
     public var targetRelativeCI: Double?
     public var maximumRepetitions = 30
+    /// Latency mode: messages per second on a fixed schedule (open loop); nil for closed-loop ping-pong.
+    public var pacedRate: Double?
     public var repetitionBudgetSeconds = 30.0
 
     public init(
@@ -95,7 +99,8 @@ public struct RunConfiguration: Sendable {
                 selectedVariants(mechanism, mode).flatMap { variant in
                     sizes.flatMap { size in
                         placements.map {
-                            Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: size, touch: touch, placement: $0)
+                            Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: size, touch: touch, placement: $0,
+                                 pacedRate: mode == .latency ? pacedRate : nil)
                         }
                     }
                 }
@@ -120,9 +125,11 @@ public struct RunConfiguration: Sendable {
     }
 
     func task(for cell: Cell) -> WorkerTask {
-        WorkerTask(
+        var task = WorkerTask(
             mechanismID: cell.mechanism.id, role: .producer, options: cell.options, touch: cell.touch, cpu: nil,
             warmupMessages: warmupMessages(for: cell), maximumMessages: maximumMessages,
             durationNanoseconds: UInt64(durationSeconds * 1e9), rendezvous: Rendezvous(), published: [:], fault: fault)
+        if let pacedRate = cell.pacedRate { task.sendIntervalNanoseconds = UInt64((1e9 / pacedRate).rounded()) }
+        return task
     }
 }

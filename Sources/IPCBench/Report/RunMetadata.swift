@@ -46,11 +46,13 @@ public struct RunMetadata: Codable, Sendable {
         public var warmupMessages: Int?
         public var cellTimeoutSeconds: Double
         public var targetRelativeCI: Double?
+        /// Open-loop latency rate (messages/s); nil for closed-loop ping-pong.
+        public var pacedRatePerSecond: Double?
 
         enum CodingKeys: String, CodingKey {
             case mechanisms, modes, variants, messageBytes, touch, placements, repetitions
             case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
-            case targetRelativeCI = "target_relative_ci"
+            case targetRelativeCI = "target_relative_ci", pacedRatePerSecond
         }
     }
 
@@ -106,7 +108,8 @@ public struct RunMetadata: Codable, Sendable {
             placements: configuration.placements.map(Self.describe), repetitions: configuration.repetitions,
             durationSecondsPerRepetition: configuration.durationSeconds,
             maximumMessagesPerRepetition: configuration.maximumMessages, warmupMessages: configuration.warmupMessages,
-            cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds, targetRelativeCI: configuration.targetRelativeCI)
+            cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds, targetRelativeCI: configuration.targetRelativeCI,
+            pacedRatePerSecond: configuration.pacedRate)
         csvColumns = CSVReport.columns
     }
 
