@@ -72,13 +72,32 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
+    @Option(help: ArgumentHelp("Soak test: run the suite over and over for this long (e.g. 600s, 10m, 1h), checking after every pass that nothing was leaked; report every failure and leak at the end.", valueName: "duration"))
+    var soak: String?
+
     /// Test-only: inject a fault into the producer's stream (drop, reorder or corrupt one message).
     @Option(help: .private)
     var injectFault: String?
 
     func validate() throws {
         _ = try resolvedConfiguration()
-        _ = try outputPath()
+        _ = try soakSeconds()
+        if out != nil { _ = try outputPath() }
+    }
+
+    func soakSeconds() throws -> Double? {
+        guard let soak else { return nil }
+        let units: [(String, Double)] = [("h", 3600), ("m", 60), ("s", 1)]
+        var number = soak
+        var multiplier = 1.0
+        if let (suffix, scale) = units.first(where: { soak.hasSuffix($0.0) }) {
+            number = String(soak.dropLast(suffix.count))
+            multiplier = scale
+        }
+        guard let value = Double(number), value > 0 else {
+            throw ValidationError("--soak '\(soak)' is not a duration; expected seconds or a number with s, m or h, e.g. 10m")
+        }
+        return value * multiplier
     }
 
     func run() throws {
@@ -99,13 +118,31 @@ struct RunCommand: ParsableCommand {
 
         let cells = configuration.cells
         let progress = Progress(total: cells.count, enabled: !quiet && isatty(2) != 0)
-        let outcomes = SuiteRunner.run(configuration) { outcome, index, _ in
-            try? report.append(outcome)
-            if let warning = MachineLoad.noiseWarning(outcome), !quiet {
-                progress.note("noisy cell \(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) \(outcome.cell.placement.name): \(warning)")
+        let soakLength = try soakSeconds()
+        var outcomes: [CellOutcome] = []
+        var passes = 0
+        var leaks: [Leftover] = []
+        repeat {
+            passes += 1
+            let pass = soakLength == nil ? "" : "pass \(passes): "
+            outcomes += SuiteRunner.run(configuration) { outcome, index, _ in
+                try? report.append(outcome)
+                if let warning = MachineLoad.noiseWarning(outcome), !quiet, soakLength == nil {
+                    progress.note("noisy cell \(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) \(outcome.cell.placement.name): \(warning)")
+                }
+                if case let .failed(reason) = outcome.status, soakLength != nil {
+                    progress.note("\(pass)\(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) failed: \(reason)")
+                }
+                progress.cellDone(index: index, label: "\(pass)\(outcome.cell.mechanism.id) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes))")
             }
-            progress.cellDone(index: index, label: "\(outcome.cell.mechanism.id) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes))")
-        }
+            // Between passes this process should hold no IPC object at all: anything found leaked.
+            let held = Leftovers.heldByThisProcess()
+            for leak in held {
+                progress.note("\(pass)leaked \(leak)")
+                _ = Leftovers.remove(leak)
+            }
+            leaks += held
+        } while soakLength.map { Date().timeIntervalSince(started) < $0 } ?? false && !Interruption.requested
         progress.finish()
 
         let wall = Date().timeIntervalSince(started)
@@ -116,22 +153,33 @@ struct RunCommand: ParsableCommand {
         }
         metadata.wallSeconds = (wall * 100).rounded() / 100
         metadata.cellsCompleted = outcomes.count
+        metadata.soakPasses = soakLength == nil ? nil : passes
+        metadata.leakedObjects = leaks.map(\.description)
         metadata.cellsFailed = outcomes.filter { if case .failed = $0.status { true } else { false } }.count
         metadata.cellsUnavailable = outcomes.filter { if case .unavailable = $0.status { true } else { false } }.count
         metadata.state = Interruption.requested ? "interrupted" : "complete"
         if Interruption.requested { metadata.interruptedBy = Interruption.signal == SIGTERM ? "SIGTERM" : "SIGINT" }
         try metadata.write(to: metadataPath)
 
-        print(ConsoleTable.render(outcomes))
-        print("")
-        print("\(outcomes.count) of \(cells.count) cells in \(String(format: "%.1f", wall)) s; \(metadata.cellsFailed) failed, \(metadata.cellsUnavailable) unavailable.")
+        if soakLength == nil {
+            print(ConsoleTable.render(outcomes))
+            print("")
+        } else {
+            let failures = outcomes.filter { if case .failed = $0.status { true } else { false } }
+            print("Soak: \(passes) passes, \(outcomes.count) cells in \(String(format: "%.0f", wall)) s; \(failures.count) failed, \(leaks.count) leaked objects.")
+            for failure in failures {
+                print("  failed: \(failure.cell.mechanism.id) \(failure.cell.variant) \(failure.cell.mode.rawValue) \(ByteSize.format(failure.cell.messageBytes)) \(failure.cell.placement.name): \(failure.status.text)")
+            }
+            leaks.forEach { print("  leaked: \($0)") }
+        }
+        print("\(outcomes.count) of \(cells.count * passes) cells in \(String(format: "%.1f", wall)) s; \(metadata.cellsFailed) failed, \(metadata.cellsUnavailable) unavailable.")
         print("CSV: \(csvPath)")
         print("Metadata: \(metadataPath)")
         if Interruption.requested {
             FileHandle.standardError.write(Data("ipcbench: interrupted; the CSV holds the \(outcomes.count) completed cells\n".utf8))
             throw ExitCode(128 + Interruption.signal)
         }
-        if metadata.cellsFailed > 0 { throw ExitCode(1) }
+        if metadata.cellsFailed > 0 || !leaks.isEmpty { throw ExitCode(1) }
     }
 
     // MARK: - Input

@@ -67,3 +67,33 @@ struct CleanTests {
         #expect(OwnedNames.ownerPID(ofSysVKey: IPC_PRIVATE) == nil)
     }
 }
+
+@Suite("Soak")
+struct SoakTests {
+    @Test("A short soak loops the suite and reports no failure and no leak")
+    func shortSoak() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let result = try TestSupport.runCLI(
+            ["run", "--mechanisms", "pipe,unix-stream", "--sizes", "64", "--duration", "0.02", "--repetitions", "1",
+             "--soak", "4s", "--out", scratch + "/soak.csv"],
+            environment: ["TMPDIR": scratch])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("0 failed, 0 leaked objects"), "\(result.stdout)")
+        let passes = result.stdout.firstMatch(of: /Soak: (\d+) passes/).flatMap { Int($0.1) } ?? 0
+        #expect(passes >= 2)
+        #expect(try TestSupport.readCSV(scratch + "/soak.csv").count == passes * 8)
+    }
+
+    @Test("An object this process still holds is found as a leak")
+    func detectsHeldObjects() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        setenv("TMPDIR", scratch, 1)
+        defer { unsetenv("TMPDIR") }
+        let workspace = try Workspace()
+        #expect(Leftovers.heldByThisProcess().contains { $0.name == workspace.path })
+        workspace.remove()
+        #expect(!Leftovers.heldByThisProcess().contains { $0.name == workspace.path })
+    }
+}

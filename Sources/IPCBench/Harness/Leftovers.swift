@@ -27,22 +27,33 @@ public enum Leftovers {
     /// Every leftover this user can see. POSIX message queues can only be listed where /dev/mqueue is
     /// mounted; `notes` says so when it is not.
     public static func find() -> (found: [Leftover], notes: [String]) {
+        find { !OwnedNames.isLiveRun($0) }
+    }
+
+    /// Objects this process created and still holds: between cells there should be none (soak check).
+    public static func heldByThisProcess() -> [Leftover] {
+        let me = getpid()
+        return find { $0 == me }.found
+    }
+
+    /// Our tagged objects whose owner pid passes `include`.
+    static func find(where include: (pid_t) -> Bool) -> (found: [Leftover], notes: [String]) {
         var found: [Leftover] = []
         var notes: [String] = []
         var temporaryDirectories = ["/tmp"]
         if let tmp = ProcessInfo.processInfo.environment["TMPDIR"], !tmp.isEmpty, tmp != "/tmp" { temporaryDirectories.append(tmp) }
         for directory in temporaryDirectories {
-            found += ownedEntries(in: directory, kind: .workspace) { directory + "/" + $0 }
+            found += ownedEntries(in: directory, kind: .workspace, include) { directory + "/" + $0 }
         }
-        found += ownedEntries(in: "/dev/shm", kind: .posixSharedMemory) { "/" + $0 }
+        found += ownedEntries(in: "/dev/shm", kind: .posixSharedMemory, include) { "/" + $0 }
         if FileManager.default.fileExists(atPath: "/dev/mqueue/.") && isMountPoint("/dev/mqueue") {
-            found += ownedEntries(in: "/dev/mqueue", kind: .posixMessageQueue) { "/" + $0 }
+            found += ownedEntries(in: "/dev/mqueue", kind: .posixMessageQueue, include) { "/" + $0 }
         } else {
             notes.append("POSIX message queues cannot be listed: /dev/mqueue is not mounted (mount -t mqueue none /dev/mqueue)")
         }
-        found += sysV("/proc/sysvipc/msg", kind: .sysVMessageQueue)
-        found += sysV("/proc/sysvipc/shm", kind: .sysVSharedMemory)
-        found += sysV("/proc/sysvipc/sem", kind: .sysVSemaphoreSet)
+        found += sysV("/proc/sysvipc/msg", kind: .sysVMessageQueue, include)
+        found += sysV("/proc/sysvipc/shm", kind: .sysVSharedMemory, include)
+        found += sysV("/proc/sysvipc/sem", kind: .sysVSemaphoreSet, include)
         return (found, notes)
     }
 
@@ -67,11 +78,11 @@ public enum Leftovers {
         return result == 0 ? nil : String(cString: strerror(errno))
     }
 
-    private static func ownedEntries(in directory: String, kind: Leftover.Kind, name: (String) -> String) -> [Leftover] {
+    private static func ownedEntries(in directory: String, kind: Leftover.Kind, _ include: (pid_t) -> Bool, name: (String) -> String) -> [Leftover] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return entries.compactMap { entry in
             let base = entry.hasPrefix("sem.") ? String(entry.dropFirst(4)) : entry
-            guard let owner = OwnedNames.ownerPID(ofName: base), !OwnedNames.isLiveRun(owner) else { return nil }
+            guard let owner = OwnedNames.ownerPID(ofName: base), include(owner) else { return nil }
             var info = stat()
             guard lstat(directory + "/" + entry, &info) == 0, info.st_uid == getuid() else { return nil }
             return Leftover(kind: kind, name: name(entry), ownerPID: owner)
@@ -79,7 +90,7 @@ public enum Leftovers {
     }
 
     /// /proc/sysvipc/* lines: key id perms … uid …; the uid column's position comes from the header.
-    private static func sysV(_ path: String, kind: Leftover.Kind) -> [Leftover] {
+    private static func sysV(_ path: String, kind: Leftover.Kind, _ include: (pid_t) -> Bool) -> [Leftover] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
         var lines = text.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
         guard !lines.isEmpty else { return [] }
@@ -88,7 +99,7 @@ public enum Leftovers {
         return lines.compactMap { fields in
             guard fields.count > uidColumn, let key = Int32(fields[0]), let id = Int32(fields[1]),
                   let uid = UInt32(fields[uidColumn]), uid == getuid(),
-                  let owner = OwnedNames.ownerPID(ofSysVKey: key), !OwnedNames.isLiveRun(owner)
+                  let owner = OwnedNames.ownerPID(ofSysVKey: key), include(owner)
             else { return nil }
             return Leftover(kind: kind, name: String(id), ownerPID: owner)
         }

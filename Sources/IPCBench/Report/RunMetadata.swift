@@ -69,6 +69,10 @@ public struct RunMetadata: Codable, Sendable {
     public var cellsCompleted: Int
     public var cellsFailed: Int
     public var cellsUnavailable: Int
+    /// `--soak`: suite passes completed (nil for a single run).
+    public var soakPasses: Int?
+    /// IPC objects or temp directories found still present after a pass (each one a bug).
+    public var leakedObjects: [String] = []
     public var host: Host
     /// CPUs, cores, SMT siblings, L3 groups and NUMA nodes from /sys (nil if /sys could not be read).
     public var topology: Topology?
