@@ -14,10 +14,13 @@ let package = Package(
     targets: [
         // Thin C shim: only what Swift cannot call directly (GNU-only calls, macros, variadics).
         .target(name: "CIPCShim"),
+        // NUMA memory placement (mbind, move_pages) through libnuma; scripts/setup-system installs it.
+        .systemLibrary(name: "CNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .target(
             name: "IPCBench",
             dependencies: [
                 "CIPCShim",
+                "CNUMA",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
