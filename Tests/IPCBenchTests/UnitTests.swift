@@ -120,3 +120,29 @@ struct FloorProbeTests {
         #expect(FloorProbe.roundTripNanoseconds(between: cpus[0], and: cpus[0]) == nil)
     }
 }
+
+@Suite("Results files and compare")
+struct CompareTests {
+    @Test("CSV records with quoted commas, quotes and newlines parse back")
+    func parsesQuotedCSV() {
+        let records = ResultsFile.parse("a,b,c\n1,\"x, y\",\"say \"\"hi\"\"\"\n2,\"two\nlines\",\n")
+        #expect(records == [["a", "b", "c"], ["1", "x, y", "say \"hi\""], ["2", "two\nlines", ""]])
+    }
+
+    @Test("compare: a run against itself gives ratios of 1; a non-results file is refused with status 2")
+    func comparesRuns() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/a.csv"
+        let run = try TestSupport.runCLI(["run", "--quick", "--mechanisms", "pipe", "--sizes", "64", "--out", csv])
+        #expect(run.status == 0)
+        let same = try TestSupport.runCLI(["compare", csv, csv])
+        #expect(same.status == 0, "\(same.stderr)")
+        #expect(same.stdout.contains("4 matching cells; 0 figures beyond"), "\(same.stdout)")
+        #expect(same.stdout.contains("1.000"))
+        try "not,a,results\nfile\n".write(toFile: scratch + "/bad.csv", atomically: true, encoding: .utf8)
+        let bad = try TestSupport.runCLI(["compare", csv, scratch + "/bad.csv"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("is not an ipcbench results CSV"), "\(bad.stderr)")
+    }
+}

@@ -1,0 +1,152 @@
+import Benchmark
+import Glibc
+import IPCBench
+
+// Micro-benchmarks of the work the timed loops do per message (Sources/IPCBench/Harness/Loops.swift).
+// Each one measures only the hot call in an inner loop of `scalingFactor` calls; set-up (buffers,
+// histograms, input values) happens before `startMeasurement()`. Every one must allocate nothing in
+// the measured region: `.mallocCountTotal` is checked with a zero tolerance, against a baseline and
+// against the committed static thresholds in Thresholds/ (see README.md).
+
+/// Regression tolerances. Wall clock and rates: relative, because absolute times differ between
+/// machines; the widths are what this shared 2-vCPU VM showed between identical runs, plus margin.
+/// Allocations: absolute zero at every percentile, so a single new allocation fails the check.
+enum Tolerance {
+    static let time = BenchmarkThresholds(relative: [.p50: 20, .p75: 30])
+    static let rate = BenchmarkThresholds(relative: [.p50: 20, .p75: 30])
+    static let noAllocations = BenchmarkThresholds(
+        absolute: [.p0: 0, .p25: 0, .p50: 0, .p75: 0, .p90: 0, .p99: 0, .p100: 0])
+}
+
+/// Reading speed in MB/s (10^6 bytes per second), computed inside the measured region.
+let megabytesPerSecond = BenchmarkMetric.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false)
+
+/// Holds state made once in set-up. The benchmark moves it out into a local before measuring, so the
+/// measured loop mutates a uniquely referenced local exactly as the timed loops do (no copy-on-write,
+/// no exclusivity checks on a class property).
+final class Slot<Value> {
+    var value: Value?
+    init(_ value: Value) { self.value = value }
+
+    func take() -> Value {
+        defer { value = nil }
+        return value!
+    }
+}
+
+/// Latencies as a run sees them: log-uniform from ~100 ns to ~1 ms (deterministic, so runs compare).
+func sampleLatencies(count: Int) -> [UInt64] {
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    return (0..<count).map { _ in
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        let exponent = Double(state >> 11) / Double(1 << 53) * 13.3 + 6.6 // 2^6.6 ≈ 100 ns … 2^19.9 ≈ 1 ms
+        return UInt64(exp2(exponent))
+    }
+}
+
+/// A message buffer of `size` bytes, filled with the verify pattern of message `sequence`.
+func patternedMessage(size: Int, sequence: UInt64) -> UnsafeMutableRawBufferPointer {
+    let message = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+    MessageFormat.stamp(message, sequence: sequence, sentAt: MonotonicClock.now())
+    MessageFormat.writePattern(message, sequence: sequence)
+    return message
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .mallocCountTotal],
+        warmupIterations: 10,
+        scalingFactor: .kilo,
+        maxDuration: .seconds(1),
+        maxIterations: 100_000,
+        thresholds: [.wallClock: Tolerance.time, .throughput: Tolerance.rate, .mallocCountTotal: Tolerance.noAllocations]
+    )
+
+    // 1. LatencyHistogram.record: once per round trip in the producer and per message in the consumer.
+    let values = sampleLatencies(count: 4096)
+    let histogramSlot = Slot(LatencyHistogram())
+    Benchmark("LatencyHistogram.record") { benchmark in
+        var histogram = histogramSlot.take()
+        defer { histogramSlot.value = histogram }
+        values.withUnsafeBufferPointer { values in
+            benchmark.startMeasurement()
+            for index in benchmark.scaledIterations {
+                histogram.record(values[index & 4095])
+            }
+            benchmark.stopMeasurement()
+        }
+        blackHole(histogram.count)
+    }
+
+    // 2. MonotonicClock.now: two to three reads per message in the timed loops.
+    Benchmark("MonotonicClock.now") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(MonotonicClock.now())
+        }
+    }
+
+    // 3. The per-message bookkeeping around a 64-byte message: the producer stamps sequence number and
+    // send time; the consumer reads both back and checks the sequence.
+    let headerMessage = patternedMessage(size: 64, sequence: 0)
+    Benchmark("Message stamp + SequenceCheck.observe") { benchmark in
+        let message = headerMessage
+        let incoming = UnsafeRawBufferPointer(message)
+        var check = SequenceCheck()
+        var delays: UInt64 = 0
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations {
+            MessageFormat.stamp(message, sequence: UInt64(truncatingIfNeeded: index), sentAt: MonotonicClock.now())
+            let sequence = MessageFormat.sequence(of: incoming)
+            delays &+= MonotonicClock.now() &- MessageFormat.sentAt(of: incoming)
+            check.observe(sequence)
+        }
+        benchmark.stopMeasurement()
+        blackHole(delays)
+        if check.lost != 0 || check.reordered != 0 {
+            benchmark.error("sequence check miscounted: lost \(check.lost), reordered \(check.reordered)")
+        }
+    }
+
+    // 4. touch=read (every byte read once, MessageFormat.readAll) and touch=verify
+    // (MessageFormat.patternMatches) over one cache-warm message.
+    for size in [4 << 10, 64 << 10] {
+        let label = "\(size >> 10) KiB"
+        let message = patternedMessage(size: size, sequence: 7)
+        let incoming = UnsafeRawBufferPointer(message)
+        let configuration = Benchmark.Configuration(
+            metrics: [.wallClock, .throughput, .mallocCountTotal, megabytesPerSecond],
+            scalingFactor: size > 16 << 10 ? .one : .kilo,
+            thresholds: [.wallClock: Tolerance.time, .throughput: Tolerance.rate, .mallocCountTotal: Tolerance.noAllocations,
+                         megabytesPerSecond: Tolerance.rate])
+
+        Benchmark("touch=read \(label)", configuration: configuration) { benchmark in
+            let calls = benchmark.scaledIterations.count
+            var sum: UInt64 = 0
+            benchmark.startMeasurement()
+            let start = MonotonicClock.now()
+            for _ in 0..<calls {
+                blackHole(incoming) // escapes the buffer each time, so the read cannot be hoisted out of the loop
+                sum &+= MessageFormat.readAll(incoming)
+            }
+            let elapsed = MonotonicClock.now() - start
+            benchmark.stopMeasurement()
+            blackHole(sum)
+            benchmark.measurement(megabytesPerSecond, Int(UInt64(calls * size) * 1000 / max(elapsed, 1)))
+        }
+
+        Benchmark("touch=verify \(label)", configuration: configuration) { benchmark in
+            let calls = benchmark.scaledIterations.count
+            var matched = 0
+            benchmark.startMeasurement()
+            let start = MonotonicClock.now()
+            for _ in 0..<calls {
+                blackHole(incoming)
+                if MessageFormat.patternMatches(incoming, sequence: 7) { matched &+= 1 }
+            }
+            let elapsed = MonotonicClock.now() - start
+            benchmark.stopMeasurement()
+            if matched != calls { benchmark.error("pattern check failed on an unchanged message") }
+            benchmark.measurement(megabytesPerSecond, Int(UInt64(calls * size) * 1000 / max(elapsed, 1)))
+        }
+    }
+}
