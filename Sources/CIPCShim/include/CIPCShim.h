@@ -46,5 +46,6 @@ static inline uint64_t ipcb_now_ns(void) {
 #include "CIPCShimQueues.h"
 #include "CIPCShimSharedMemory.h"
 #include "CIPCShimKernelCopy.h"
+#include "CIPCShimSignals.h"
 
 #endif

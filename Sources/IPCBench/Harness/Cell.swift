@@ -37,6 +37,8 @@ public struct WorkerTask: Codable, Sendable {
     public var fault: InjectedFault?
     /// Latency mode: 0 for closed-loop ping-pong, else the fixed interval between paced sends.
     public var sendIntervalNanoseconds: UInt64 = 0
+    /// The mechanism's `carriesSendTimestamp`: without it the consumer records no one-way delay.
+    public var carriesSendTimestamp = true
 }
 
 /// A deliberate fault in the producer's stream, so tests can prove each kind of error is detected.

@@ -129,6 +129,7 @@ public struct RunConfiguration: Sendable {
             mechanismID: cell.mechanism.id, role: .producer, options: cell.options, touch: cell.touch, cpu: nil,
             warmupMessages: warmupMessages(for: cell), maximumMessages: maximumMessages,
             durationNanoseconds: UInt64(durationSeconds * 1e9), rendezvous: Rendezvous(), published: [:], fault: fault)
+        task.carriesSendTimestamp = cell.mechanism.carriesSendTimestamp
         if let pacedRate = cell.pacedRate { task.sendIntervalNanoseconds = UInt64((1e9 / pacedRate).rounded()) }
         return task
     }

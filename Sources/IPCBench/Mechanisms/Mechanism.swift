@@ -117,6 +117,9 @@ public protocol Mechanism: Sendable {
     func copies(for variant: String) -> Int
     /// True for mechanisms allowed to drop messages (UDP): loss is reported, not a failure.
     var losesMessages: Bool { get }
+    /// False when a message cannot carry the producer's send time (a signal's one 8-byte value):
+    /// the consumer then records no one-way delay, so those columns stay empty rather than invented.
+    var carriesSendTimestamp: Bool { get }
     /// The largest message this system lets the mechanism carry, or nil when only memory limits it.
     func messageLimit() -> MessageLimit?
     /// Why the mechanism cannot run on this system, or nil when it can.
@@ -137,6 +140,7 @@ public protocol Mechanism: Sendable {
 extension Mechanism {
     public func optionalVariants(for mode: Mode) -> [String] { [] }
     public var losesMessages: Bool { false }
+    public var carriesSendTimestamp: Bool { true }
     public func messageLimit() -> MessageLimit? { nil }
     public func unavailableReason() -> String? { nil }
     public func teardown(_ rendezvous: Rendezvous) {}
@@ -162,6 +166,12 @@ public enum MechanismRegistry {
         FIFOMechanism(),
         UnixStreamMechanism(),
         TCPMechanism(),
+        SysVMessageQueueMechanism(),
+        POSIXMessageQueueMechanism(),
+        UnixDatagramMechanism(.datagram),
+        UnixDatagramMechanism(.sequencedPacket),
+        UDPMechanism(),
+        RealtimeSignalMechanism(),
     ]
 
     public static var ids: [String] { all.map(\.id) }

@@ -1,0 +1,130 @@
+import Glibc
+
+/// An endpoint over a reliable datagram socket (UNIX SOCK_DGRAM, SOCK_SEQPACKET): each message is
+/// one datagram, sent from and received into private buffers (two copies, like a stream socket),
+/// but never framed by the reader: a datagram of any length other than the message size is an error.
+public final class DatagramEndpoint: MessageEndpoint {
+    private let descriptor: Int32
+    private let sendBuffer: UnsafeMutableRawBufferPointer
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    /// An unconnected consumer socket connects to whoever sends it the first datagram, so its
+    /// answers need no address and other senders are refused from then on.
+    private var connectsToFirstSender: Bool
+    /// SOCK_SEQPACKET reports the peer's close as a zero-length read; SOCK_DGRAM has no close.
+    private let zeroLengthMeansClosed: Bool
+
+    public init(descriptor: Int32, maximumMessageBytes: Int, connectsToFirstSender: Bool, zeroLengthMeansClosed: Bool) {
+        self.descriptor = descriptor
+        self.connectsToFirstSender = connectsToFirstSender
+        self.zeroLengthMeansClosed = zeroLengthMeansClosed
+        sendBuffer = .allocate(byteCount: maximumMessageBytes, alignment: 64)
+        receiveBuffer = .allocate(byteCount: maximumMessageBytes, alignment: 64)
+        // Touch every page now so first-touch faults stay out of the timed loop.
+        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit {
+        sendBuffer.deallocate()
+        receiveBuffer.deallocate()
+    }
+
+    public func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        fill(message)
+        try Datagram.send(descriptor, UnsafeRawBufferPointer(message))
+    }
+
+    public func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+        let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
+        let length: Int
+        if connectsToFirstSender {
+            length = try Datagram.receiveConnectingToSender(descriptor, into: message)
+            connectsToFirstSender = false
+        } else {
+            length = try Datagram.receive(descriptor, into: message)
+        }
+        if length != size {
+            if length == 0, zeroLengthMeansClosed { return false }
+            throw Datagram.wrongLength(length, expected: size)
+        }
+        consume(UnsafeRawBufferPointer(message))
+        return true
+    }
+
+    public func close() {
+        Glibc.close(descriptor)
+    }
+}
+
+/// Calls shared by the datagram endpoints. A message is one datagram: sent whole (a datagram socket
+/// sends all or nothing) and received with MSG_TRUNC, so recv reports the datagram's real length
+/// even when it is longer than the buffer and nothing is ever silently cut.
+enum Datagram {
+    /// What `receive` returns when the socket's receive timeout (SO_RCVTIMEO) passed.
+    static let timedOut = -1
+
+    @inline(__always)
+    static func send(_ fd: Int32, _ message: UnsafeRawBufferPointer) throws {
+        while true {
+            let sent = Glibc.send(fd, message.baseAddress, message.count, 0)
+            if sent == message.count { return }
+            if sent >= 0 { throw IPCError.worker("send took \(sent) bytes of a \(message.count)-byte datagram") }
+            if errno != EINTR { throw IPCError.lastSystemError("send", "\(message.count)-byte datagram") }
+        }
+    }
+
+    /// Receives one datagram into `buffer` and returns its real length, or `timedOut`.
+    @inline(__always)
+    static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let length = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_TRUNC))
+            if length >= 0 { return length }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return timedOut }
+            throw IPCError.lastSystemError("recv")
+        }
+    }
+
+    /// Receives one datagram and connects the socket to its sender (used once, for the first one).
+    static func receiveConnectingToSender(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var sender = sockaddr_storage()
+        while true {
+            var senderLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let length = withUnsafeMutablePointer(to: &sender) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    recvfrom(fd, buffer.baseAddress, buffer.count, Int32(MSG_TRUNC), $0, &senderLength)
+                }
+            }
+            if length < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return timedOut }
+                throw IPCError.lastSystemError("recvfrom")
+            }
+            let connected = withUnsafePointer(to: &sender) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, senderLength) }
+            }
+            guard connected == 0 else { throw IPCError.lastSystemError("connect", "to the sender of the first datagram") }
+            return length
+        }
+    }
+
+    static func wrongLength(_ length: Int, expected: Int) -> IPCError {
+        .worker("received a datagram of \(length) bytes where a \(expected)-byte message was expected")
+    }
+
+    /// A socket timeout (SO_RCVTIMEO / SO_SNDTIMEO) in milliseconds.
+    static func setTimeout(_ fd: Int32, _ option: Int32, milliseconds: Int) throws {
+        var value = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        guard setsockopt(fd, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
+            throw IPCError.lastSystemError("setsockopt", option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO")
+        }
+    }
+
+    /// The value the kernel actually uses for an integer socket option (it doubles buffer sizes).
+    static func option(_ fd: Int32, _ level: Int32, _ name: Int32) -> Int32? {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        return getsockopt(fd, level, name, &value, &length) == 0 ? value : nil
+    }
+}

@@ -1,0 +1,233 @@
+import CIPCShim
+import Glibc
+import Synchronization
+
+/// Numbers the queue pairs this process creates, so each cell's names are unique.
+private let queuePairCounter = Atomic<Int>(0)
+
+/// POSIX message queues (mq_send / mq_receive), one per direction. The parent creates both with
+/// unique names (`/ipcbench-<pid>-<n>-to-consumer` / `-to-producer`; O_CREAT | O_EXCL, mode 0600),
+/// sized for the cell, and closes them; each worker opens them by name, as unrelated processes
+/// would; the parent unlinks them in teardown, whatever the outcome.
+public struct POSIXMessageQueueMechanism: Mechanism {
+    public init() {}
+    public let id = "posix-mq"
+    public let summary = "POSIX message queue pair (mq_send/mq_receive), opened by name by each worker"
+
+    public static let namePrefix = "/ipcbench-"
+    /// Queue depth wanted when the system allows it: enough to keep a streaming producer ahead.
+    static let preferredDepth = 64
+    /// Kernel bookkeeping charged to RLIMIT_MSGQUEUE per message slot beyond its bytes
+    /// (struct msg_msg plus a priority tree node, under 128 bytes on 64-bit kernels).
+    static let slotOverheadBytes = 128
+
+    static let messageSizePath = "/proc/sys/fs/mqueue/msgsize_max"
+    static let depthPath = "/proc/sys/fs/mqueue/msg_max"
+
+    public func variants(for mode: Mode) -> [String] { ["mq_send/mq_receive"] }
+    public func copies(for variant: String) -> Int { 2 }
+
+    public func unavailableReason() -> String? {
+        SystemFacts.readInt(Self.messageSizePath) == nil
+            ? "POSIX message queues are not available (\(Self.messageSizePath) is missing; kernel without CONFIG_POSIX_MQUEUE?)"
+            : nil
+    }
+
+    /// mq_open refuses an mq_msgsize over fs.mqueue.msgsize_max (to unprivileged users; the tool
+    /// keeps to it for everyone so results do not depend on who runs it).
+    public func messageLimit() -> MessageLimit? {
+        SystemFacts.readInt(Self.messageSizePath).map {
+            MessageLimit(
+                bytes: $0,
+                source: "fs.mqueue.msgsize_max = \($0) (\(Self.messageSizePath)); raise with sysctl -w fs.mqueue.msgsize_max=BYTES")
+        }
+    }
+
+    /// The two queue names of pair `number` created by process `processID`.
+    public static func queueNames(processID: pid_t, number: Int) -> (toConsumer: String, toProducer: String) {
+        let base = "\(namePrefix)\(processID)-\(number)"
+        return (base + "-to-consumer", base + "-to-producer")
+    }
+
+    /// Whether a queue of this name exists (for leftover checks; does not need /dev/mqueue).
+    public static func queueExists(named name: String) -> Bool {
+        let descriptor = ipcb_mq_open(name, O_RDONLY)
+        if descriptor >= 0 {
+            _ = ipcb_mq_close(descriptor)
+            return true
+        }
+        return errno != ENOENT
+    }
+
+    public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
+        let depth = Self.depth(messageBytes: options.messageBytes)
+        var attempt = 1
+        while true {
+            let number = queuePairCounter.wrappingAdd(1, ordering: .relaxed).oldValue
+            let names = Self.queueNames(processID: getpid(), number: number)
+            do {
+                try Self.create(names.toConsumer, depth: depth, messageBytes: options.messageBytes)
+                do {
+                    try Self.create(names.toProducer, depth: depth, messageBytes: options.messageBytes)
+                } catch {
+                    _ = ipcb_mq_unlink(names.toConsumer)
+                    throw error
+                }
+                return Rendezvous(parameters: ["to-consumer": names.toConsumer, "to-producer": names.toProducer])
+            } catch let IPCError.system(_, code, _) where code == EEXIST && attempt < 8 {
+                // Left by an earlier process with this pid that was killed before its teardown: not
+                // ours to remove (`ipcbench clean` is), so take the next number.
+                attempt += 1
+            }
+        }
+    }
+
+    public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
+        let endpoint = try Self.endpoint(
+            receiveFrom: rendezvous.require("to-consumer"), sendTo: rendezvous.require("to-producer"), options)
+        return ImmediateListener { endpoint }
+    }
+
+    public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
+        try Self.endpoint(receiveFrom: rendezvous.require("to-producer"), sendTo: rendezvous.require("to-consumer"), options)
+    }
+
+    public func teardown(_ rendezvous: Rendezvous) {
+        for key in ["to-consumer", "to-producer"] {
+            if let name = rendezvous.parameters[key] { _ = ipcb_mq_unlink(name) }
+        }
+    }
+
+    /// min(fs.mqueue.msg_max, preferred depth), further limited so that both queues fit in this
+    /// user's RLIMIT_MSGQUEUE (default 819200 bytes) at this message size.
+    static func depth(messageBytes: Int) -> Int {
+        var depth = min(SystemFacts.readInt(depthPath) ?? 10, preferredDepth)
+        if let budget = messageQueueByteLimit() {
+            depth = min(depth, budget / 2 / (messageBytes + slotOverheadBytes))
+        }
+        return max(1, depth)
+    }
+
+    /// The soft RLIMIT_MSGQUEUE in bytes, or nil when unlimited.
+    static func messageQueueByteLimit() -> Int? {
+        let bytes = ipcb_mq_byte_limit()
+        return bytes >= 0 ? Int(bytes) : nil
+    }
+
+    private static func create(_ name: String, depth: Int, messageBytes: Int) throws {
+        let descriptor = ipcb_mq_create(name, O_RDWR | O_EXCL, 0o600, depth, messageBytes)
+        guard descriptor >= 0 else {
+            let code = errno
+            let call = "mq_open \(name) (\(depth) × \(messageBytes) bytes)"
+            let reason = String(cString: strerror(code))
+            switch code {
+            case EMFILE, ENOMEM:
+                // The kernel charges each queue's depth × (size + bookkeeping) to the user's RLIMIT_MSGQUEUE.
+                let limit = messageQueueByteLimit().map { "\($0) bytes" } ?? "unlimited"
+                let needed = 2 * depth * (messageBytes + slotOverheadBytes)
+                throw IPCError.setup(
+                    "\(call): \(reason): the per-user message queue limit RLIMIT_MSGQUEUE is \(limit) (ulimit -q) and this cell's two queues need about \(needed) bytes on top of this user's other queues (or the process is out of descriptors)")
+            case ENOSPC:
+                let limit = SystemFacts.readInt("/proc/sys/fs/mqueue/queues_max").map { " (fs.mqueue.queues_max = \($0))" } ?? ""
+                throw IPCError.setup("\(call): \(reason): the system's limit on message queues\(limit) is reached")
+            case EINVAL:
+                throw IPCError.setup(
+                    "\(call): \(reason): over fs.mqueue.msg_max / msgsize_max (\(depthPath), \(messageSizePath))")
+            default:
+                throw IPCError.system(call: "mq_open", errno: code, context: name)
+            }
+        }
+        _ = ipcb_mq_close(descriptor)
+    }
+
+    private static func open(_ name: String, _ flags: Int32) throws -> Int32 {
+        while true {
+            let descriptor = ipcb_mq_open(name, flags)
+            if descriptor >= 0 { return descriptor }
+            if errno != EINTR { throw IPCError.lastSystemError("mq_open", name) }
+        }
+    }
+
+    private static func endpoint(receiveFrom: String, sendTo: String, _ options: EndpointOptions) throws -> POSIXMessageQueueEndpoint {
+        let receiving = try open(receiveFrom, O_RDONLY)
+        let sending: Int32
+        do {
+            sending = try open(sendTo, O_WRONLY)
+        } catch {
+            _ = ipcb_mq_close(receiving)
+            throw error
+        }
+        let endpoint = POSIXMessageQueueEndpoint(sendQueue: sending, receiveQueue: receiving, messageBytes: options.messageBytes)
+        do {
+            try checkMessageSize(receiving, receiveFrom, options.messageBytes)
+            try checkMessageSize(sending, sendTo, options.messageBytes)
+        } catch {
+            endpoint.close()
+            throw error
+        }
+        return endpoint
+    }
+
+    /// mq_receive needs a buffer of at least mq_msgsize: checks the queue is what prepare made.
+    private static func checkMessageSize(_ descriptor: Int32, _ name: String, _ expected: Int) throws {
+        var depth = 0, messageBytes = 0, waiting = 0
+        guard ipcb_mq_attributes(descriptor, &depth, &messageBytes, &waiting) == 0 else {
+            throw IPCError.lastSystemError("mq_getattr", name)
+        }
+        guard messageBytes == expected else {
+            throw IPCError.setup("\(name) carries \(messageBytes)-byte messages, the cell \(expected)")
+        }
+    }
+}
+
+/// One side's two queue descriptors and private buffers (allocated once): `fill` writes the send
+/// buffer, mq_send copies it into the kernel, mq_receive copies out into the receive buffer.
+final class POSIXMessageQueueEndpoint: MessageEndpoint {
+    private let sendQueue: Int32
+    private let receiveQueue: Int32
+    private let sendBuffer: UnsafeMutableRawBufferPointer
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+
+    init(sendQueue: Int32, receiveQueue: Int32, messageBytes: Int) {
+        self.sendQueue = sendQueue
+        self.receiveQueue = receiveQueue
+        sendBuffer = .allocate(byteCount: messageBytes, alignment: 64)
+        receiveBuffer = .allocate(byteCount: messageBytes, alignment: 64)
+        // Touch every page now so first-touch faults stay out of the timed loop.
+        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit {
+        sendBuffer.deallocate()
+        receiveBuffer.deallocate()
+    }
+
+    func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        fill(message)
+        while ipcb_mq_send(sendQueue, message.baseAddress, size) != 0 {
+            if errno != EINTR { throw IPCError.lastSystemError("mq_send") }
+        }
+    }
+
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+        while true {
+            // The buffer is exactly mq_msgsize (the cell's size), as mq_receive requires.
+            let count = ipcb_mq_receive(receiveQueue, receiveBuffer.baseAddress, receiveBuffer.count)
+            if count >= 0 {
+                guard count == size else {
+                    throw IPCError.setup("mq_receive: a message of \(count) bytes arrived where \(size) were expected")
+                }
+                consume(UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<size]))
+                return true
+            }
+            if errno != EINTR { throw IPCError.lastSystemError("mq_receive") }
+        }
+    }
+
+    func close() {
+        _ = ipcb_mq_close(sendQueue)
+        _ = ipcb_mq_close(receiveQueue)
+    }
+}
