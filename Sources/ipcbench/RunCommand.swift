@@ -72,6 +72,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
+    @Flag(help: "Do not draw plots at the end (by default scripts/plot.py draws them when its Python environment is set up).")
+    var noPlots = false
+
     @Option(help: ArgumentHelp("Soak test: run the suite over and over for this long (e.g. 600s, 10m, 1h), checking after every pass that nothing was leaked; report every failure and leak at the end.", valueName: "duration"))
     var soak: String?
 
@@ -175,6 +178,9 @@ struct RunCommand: ParsableCommand {
         print("\(outcomes.count) of \(cells.count * passes) cells in \(String(format: "%.1f", wall)) s; \(metadata.cellsFailed) failed, \(metadata.cellsUnavailable) unavailable.")
         print("CSV: \(csvPath)")
         print("Metadata: \(metadataPath)")
+        if !noPlots, !outcomes.isEmpty, !Interruption.requested {
+            print(Plotter.draw(csvPath: csvPath))
+        }
         if Interruption.requested {
             FileHandle.standardError.write(Data("ipcbench: interrupted; the CSV holds the \(outcomes.count) completed cells\n".utf8))
             throw ExitCode(128 + Interruption.signal)

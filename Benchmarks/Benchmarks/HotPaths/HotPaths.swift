@@ -63,6 +63,19 @@ let benchmarks: @Sendable () -> Void = {
         thresholds: [.wallClock: Tolerance.time, .throughput: Tolerance.rate, .mallocCountTotal: Tolerance.noAllocations]
     )
 
+    // 0. Canary: exactly one allocation per call. If the malloc interposer ever stops counting, this
+    // one reads 0 and fails the checks, instead of every zero-allocation assertion passing vacuously.
+    Benchmark(
+        "malloc counter canary (1 allocation)",
+        configuration: .init(
+            metrics: [.mallocCountTotal], scalingFactor: .one, maxIterations: 10_000,
+            thresholds: [.mallocCountTotal: Tolerance.noAllocations])
+    ) { _ in
+        let block = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)
+        blackHole(block)
+        block.deallocate()
+    }
+
     // 1. LatencyHistogram.record: once per round trip in the producer and per message in the consumer.
     let values = sampleLatencies(count: 4096)
     let histogramSlot = Slot(LatencyHistogram())

@@ -1,0 +1,275 @@
+"""Tests for scripts/plot.py. Run: .venv/bin/python -m pytest scripts/test_plot.py
+
+The end-to-end test runs the real benchmark binary named by IPCBENCH_BIN (for example
+.build/debug/ipcbench); without it that test is skipped. The others use synthetic CSVs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PLOT = Path(__file__).resolve().parent / "plot.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+STATS = ["min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "mean", "stddev"]
+COLUMNS = (
+    ["run_id", "mechanism", "variant", "copies", "touch", "mode", "message_bytes", "messages", "repetitions",
+     "placement", "producer_cpu", "consumer_cpu", "memory_node"]
+    + [f"rtt_half_{s}_ns" for s in STATS] + [f"one_way_{s}_ns" for s in STATS]
+    + ["msgs_per_s", "bytes_per_s", "cv", "lost", "reordered", "corrupt", "status"]
+)
+SIZES = [64, 512, 4096, 32768, 262144, 1048576]
+# Per-mechanism factors so synthetic series do not sit on top of each other in the plots.
+MECHANISM_FACTOR = {"pipe": 1.0, "unix-stream": 0.8, "tcp": 1.35, "shm": 1.0, "sysv-msg": 1.1}
+
+
+def run_plot(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(PLOT), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def assert_png(path: Path) -> None:
+    assert path.is_file(), f"missing {path}"
+    data = path.read_bytes()
+    assert len(data) > 1000, f"{path} is suspiciously small"
+    assert data.startswith(PNG_SIGNATURE), f"{path} is not a PNG"
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("plot.py: error:"), lines[0]
+    assert fragment in lines[0], lines[0]
+
+
+def row(mechanism, variant, copies, mode, size, placement, status="ok", scale=1.0, run_id="20260101T000000",
+        extra=None) -> dict:
+    """A plausible result row: latency grows with size, throughput with size up to a plateau."""
+    r = {c: "" for c in COLUMNS}
+    r.update(run_id=run_id, mechanism=mechanism, variant=variant, copies=str(copies), touch="read", mode=mode,
+             message_bytes=str(size), repetitions="3", placement=placement, producer_cpu="0",
+             consumer_cpu="0" if placement == "same-cpu" else "1", lost="0", reordered="0", corrupt="0",
+             status=status)
+    if status == "ok":
+        base = ({0: 2_000, 1: 4_000, 2: 8_000}.get(copies, 5_000) * scale * MECHANISM_FACTOR.get(mechanism, 1.0)
+                * (0.3 if placement == "same-cpu" else 1))
+        if mode == "latency":
+            p50 = base + size * 0.05 * (copies + 1)
+            values = {"min": p50 * 0.6, "p50": p50, "p90": p50 * 1.4, "p99": p50 * 3, "p99_9": p50 * 6,
+                      "p99_99": p50 * 9, "max": p50 * 12, "mean": p50 * 1.2, "stddev": p50 * 0.5}
+            for s in STATS:
+                r[f"one_way_{s}_ns"] = f"{values[s]:.1f}"
+                r[f"rtt_half_{s}_ns"] = f"{values[s] * 1.05:.1f}"
+            r["messages"] = "10000"
+            r["msgs_per_s"] = f"{1e9 / (2 * p50):.1f}"
+        else:
+            rate = min(size / (base / 1e9 + size / (20e9 / (copies + 1))), 20e9)
+            r["messages"] = str(int(rate / size * 0.25))
+            r["msgs_per_s"] = f"{rate / size:.1f}"
+            r["bytes_per_s"] = f"{rate:.1f}"
+        r["cv"] = "0.0300"
+    if extra:
+        r.update(extra)
+    return r
+
+
+def write_csv(path: Path, rows: list[dict], columns=COLUMNS) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_metadata(csv_path: Path, hostname: str, started: str) -> None:
+    name = "metadata.json" if csv_path.name == "results.csv" else csv_path.name[:-4] + ".metadata.json"
+    meta = {
+        "run_id": "x", "started_at": started, "state": "complete", "command_line": ["ipcbench", "run", "--quick"],
+        "host": {"hostname": hostname, "kernel": "Linux 6.1 <test>", "cpu_model": "Test CPU", "architecture": "x86_64",
+                 "online_cp_us": [0, 1], "allowed_cp_us": [0, 1], "numa_nodes": [0], "smt_active": False,
+                 "virtualized": True, "clocksource": "tsc", "cpuidle_driver": "haltpoll"},
+        "timer_overhead": {"nanoseconds_per_read": 23.5, "smallest_step_nanoseconds": 20},
+    }
+    (csv_path.parent / name).write_text(json.dumps(meta))
+
+
+SERIES = [
+    ("pipe", "write/read", 2), ("unix-stream", "write/read", 2), ("tcp", "nodelay", 2), ("tcp", "default", 2),
+    ("shm", "in-place/futex", 0), ("shm", "copy-in/futex", 1), ("shm", "copy-in-out/spin", 2),
+]
+
+
+def synthetic_rows(placements=("cross-cpu", "same-cpu"), scale=1.0, sizes=SIZES, series=SERIES) -> list[dict]:
+    rows = []
+    for placement in placements:
+        for mechanism, variant, copies in series:
+            for mode in ("latency", "throughput"):
+                if mechanism == "tcp" and (variant == "nodelay") != (mode == "latency"):
+                    continue
+                for size in sizes:
+                    rows.append(row(mechanism, variant, copies, mode, size, placement, scale=scale))
+    rows.append(row("sysv-msg", "msgsnd/msgrcv", 2, "latency", 1048576, "cross-cpu",
+                    status="unavailable: 1 MiB exceeds kernel.msgmax (8192)"))
+    rows.append(row("pipe", "vmsplice", 1, "throughput", 64, "cross-cpu", status="failed: worker exited with status 1"))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end with the real binary
+
+
+def test_real_quick_run(tmp_path):
+    binary = os.environ.get("IPCBENCH_BIN")
+    if not binary:
+        pytest.skip("IPCBENCH_BIN is not set (point it at a built ipcbench binary, e.g. .build/debug/ipcbench)")
+    if not os.access(binary, os.X_OK):
+        pytest.skip(f"IPCBENCH_BIN={binary} is not an executable file")
+    results = tmp_path / "results.csv"
+    bench = subprocess.run([binary, "run", "--quick", "--quiet", "--mechanisms", "pipe,tcp", "--out", str(results)],
+                           capture_output=True, text=True, timeout=300)
+    assert bench.returncode in (0, 1), bench.stderr  # 1: some cell failed; still plottable
+    assert results.is_file() and (tmp_path / "metadata.json").is_file()
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    plots = tmp_path / "plots"
+    for name in ("latency-vs-size", "throughput-vs-size", "tail-latency"):
+        assert_png(plots / f"{name}.png")
+        assert (plots / f"{name}.svg").stat().st_size > 1000
+        assert str(plots / f"{name}.png") in result.stdout
+    # pipe and tcp both copy twice and the run has one placement: those plots are skipped with a note.
+    assert not (plots / "copies.png").exists()
+    assert not (plots / "placement.png").exists()
+    assert "copies: skipped" in result.stderr and "placement: skipped" in result.stderr
+    index = (plots / "index.html").read_text()
+    assert "latency-vs-size.png" in index and "clocksource" in index and "timer overhead" in index
+    hostname = json.loads((tmp_path / "metadata.json").read_text())["host"]["hostname"]
+    assert hostname in index
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Synthetic data
+
+
+def test_many_series_copies_and_placements(tmp_path):
+    results = write_csv(tmp_path / "results.csv", synthetic_rows())
+    write_metadata(results, "bench-a", "2026-01-01T10:00:00Z")
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    plots = tmp_path / "plots"
+    for name in ("latency-vs-size", "throughput-vs-size", "tail-latency", "copies", "placement"):
+        assert_png(plots / f"{name}.png")
+        assert (plots / f"{name}.svg").is_file()
+    assert not (plots / "run-comparison.png").exists()  # one CSV only
+    # Default single size: the one closest to 4 KiB.
+    assert "at 4 KiB" in result.stdout
+    index = (plots / "index.html").read_text()
+    assert "bench-a" in index and "haltpoll" in index and "23.5 ns per clock read" in index
+    assert "unavailable: 1 MiB exceeds" in index and "failed: worker exited" in index
+    assert "1 failed, 1 unavailable" in index or ("1 failed" in index and "1 unavailable" in index)
+
+
+def test_series_labels_distinguish_variants(tmp_path):
+    sys.path.insert(0, str(PLOT.parent))
+    try:
+        import plot
+    finally:
+        sys.path.pop(0)
+    results = write_csv(tmp_path / "results.csv", synthetic_rows(placements=("cross-cpu",)))
+    rows = [r for r in plot.read_csv(str(results), 0) if r.ok]
+    naming = plot.name_series(rows)
+    labels = set(naming.labels.values())
+    assert {"pipe", "unix-stream", "tcp (nodelay)", "tcp (default)", "shm (in-place/futex)", "shm (copy-in/futex)",
+            "shm (copy-in-out/spin)"} <= labels
+    # One colour per mechanism, a different line style per variant.
+    styles = naming.styles
+    assert styles["shm (in-place/futex)"].color == styles["shm (copy-in/futex)"].color
+    assert styles["shm (in-place/futex)"].linestyle != styles["shm (copy-in/futex)"].linestyle
+    assert styles["pipe"].color != styles["unix-stream"].color
+
+
+def test_two_runs_comparison_and_options(tmp_path):
+    first = write_csv(tmp_path / "a.csv", synthetic_rows(placements=("cross-cpu",)))
+    write_metadata(first, "bench-a", "2026-01-01T10:00:00Z")
+    second = write_csv(tmp_path / "b.csv", synthetic_rows(placements=("cross-cpu", "same-cpu"), scale=1.6))
+    write_metadata(second, "bench-b", "2026-02-01T12:30:00Z")
+    out = tmp_path / "out"
+    result = run_plot(first, second, "--out", out, "--size", "32K", "--metric", "one_way_p99")
+    assert result.returncode == 0, result.stderr
+    for name in ("latency-vs-size", "throughput-vs-size", "tail-latency", "copies", "placement", "run-comparison"):
+        assert_png(out / f"{name}.png")
+    index = (out / "index.html").read_text()
+    assert "bench-a 2026-01-01 10:00 UTC" in index and "bench-b 2026-02-01 12:30 UTC" in index
+    assert "at 32 KiB" in result.stdout
+    # Throughput metric works too, and a re-run that draws fewer plots removes the stale ones.
+    result = run_plot(first, "--out", out, "--metric", "bytes_per_s")
+    assert result.returncode == 0, result.stderr
+    assert not (out / "run-comparison.png").exists() and not (out / "placement.png").exists()
+
+
+def test_missing_metadata_one_size_and_extra_columns(tmp_path):
+    rows = [row("pipe", "write/read", 2, mode, 4096, "cross-cpu", extra={"future_column": "7"})
+            for mode in ("latency", "throughput")]
+    rows[0]["one_way_p50_ns"] = ""  # falls back to the half round trip
+    columns = COLUMNS[:5] + ["future_column"] + COLUMNS[5:]  # unknown column in the middle: names, not positions
+    results = write_csv(tmp_path / "only.csv", rows, columns)
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    for name in ("latency-vs-size", "throughput-vs-size", "tail-latency"):
+        assert_png(tmp_path / "plots" / f"{name}.png")
+    assert "no metadata" in result.stderr
+
+
+def test_only_failed_rows_is_an_error(tmp_path):
+    results = write_csv(tmp_path / "results.csv", [row("pipe", "write/read", 2, "latency", 64, "cross-cpu",
+                                                       status="failed: timeout")])
+    assert_clean_error(run_plot(results), "no rows with status ok")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("", "empty file"),
+    (",".join(COLUMNS) + "\n", "no result rows"),
+    ("a,b,c\n1,2,3\n", "missing column(s)"),
+    (",".join(COLUMNS) + "\n" + "1,2,3\n", "expected"),
+    (",".join(COLUMNS) + "\n" + ",".join(["x"] * len(COLUMNS)) + "\n", "not a number"),
+    (",".join(COLUMNS) + '\n"unterminated,2\n', "malformed CSV"),
+])
+def test_malformed_input(tmp_path, content, fragment):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert_clean_error(run_plot(path), fragment)
+
+
+def test_binary_garbage_and_missing_file(tmp_path):
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    result = run_plot(garbage)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert_clean_error(run_plot(tmp_path / "nope.csv"), "no such file")
+
+
+def test_bad_options(tmp_path):
+    results = write_csv(tmp_path / "results.csv", synthetic_rows(placements=("cross-cpu",), sizes=[64, 4096]))
+    assert_clean_error(run_plot(results, "--size", "123"), "no ok rows of that size")
+    assert_clean_error(run_plot(results, "--size", "lots"), "not a size")
+    assert_clean_error(run_plot(results, "--metric", "bogus"), "unknown")
+    assert_clean_error(run_plot(results, "--placement", "cross-numa"), "no ok rows at that placement")
+    assert_clean_error(run_plot(), "required")
+
+
+def test_human_sizes():
+    sys.path.insert(0, str(PLOT.parent))
+    try:
+        import plot
+    finally:
+        sys.path.pop(0)
+    assert [plot.human_size(s) for s in (64, 4096, 1 << 20, 1536, 3 << 30)] == ["64 B", "4 KiB", "1 MiB", "1.5 KiB",
+                                                                                "3 GiB"]
+    assert plot.parse_size("4K") == 4096 and plot.parse_size("1MiB") == 1 << 20 and plot.parse_size("100") == 100
