@@ -19,7 +19,10 @@ struct ListCommand: ParsableCommand {
                     }
                 }
             }
-            let limit = mechanism.messageLimit().map { "\(ByteSize.format($0.bytes)) (\($0.source))" } ?? "none"
+            let limit = mechanism.messageLimit().map { limit in
+                let exact = limit.bytes % 1024 == 0 ? ByteSize.format(limit.bytes) : "\(limit.bytes) B"
+                return "\(exact) (\(limit.source))"
+            } ?? "none"
             let status = mechanism.unavailableReason().map { "unavailable: \($0)" } ?? "available"
             for (index, entry) in modesByVariant.enumerated() {
                 let first = index == 0
