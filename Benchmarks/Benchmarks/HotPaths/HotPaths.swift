@@ -8,12 +8,14 @@ import IPCBench
 // the measured region: `.mallocCountTotal` is checked with a zero tolerance, against a baseline and
 // against the committed static thresholds in Thresholds/ (see README.md).
 
-/// Regression tolerances. Wall clock and rates: relative, because absolute times differ between
-/// machines; the widths are what this shared 2-vCPU VM showed between identical runs, plus margin.
-/// Allocations: absolute zero at every percentile, so a single new allocation fails the check.
+/// Regression tolerances. Wall clock and rates: relative to the baseline, because absolute times
+/// differ between machines. On this shared 2-vCPU VM identical runs minutes apart differed by up to
+/// ~33% at p50/p75 (a build on the sibling vCPU, host steal), so a median must move by more than 35%
+/// (p75: 50%) to fail; tighten these on a dedicated runner. Allocations: absolute zero difference at
+/// every percentile, so a single new allocation per iteration fails the check.
 enum Tolerance {
-    static var time: BenchmarkThresholds { BenchmarkThresholds(relative: [.p50: 20, .p75: 30]) }
-    static var rate: BenchmarkThresholds { BenchmarkThresholds(relative: [.p50: 20, .p75: 30]) }
+    static var time: BenchmarkThresholds { BenchmarkThresholds(relative: [.p50: 35, .p75: 50]) }
+    static var rate: BenchmarkThresholds { BenchmarkThresholds(relative: [.p50: 35, .p75: 50]) }
     static var noAllocations: BenchmarkThresholds {
         BenchmarkThresholds(absolute: [.p0: 0, .p25: 0, .p50: 0, .p75: 0, .p90: 0, .p99: 0, .p100: 0])
     }
@@ -66,7 +68,7 @@ let benchmarks: @Sendable () -> Void = {
     // 0. Canary: exactly one allocation per call. If the malloc interposer ever stops counting, this
     // one reads 0 and fails the checks, instead of every zero-allocation assertion passing vacuously.
     Benchmark(
-        "malloc counter canary (1 allocation)",
+        "malloc counter canary",
         configuration: .init(
             metrics: [.mallocCountTotal], scalingFactor: .one, maxIterations: 10_000,
             thresholds: [.mallocCountTotal: Tolerance.noAllocations])

@@ -172,6 +172,9 @@ public enum MechanismRegistry {
         UnixDatagramMechanism(.sequencedPacket),
         UDPMechanism(),
         RealtimeSignalMechanism(),
+        VmsplicePipeMechanism(),
+        CrossMemoryAttachMechanism(),
+        MemfdHandoffMechanism(),
     ]
 
     public static var ids: [String] { all.map(\.id) }

@@ -1,0 +1,379 @@
+import CIPCShim
+import Glibc
+
+/// Cross-memory attach: the receiver pulls each message straight out of the sender's memory with
+/// process_vm_readv (one copy, receiver side). The sender writes the message into one of a ring of
+/// private buffers and posts a small descriptor (slot, address, length) on a control pipe; the
+/// receiver copies the payload into its own buffer and acknowledges, so the sender never rewrites a
+/// buffer that is still being read, while it fills the next one.
+///
+/// Both workers inherit two parent-created pipes, one per direction. Neither side publishes anything
+/// through the parent, so each learns the other's pid from a hello record on those pipes, and lets it
+/// read its memory (PR_SET_PTRACER, for Yama ptrace_scope 1) before answering or sending anything.
+/// Latency replies take the same path in the other direction.
+public struct CrossMemoryAttachMechanism: Mechanism {
+    public init() {}
+    public let id = "cma"
+    public let summary = "process_vm_readv pulls each message from the producer's ring; descriptors and acks on a pipe pair"
+
+    public static let pullVariant = "process_vm_readv/pipe"
+
+    public func variants(for mode: Mode) -> [String] { [Self.pullVariant] }
+    public func copies(for variant: String) -> Int { 1 }
+
+    public func unavailableReason() -> String? { Self.availability }
+
+    /// Probed once per process: Yama's policy first (siblings cannot read each other under scope 2
+    /// or 3 without CAP_SYS_PTRACE), then a read of our own memory, which fails where the kernel
+    /// lacks CONFIG_CROSS_MEMORY_ATTACH or a seccomp filter forbids the call.
+    static let availability: String? = {
+        let scopePath = "/proc/sys/kernel/yama/ptrace_scope"
+        if let scope = SystemFacts.readInt(scopePath) {
+            if scope >= 3 {
+                return "Yama ptrace_scope = 3 (\(scopePath)) forbids process_vm_readv between processes"
+            }
+            if scope == 2, !hasEffectiveCapability(19) {
+                return "Yama ptrace_scope = 2 (\(scopePath)) lets only CAP_SYS_PTRACE use process_vm_readv; lower it to 1 or run with the capability"
+            }
+        }
+        var source: UInt64 = 0x1BC0_FFEE
+        var target: UInt64 = 0
+        let read = withUnsafeMutableBytes(of: &target) { local in
+            withUnsafeBytes(of: &source) { remote in
+                ipcb_process_vm_read(getpid(), local.baseAddress, remote.baseAddress, 8)
+            }
+        }
+        if read != 8 || target != source {
+            return "process_vm_readv does not work here: \(String(cString: strerror(errno)))"
+        }
+        return nil
+    }()
+
+    /// Whether capability `bit` is in the caller's effective set (/proc/self/status, CapEff).
+    static func hasEffectiveCapability(_ bit: Int) -> Bool {
+        guard let status = SystemFacts.read("/proc/self/status"),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let mask = UInt64(String(line.dropFirst("CapEff:".count)).trimmingWhitespace(), radix: 16)
+        else { return false }
+        return mask & (1 << UInt64(bit)) != 0
+    }
+
+    public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
+        guard options.variant == Self.pullVariant else { throw IPCError.setup("cma has no variant '\(options.variant)'") }
+        var toConsumer: [Int32] = [-1, -1]
+        var toProducer: [Int32] = [-1, -1]
+        guard ipcb_pipe_cloexec(&toConsumer) == 0 else { throw IPCError.lastSystemError("pipe2") }
+        guard ipcb_pipe_cloexec(&toProducer) == 0 else {
+            let failure = IPCError.lastSystemError("pipe2")
+            Glibc.close(toConsumer[0]); Glibc.close(toConsumer[1])
+            throw failure
+        }
+        var rendezvous = Rendezvous()
+        // Index 0 is what the worker writes, index 1 what it reads (as for `pipe`).
+        rendezvous.producerDescriptors = [toConsumer[1], toProducer[0]]
+        rendezvous.consumerDescriptors = [toProducer[1], toConsumer[0]]
+        return rendezvous
+    }
+
+    public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
+        // The producer's hello can only be read once it runs, so the consumer completes in accept().
+        ImmediateListener { try CrossMemoryEndpoint(role: .consumer, options: options) }
+    }
+
+    public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
+        try CrossMemoryEndpoint(role: .producer, options: options)
+    }
+}
+
+/// One side of a `cma` pair: a private ring it sends from, and a private buffer it pulls into.
+final class CrossMemoryEndpoint: MessageEndpoint {
+    private let channel: HandoffChannel
+    private let ring: UnsafeMutableRawBufferPointer
+    private let stride: Int
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let peer: pid_t
+
+    init(role: Role, options: EndpointOptions) throws {
+        let geometry = HandoffGeometry(options)
+        let writeEnd = Rendezvous.inheritedDescriptor(0)
+        let readEnd = Rendezvous.inheritedDescriptor(1)
+        channel = HandoffChannel(
+            readDescriptor: readEnd, writeDescriptor: writeEnd,
+            outgoingSlots: geometry.outgoingSlots(role), incomingSlots: geometry.incomingSlots(role))
+        stride = geometry.stride
+        ring = .allocate(byteCount: geometry.stride * geometry.outgoingSlots(role), alignment: 4096)
+        receiveBuffer = .allocate(byteCount: max(options.messageBytes, 1), alignment: 4096)
+        // Fault every page in now so first-touch faults stay out of the timed loop.
+        ring.initializeMemory(as: UInt8.self, repeating: 0)
+        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+
+        // Hello: the producer speaks first; each side allows its peer to read it before it answers
+        // or sends a message, so no process_vm_readv can come before the permission.
+        do {
+            switch role {
+            case .producer:
+                try channel.sendHello(location: UInt64(getpid()))
+                peer = pid_t(try channel.receiveHello().location)
+                _ = ipcb_allow_ptracer(peer)
+            case .consumer:
+                peer = pid_t(try channel.receiveHello().location)
+                _ = ipcb_allow_ptracer(peer)
+                try channel.sendHello(location: UInt64(getpid()))
+            }
+        } catch {
+            ring.deallocate()
+            receiveBuffer.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        ring.deallocate()
+        receiveBuffer.deallocate()
+    }
+
+    func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        let slot = try channel.acquireSlot()
+        let start = ring.baseAddress! + slot * stride
+        fill(UnsafeMutableRawBufferPointer(start: start, count: size))
+        try channel.post(slot: slot, length: size, location: UInt64(UInt(bitPattern: start)))
+    }
+
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+        guard let record = try channel.nextMessage() else { return false }
+        guard Int(record.length) == size, size <= receiveBuffer.count else {
+            throw IPCError.peerClosed("descriptor for \(record.length) bytes where \(size) were expected")
+        }
+        var offset = 0
+        while offset < size {
+            let remote = UnsafeRawPointer(bitPattern: UInt(record.location) + UInt(offset))
+            let count = ipcb_process_vm_read(peer, receiveBuffer.baseAddress! + offset, remote, size - offset)
+            if count > 0 {
+                offset += count
+            } else if count == 0 {
+                throw IPCError.peerClosed("process_vm_readv read nothing at \(record.location) in pid \(peer)")
+            } else if errno != EINTR {
+                throw IPCError.lastSystemError("process_vm_readv", "from pid \(peer)")
+            }
+        }
+        // Copied: the peer may reuse its buffer while this one is looked at.
+        try channel.release()
+        consume(UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: size))
+        return true
+    }
+
+    func close() {
+        channel.drain()
+        Glibc.close(channel.readDescriptor)
+        Glibc.close(channel.writeDescriptor)
+    }
+}
+
+/// How a handoff mechanism (`cma`, `memfd`) lays out its rings of message buffers. Both sides compute
+/// it from the cell's options, so it need not travel.
+struct HandoffGeometry {
+    /// Distance between slots: whole cache lines, whole pages from one page up, so no two slots share
+    /// a line (in place) and a pull pins as few pages as possible.
+    let stride: Int
+    /// Producer → consumer. Streaming gets enough slots that the copy of one message and the writing
+    /// of the next overlap and acknowledgements come in batches; ping-pong needs two.
+    let forwardSlots: Int
+    /// Consumer → producer: replies in latency mode only.
+    let backwardSlots = 2
+
+    static let streamingRingBytes = 1 << 20
+
+    init(_ options: EndpointOptions) {
+        let size = max(options.messageBytes, 1)
+        let alignment = size >= 4096 ? 4096 : 64
+        stride = (size + alignment - 1) / alignment * alignment
+        forwardSlots = options.mode == .latency ? 2 : min(64, max(4, Self.streamingRingBytes / stride))
+    }
+
+    func outgoingSlots(_ role: Role) -> Int { role == .producer ? forwardSlots : backwardSlots }
+    func incomingSlots(_ role: Role) -> Int { role == .producer ? backwardSlots : forwardSlots }
+    var forwardBytes: Int { forwardSlots * stride }
+    var totalBytes: Int { (forwardSlots + backwardSlots) * stride }
+}
+
+/// One fixed-size record on a handoff control channel. Both ends are on one host, so it travels in
+/// host byte order.
+struct HandoffRecord {
+    static let bytes = 32
+    static let hello: UInt32 = 1
+    static let message: UInt32 = 2
+    static let acknowledgement: UInt32 = 3
+
+    var kind: UInt32
+    var slot: UInt32
+    var length: UInt64
+    /// Message: where the payload lies (an address in the sender, or an offset in a shared mapping).
+    /// Hello: the sender's pid or the mapping's size.
+    var location: UInt64
+    /// How many of the receiver's messages the sender has finished with (piggybacked on every
+    /// record, so ping-pong needs no acknowledgements of its own).
+    var acknowledged: UInt64
+}
+
+/// Flow control for a ring of message buffers, over one byte-stream channel per direction (or one
+/// socket for both): the sender posts (slot, length, location) records, the receiver returns buffers
+/// by count. A buffer is reused only after the peer has said it is done with it.
+///
+/// Acknowledgements ride on every outgoing record (so ping-pong needs none of its own); a bare one is
+/// sent once half the peer's ring (at least two buffers, at most all) is waiting for one. That cannot
+/// deadlock: a peer blocked for buffers has its whole ring unacknowledged here, past the threshold.
+/// The timed path allocates nothing: records land in fixed buffers.
+final class HandoffChannel {
+    let readDescriptor: Int32
+    let writeDescriptor: Int32
+    private let outgoingSlots: UInt64
+    private let incomingSlots: Int
+    private let acknowledgeEvery: UInt64
+
+    private var sent: UInt64 = 0
+    private var releasedByPeer: UInt64 = 0
+    private var finished: UInt64 = 0
+    private var acknowledgedToPeer: UInt64 = 0
+
+    /// Message records read but not yet received: never more than the peer's ring holds.
+    private let pending: UnsafeMutablePointer<HandoffRecord>
+    private var pendingHead = 0
+    private var pendingCount = 0
+    /// Bytes read from the channel; a partial record stays at the front until the rest arrives.
+    private let raw: UnsafeMutableRawBufferPointer
+    private var rawFilled = 0
+
+    init(readDescriptor: Int32, writeDescriptor: Int32, outgoingSlots: Int, incomingSlots: Int) {
+        self.readDescriptor = readDescriptor
+        self.writeDescriptor = writeDescriptor
+        self.outgoingSlots = UInt64(outgoingSlots)
+        self.incomingSlots = incomingSlots
+        acknowledgeEvery = UInt64(min(incomingSlots, max(2, incomingSlots / 2)))
+        pending = .allocate(capacity: incomingSlots)
+        raw = .allocate(byteCount: 256 * HandoffRecord.bytes, alignment: 8)
+    }
+
+    deinit {
+        pending.deallocate()
+        raw.deallocate()
+    }
+
+    func sendHello(location: UInt64, slot: Int = 0) throws {
+        try write(HandoffRecord(kind: HandoffRecord.hello, slot: UInt32(slot), length: 0, location: location, acknowledged: 0))
+    }
+
+    /// The peer's first record, read before any other can follow it.
+    func receiveHello() throws -> HandoffRecord {
+        var record = HandoffRecord(kind: 0, slot: 0, length: 0, location: 0, acknowledged: 0)
+        let complete = try withUnsafeMutableBytes(of: &record) { try Descriptor.readExactly(readDescriptor, into: $0) }
+        guard complete, record.kind == HandoffRecord.hello else {
+            throw IPCError.setup("peer closed the control channel or sent no hello during set-up")
+        }
+        return record
+    }
+
+    /// The slot for the next outgoing message, once the peer has finished with its previous use.
+    @inline(__always)
+    func acquireSlot() throws -> Int {
+        while sent &- releasedByPeer >= outgoingSlots {
+            guard try readRecords() else {
+                throw IPCError.peerClosed("peer closed the channel while holding all \(outgoingSlots) buffers")
+            }
+        }
+        return Int(sent % outgoingSlots)
+    }
+
+    /// Announces the message in `slot`; `location` tells the peer where to find it.
+    @inline(__always)
+    func post(slot: Int, length: Int, location: UInt64) throws {
+        try write(HandoffRecord(kind: HandoffRecord.message, slot: UInt32(slot), length: UInt64(length), location: location, acknowledged: finished))
+        acknowledgedToPeer = finished
+        sent &+= 1
+    }
+
+    /// The next message the peer announced, or nil when it closed the channel between messages.
+    @inline(__always)
+    func nextMessage() throws -> HandoffRecord? {
+        while pendingCount == 0 {
+            guard try readRecords() else {
+                if rawFilled != 0 { throw IPCError.peerClosed("peer closed the channel in the middle of a descriptor") }
+                return nil
+            }
+        }
+        let record = pending[pendingHead]
+        pendingHead = pendingHead + 1 == incomingSlots ? 0 : pendingHead + 1
+        pendingCount -= 1
+        return record
+    }
+
+    /// Returns the oldest received message's buffer to the peer.
+    @inline(__always)
+    func release() throws {
+        finished &+= 1
+        if finished &- acknowledgedToPeer >= acknowledgeEvery { try acknowledge() }
+    }
+
+    /// Before closing: returns what this side has finished with, then waits until the peer has
+    /// finished with every message this side sent, since the peer reads them where they lie (for
+    /// `cma` in this process's memory, which exiting would take away). Ends early if the peer is
+    /// gone, or silent for a few seconds (a worker that failed closes too, and must not hang).
+    func drain() {
+        if finished != acknowledgedToPeer { try? acknowledge() }
+        let deadline = MonotonicClock.now() + 5_000_000_000
+        while releasedByPeer < sent {
+            let now = MonotonicClock.now()
+            guard now < deadline else { return }
+            var waiting = pollfd(fd: readDescriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&waiting, 1, Int32((deadline - now) / 1_000_000) + 1)
+            if ready < 0, errno == EINTR { continue }
+            guard ready > 0, (try? readRecords()) == true else { return }
+        }
+    }
+
+    private func acknowledge() throws {
+        try write(HandoffRecord(kind: HandoffRecord.acknowledgement, slot: 0, length: 0, location: 0, acknowledged: finished))
+        acknowledgedToPeer = finished
+    }
+
+    private func write(_ record: HandoffRecord) throws {
+        var record = record
+        try withUnsafeBytes(of: &record) { try Descriptor.writeAll(writeDescriptor, $0) }
+    }
+
+    /// Blocks for at least one byte, then files every complete record: acknowledgements are applied
+    /// at once, messages queued. Returns false at end-of-file.
+    private func readRecords() throws -> Bool {
+        var count: Int
+        repeat {
+            count = Glibc.read(readDescriptor, raw.baseAddress! + rawFilled, raw.count - rawFilled)
+        } while count < 0 && errno == EINTR
+        if count < 0 { throw IPCError.lastSystemError("read", "control channel") }
+        if count == 0 { return false }
+        rawFilled += count
+        var offset = 0
+        while rawFilled - offset >= HandoffRecord.bytes {
+            let record = raw.loadUnaligned(fromByteOffset: offset, as: HandoffRecord.self)
+            offset += HandoffRecord.bytes
+            if record.acknowledged > releasedByPeer { releasedByPeer = record.acknowledged }
+            switch record.kind {
+            case HandoffRecord.message:
+                guard pendingCount < incomingSlots else {
+                    throw IPCError.peerClosed("peer announced more than its \(incomingSlots) buffers")
+                }
+                var tail = pendingHead + pendingCount
+                if tail >= incomingSlots { tail -= incomingSlots }
+                pending[tail] = record
+                pendingCount += 1
+            case HandoffRecord.acknowledgement:
+                break
+            default:
+                throw IPCError.peerClosed("unexpected record kind \(record.kind) on the control channel")
+            }
+        }
+        if offset > 0, offset < rawFilled {
+            memmove(raw.baseAddress!, raw.baseAddress! + offset, rawFilled - offset)
+        }
+        rawFilled -= offset
+        return true
+    }
+}
