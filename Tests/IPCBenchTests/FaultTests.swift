@@ -15,7 +15,7 @@ struct FaultTests {
         let started = Date()
         var injected = false
         let result = try TestSupport.runCLI(
-            ["run", "--mechanisms", "pipe,fifo", "--sizes", "64", "--mode", "latency", "--duration", "3", "--repetitions", "1",
+            ["run", "--placements", "cross-cpu", "--mechanisms", "pipe,fifo", "--sizes", "64", "--mode", "latency", "--duration", "3", "--repetitions", "1",
              "--cell-timeout", String(cellTimeout), "--out", csv],
             environment: ["TMPDIR": scratch]
         ) { pid in
@@ -59,7 +59,7 @@ struct FaultTests {
         let csv = scratch + "/results.csv"
         var workersAfter: [pid_t] = [1]
         let result = try TestSupport.runCLI(
-            ["run", "--mechanisms", "pipe", "--sizes", "64,128,256,512,1K,2K", "--mode", "latency", "--duration", "0.5",
+            ["run", "--placements", "cross-cpu", "--mechanisms", "pipe", "--sizes", "64,128,256,512,1K,2K", "--mode", "latency", "--duration", "0.5",
              "--repetitions", "1", "--out", csv],
             environment: ["TMPDIR": scratch]
         ) { pid in
