@@ -14,8 +14,10 @@ let package = Package(
     dependencies: [
         .package(path: ".."),
         // Only the MallocInterposer trait: the default RuntimeInterposer trait pulls in
-        // swift-runtime-interposer on Linux/Swift 6.3, which is not available offline. The malloc
-        // interposer is what backs the malloc metrics (.mallocCountTotal) on Swift 6.3.
+        // swift-runtime-interposer on Linux/Swift 6.3, which is not available offline (so ARC metrics
+        // are off; the tool's warning about it is expected). The malloc interposer is what counts
+        // allocations (.mallocCountTotal) on Swift 6.3 — with `traits: []` the zero-allocation checks
+        // would have nothing behind them, which the `malloc counter canary` benchmark is there to catch.
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
