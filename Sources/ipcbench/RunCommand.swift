@@ -12,7 +12,7 @@ struct RunCommand: ParsableCommand {
             2 on bad input, 130/143 when interrupted.
             """)
 
-    static let defaultSizes = "64,512,4K,32K,256K,1M"
+    static let defaultSizes = "64,4K,64K,1M"
     static let quickSizes = "64,64K"
 
     @Option(help: ArgumentHelp("Comma-separated mechanism ids (see `ipcbench list`).", valueName: "ids"))
@@ -48,7 +48,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Repeat each cell beyond --repetitions until the 95% confidence interval of its mean is within this (e.g. 5%) — at most 30 repetitions or 30 s per cell.", valueName: "percent"))
     var targetCi: String?
 
-    @Option(help: ArgumentHelp("Upper bound on each repetition's timed loop, in seconds. Default 0.25, or none when --messages is given.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Upper bound on each repetition's timed loop, in seconds. Default 0.1, or none when --messages is given.", valueName: "seconds"))
     var duration: Double?
 
     @Option(help: ArgumentHelp("Timed messages (round trips in latency mode) per repetition. Default 1000000, usually cut short by --duration.", valueName: "count"))
@@ -235,7 +235,7 @@ struct RunCommand: ParsableCommand {
         var configuration = RunConfiguration(
             mechanisms: mechanismList, modes: modes, variants: variantList, sizes: sizeList, touch: touchPolicy, placement: placement,
             repetitions: quick ? 1 : repetitions,
-            durationSeconds: duration ?? (messages != nil ? 0 : (quick ? 0.05 : 0.25)),
+            durationSeconds: duration ?? (messages != nil ? 0 : (quick ? 0.05 : 0.1)),
             maximumMessages: messages ?? 1_000_000, warmupMessages: warmup ?? (quick ? 100 : nil),
             limits: PairLimits(cellTimeoutSeconds: cellTimeout), fault: fault)
         configuration.placements = placementList

@@ -75,7 +75,7 @@ public struct RunConfiguration: Sendable {
 
     public init(
         mechanisms: [any Mechanism], modes: [Mode], variants: [String]? = nil, sizes: [Int], touch: Touch = .read, placement: Placement,
-        repetitions: Int = 3, durationSeconds: Double = 0.25, maximumMessages: Int = 1_000_000,
+        repetitions: Int = 3, durationSeconds: Double = 0.1, maximumMessages: Int = 1_000_000,
         warmupMessages: Int? = nil, limits: PairLimits = PairLimits(), fault: InjectedFault? = nil
     ) {
         self.mechanisms = mechanisms
