@@ -35,6 +35,20 @@ public enum OwnedNames {
         return key_t((sysVTag << 24) | ((Int32(getpid()) & 0x3F_FFFF) << 2) | Int32(slot))
     }
 
+    /// Creates a System V object with our tagged key (`get(key, flags)` is msgget/shmget/semget with
+    /// the size arguments bound). An object already holding the key carries our tag and our own pid,
+    /// so it was left by an earlier, dead ipcbench that had this pid: it is removed and the key reused.
+    public static func createSysV(slot: Int, _ get: (key_t, Int32) -> Int32, remove: (Int32) -> Void) -> Int32 {
+        let key = sysVKey(slot: slot)
+        var id = get(key, IPC_CREAT | IPC_EXCL | 0o600)
+        if id < 0, errno == EEXIST {
+            let stale = get(key, 0o600)
+            if stale >= 0 { remove(stale) }
+            id = get(key, IPC_CREAT | IPC_EXCL | 0o600)
+        }
+        return id
+    }
+
     public static func ownerPID(ofSysVKey key: key_t) -> pid_t? {
         guard key >> 24 == sysVTag else { return nil }
         return pid_t((key >> 2) & 0x3F_FFFF)

@@ -175,6 +175,9 @@ public enum MechanismRegistry {
         VmsplicePipeMechanism(),
         CrossMemoryAttachMechanism(),
         MemfdHandoffMechanism(),
+        POSIXSharedMemoryMechanism(),
+        SysVSharedMemoryMechanism(),
+        MappedFileMechanism(),
     ]
 
     public static var ids: [String] { all.map(\.id) }

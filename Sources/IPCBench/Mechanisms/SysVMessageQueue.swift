@@ -89,12 +89,7 @@ public struct SysVMessageQueueMechanism: Mechanism {
 
     private static func createQueue(slot: Int) throws -> Int32 {
         let key = OwnedNames.sysVKey(slot: slot)
-        var id = msgget(key, IPC_CREAT | IPC_EXCL | 0o600)
-        if id < 0, errno == EEXIST {
-            // Our tag with our own pid: left by an earlier, dead ipcbench that had this pid. Replace it.
-            removeQueue(msgget(key, 0o600))
-            id = msgget(key, IPC_CREAT | IPC_EXCL | 0o600)
-        }
+        let id = OwnedNames.createSysV(slot: slot, { msgget($0, $1) }, remove: removeQueue)
         guard id >= 0 else {
             if errno == ENOSPC {
                 let limit = SystemFacts.readInt("/proc/sys/kernel/msgmni").map { " (kernel.msgmni = \($0))" } ?? ""

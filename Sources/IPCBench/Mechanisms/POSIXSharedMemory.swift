@@ -1,0 +1,106 @@
+import CIPCShim
+import Glibc
+import Synchronization
+
+/// Numbers the segments this process creates, so each cell's name is unique.
+private let segmentCounter = Atomic<Int>(0)
+
+/// A shared-memory ring (see SharedRing.swift) in a POSIX shared memory object. The parent creates
+/// it with a unique name (`/ipcbench-<pid>-<n>`; O_CREAT | O_EXCL, mode 0600), sizes, allocates and
+/// initialises it; each worker opens it by name and maps it, as unrelated processes would; the
+/// parent unlinks it in teardown, whatever the outcome.
+public struct POSIXSharedMemoryMechanism: Mechanism {
+    public let id = "shm-posix"
+    public let summary = "ring of slots in POSIX shared memory (shm_open + mmap), opened by name by each worker"
+
+    public static let namePrefix = "/ipcbench-"
+    /// Where glibc keeps POSIX shared memory objects (a tmpfs); its free space bounds the ring.
+    public static let directory = "/dev/shm"
+    static let defaultVariants = ["copy/semaphore", "in-place/semaphore", "in-place/spin"]
+
+    /// Upper bound on slots per ring (tests lower it to stress wrap-around).
+    let maximumSlots: Int
+
+    public init(maximumSlots: Int = RingLayout.defaultMaximumSlots) {
+        self.maximumSlots = maximumSlots
+    }
+
+    public func variants(for mode: Mode) -> [String] { Self.defaultVariants }
+    public func optionalVariants(for mode: Mode) -> [String] { SharedRing.variantNames(excluding: Self.defaultVariants) }
+    public func copies(for variant: String) -> Int { SharedRing.copies(for: variant) }
+
+    public func unavailableReason() -> String? {
+        access(Self.directory, W_OK) == 0 ? nil : "POSIX shared memory is not available (\(Self.directory) is missing or not writable)"
+    }
+
+    /// The segment (two rings of at least 8 slots in latency mode) must fit in /dev/shm's free space
+    /// and in available memory.
+    public func messageLimit() -> MessageLimit? {
+        let space = SharedRing.availableBytes(onFileSystemOf: Self.directory).map { [($0, "free space in \(Self.directory) \($0) bytes")] } ?? []
+        return SharedRing.messageLimit(space + SharedRing.memoryBound())
+    }
+
+    public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
+        let variant = try SharedRingVariant.parse(options.variant, mechanism: id)
+        let layout = RingLayout(messageBytes: options.messageBytes, mode: options.mode, maximumSlots: maximumSlots)
+        let bytes = SharedRing.objectBytes(layout)
+        try SharedRing.checkSpace(bytes, onFileSystemOf: Self.directory)
+        let (name, descriptor) = try Self.createObject()
+        defer { Glibc.close(descriptor) }
+        do {
+            guard ftruncate(descriptor, off_t(bytes)) == 0 else { throw IPCError.lastSystemError("ftruncate", name) }
+            // Allocate the pages now: a full tmpfs fails here (ENOSPC), not with SIGBUS in a worker.
+            let allocation = posix_fallocate(descriptor, 0, off_t(bytes))
+            guard allocation == 0 else { throw IPCError.system(call: "posix_fallocate", errno: allocation, context: name) }
+            try SharedRing.initialize(descriptor: descriptor, layout: layout, context: name)
+            var rendezvous = Rendezvous(parameters: ["shm-name": name])
+            try SharedRing.prepareNotification(variant, layout, &rendezvous)
+            return rendezvous
+        } catch {
+            shm_unlink(name)
+            throw error
+        }
+    }
+
+    public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
+        let endpoint = try open(rendezvous, options, role: .consumer)
+        return ImmediateListener { endpoint }
+    }
+
+    public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
+        try open(rendezvous, options, role: .producer)
+    }
+
+    public func teardown(_ rendezvous: Rendezvous) {
+        if let name = rendezvous.parameters["shm-name"] { shm_unlink(name) }
+        SharedRing.teardownNotification(rendezvous)
+    }
+
+    /// Creates a new object under a fresh name. A name taken by a leftover of an earlier process with
+    /// the same pid is skipped, not reused (`ipcbench clean` removes leftovers).
+    private static func createObject() throws -> (name: String, descriptor: Int32) {
+        for _ in 0..<100 {
+            let number = segmentCounter.wrappingAdd(1, ordering: .relaxed).oldValue
+            let name = "\(namePrefix)\(getpid())-\(number)"
+            let descriptor = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if descriptor >= 0 { return (name, descriptor) }
+            if errno != EEXIST { throw IPCError.lastSystemError("shm_open", name) }
+        }
+        throw IPCError.setup("shm_open: no free name \(namePrefix)\(getpid())-<n> after 100 tries (leftovers? run `ipcbench clean`)")
+    }
+
+    private func open(_ rendezvous: Rendezvous, _ options: EndpointOptions, role: Role) throws -> any MessageEndpoint {
+        let name = try rendezvous.require("shm-name")
+        let layout = try RingLayout(rendezvous)
+        let descriptor = shm_open(name, O_RDWR | O_CLOEXEC, 0)
+        guard descriptor >= 0 else { throw IPCError.lastSystemError("shm_open", name) }
+        defer { Glibc.close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw IPCError.lastSystemError("fstat", name) }
+        guard Int(info.st_size) >= layout.segmentBytes else {
+            throw IPCError.setup("shared memory object \(name) holds \(info.st_size) bytes, the ring needs \(layout.segmentBytes)")
+        }
+        let mapping = try SegmentMapping.map(descriptor: descriptor, bytes: layout.segmentBytes, context: name)
+        return try SharedRing.endpoint(mapping: mapping, layout: layout, rendezvous: rendezvous, options: options, role: role, mechanism: id)
+    }
+}

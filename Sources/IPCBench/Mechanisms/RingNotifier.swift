@@ -1,0 +1,259 @@
+import CIPCShim
+import Glibc
+
+/// How the two sides of one shared-memory ring wait for each other and wake each other.
+///
+/// The producer calls `waitForSpace` before writing the slot at `head` and `publish` after it; the
+/// consumer calls `waitForData` before reading the slot at `tail` and `release` after it. `publish`
+/// and `release` also store the new index (each index has a single writer), with the ordering the
+/// strategy needs. The endpoint is generic over the notifier, so these calls are direct.
+protocol RingNotifier {
+    func waitForSpace(_ ring: Ring, head: UInt32) throws
+    func publish(_ ring: Ring, head: UInt32) throws
+    func waitForData(_ ring: Ring, tail: UInt32) throws
+    func release(_ ring: Ring, tail: UInt32) throws
+}
+
+/// POSIX unnamed semaphores (sem_init with pshared = 1) in the ring's control block, counting full
+/// and empty slots. sem_post and an uncontended sem_wait stay in user space; only a side that has to
+/// wait enters the kernel (futex). The semaphores order the slot's bytes; the indices are stored only
+/// to find the next slot.
+struct SemaphoreNotifier: RingNotifier {
+    @inline(__always)
+    func waitForSpace(_ ring: Ring, head: UInt32) throws { try Self.wait(ring.empty) }
+
+    @inline(__always)
+    func publish(_ ring: Ring, head: UInt32) throws {
+        ipcb_store_relaxed_u32(ring.head, head)
+        guard sem_post(ring.full) == 0 else { throw IPCError.lastSystemError("sem_post") }
+    }
+
+    @inline(__always)
+    func waitForData(_ ring: Ring, tail: UInt32) throws { try Self.wait(ring.full) }
+
+    @inline(__always)
+    func release(_ ring: Ring, tail: UInt32) throws {
+        ipcb_store_relaxed_u32(ring.tail, tail)
+        guard sem_post(ring.empty) == 0 else { throw IPCError.lastSystemError("sem_post") }
+    }
+
+    @inline(__always)
+    private static func wait(_ semaphore: UnsafeMutablePointer<sem_t>) throws {
+        while sem_wait(semaphore) != 0 {
+            if errno != EINTR { throw IPCError.lastSystemError("sem_wait") }
+        }
+    }
+}
+
+/// A System V semaphore set (semget/semop) created by the parent: per ring, one semaphore counts
+/// full slots and one empty slots. Every semop is a system call, even when it need not wait.
+struct SystemVSemaphoreNotifier: RingNotifier {
+    let set: Int32
+    let full: UInt16
+    let empty: UInt16
+
+    @inline(__always)
+    func waitForSpace(_ ring: Ring, head: UInt32) throws { try operate(empty, -1) }
+
+    @inline(__always)
+    func publish(_ ring: Ring, head: UInt32) throws {
+        ipcb_store_relaxed_u32(ring.head, head)
+        try operate(full, 1)
+    }
+
+    @inline(__always)
+    func waitForData(_ ring: Ring, tail: UInt32) throws { try operate(full, -1) }
+
+    @inline(__always)
+    func release(_ ring: Ring, tail: UInt32) throws {
+        ipcb_store_relaxed_u32(ring.tail, tail)
+        try operate(empty, 1)
+    }
+
+    @inline(__always)
+    private func operate(_ semaphore: UInt16, _ delta: Int16) throws {
+        var operation = sembuf(sem_num: semaphore, sem_op: delta, sem_flg: 0)
+        while semop(set, &operation, 1) != 0 {
+            if errno != EINTR { throw IPCError.lastSystemError("semop") }
+        }
+    }
+}
+
+/// Busy-polls the peer's index with a pause instruction between reads: no system call on the path,
+/// the lowest latency when each side has its own CPU.
+///
+/// An endpoint cannot know whether both workers share one CPU (EndpointOptions does not say), and
+/// there a pure spin would hold the CPU until the scheduler tick preempts it (milliseconds per
+/// message). So after `spinsBeforeYield` pauses (~4 µs at ~16 ns per PAUSE here) the waiter calls
+/// sched_yield to let the peer run, and starts spinning again; on an otherwise idle CPU the yield
+/// returns at once.
+struct SpinNotifier: RingNotifier {
+    static let spinsBeforeYield = 256
+
+    @inline(__always)
+    func waitForSpace(_ ring: Ring, head: UInt32) throws {
+        if head &- ring.seenPeerIndex.pointee < ring.slotCount { return }
+        var spins = 0
+        while true {
+            let tail = ipcb_load_acquire_u32(ring.tail)
+            ring.seenPeerIndex.pointee = tail
+            if head &- tail < ring.slotCount { return }
+            Self.pause(&spins)
+        }
+    }
+
+    @inline(__always)
+    func publish(_ ring: Ring, head: UInt32) throws { ipcb_store_release_u32(ring.head, head) }
+
+    @inline(__always)
+    func waitForData(_ ring: Ring, tail: UInt32) throws {
+        // A head seen earlier was loaded with acquire, so the slots before it are complete.
+        if ring.seenPeerIndex.pointee != tail { return }
+        var spins = 0
+        while true {
+            let head = ipcb_load_acquire_u32(ring.head)
+            ring.seenPeerIndex.pointee = head
+            if head != tail { return }
+            Self.pause(&spins)
+        }
+    }
+
+    @inline(__always)
+    func release(_ ring: Ring, tail: UInt32) throws { ipcb_store_release_u32(ring.tail, tail) }
+
+    @inline(__always)
+    private static func pause(_ spins: inout Int) {
+        ipcb_cpu_relax()
+        spins &+= 1
+        if spins == spinsBeforeYield {
+            sched_yield()
+            spins = 0
+        }
+    }
+}
+
+/// What a blocking, index-based notifier sleeps on: a futex on the index word itself, or an eventfd.
+protocol RingSleeper {
+    /// Sleeps until woken or until the peer's index no longer equals `seen` (spurious returns are fine).
+    func sleepForData(_ ring: Ring, seen head: UInt32) throws
+    func wakeForData(_ ring: Ring) throws
+    func sleepForSpace(_ ring: Ring, seen tail: UInt32) throws
+    func wakeForSpace(_ ring: Ring) throws
+}
+
+/// Index-based waiting with a system call only when a side must sleep: the waiter raises its
+/// "waiting" flag, re-reads the peer's index and sleeps only if it is still unchanged; the peer stores
+/// its index, then reads the flag and wakes the waiter if it is raised. Both pairs are seq_cst
+/// (store, then load), so at least one side sees the other's store: no lost wake-up. A wake-up that
+/// arrives after the waiter already saw the new index only causes a spurious return, which the loop
+/// absorbs.
+struct BlockingNotifier<Sleeper: RingSleeper>: RingNotifier {
+    let sleeper: Sleeper
+
+    @inline(__always)
+    func waitForSpace(_ ring: Ring, head: UInt32) throws {
+        if head &- ring.seenPeerIndex.pointee < ring.slotCount { return }
+        var tail = ipcb_load_acquire_u32(ring.tail)
+        if head &- tail >= ring.slotCount {
+            while true {
+                ipcb_store_seq_cst_u32(ring.producerWaiting, 1)
+                tail = ipcb_load_seq_cst_u32(ring.tail)
+                if head &- tail < ring.slotCount { break }
+                try sleeper.sleepForSpace(ring, seen: tail)
+            }
+            ipcb_store_relaxed_u32(ring.producerWaiting, 0)
+        }
+        ring.seenPeerIndex.pointee = tail
+    }
+
+    @inline(__always)
+    func publish(_ ring: Ring, head: UInt32) throws {
+        ipcb_store_seq_cst_u32(ring.head, head)
+        if ipcb_load_seq_cst_u32(ring.consumerWaiting) != 0 { try sleeper.wakeForData(ring) }
+    }
+
+    @inline(__always)
+    func waitForData(_ ring: Ring, tail: UInt32) throws {
+        if ring.seenPeerIndex.pointee != tail { return }
+        var head = ipcb_load_acquire_u32(ring.head)
+        if head == tail {
+            while true {
+                ipcb_store_seq_cst_u32(ring.consumerWaiting, 1)
+                head = ipcb_load_seq_cst_u32(ring.head)
+                if head != tail { break }
+                try sleeper.sleepForData(ring, seen: head)
+            }
+            ipcb_store_relaxed_u32(ring.consumerWaiting, 0)
+        }
+        ring.seenPeerIndex.pointee = head
+    }
+
+    @inline(__always)
+    func release(_ ring: Ring, tail: UInt32) throws {
+        ipcb_store_seq_cst_u32(ring.tail, tail)
+        if ipcb_load_seq_cst_u32(ring.producerWaiting) != 0 { try sleeper.wakeForSpace(ring) }
+    }
+}
+
+/// futex(2) on the index words: FUTEX_WAIT sleeps only while the word still holds the value seen,
+/// so a store that lands between the check and the sleep is not missed.
+struct FutexSleeper: RingSleeper {
+    @inline(__always)
+    func sleepForData(_ ring: Ring, seen head: UInt32) throws { try Self.sleep(ring.head, head) }
+    @inline(__always)
+    func wakeForData(_ ring: Ring) throws { try Self.wake(ring.head) }
+    @inline(__always)
+    func sleepForSpace(_ ring: Ring, seen tail: UInt32) throws { try Self.sleep(ring.tail, tail) }
+    @inline(__always)
+    func wakeForSpace(_ ring: Ring) throws { try Self.wake(ring.tail) }
+
+    @inline(__always)
+    private static func sleep(_ word: UnsafeMutablePointer<UInt32>, _ seen: UInt32) throws {
+        let result = ipcb_futex_wait(word, seen)
+        guard result == 0 || result == EAGAIN || result == EINTR else {
+            throw IPCError.system(call: "futex(FUTEX_WAIT)", errno: result, context: "")
+        }
+    }
+
+    @inline(__always)
+    private static func wake(_ word: UnsafeMutablePointer<UInt32>) throws {
+        guard ipcb_futex_wake(word, 1) >= 0 else { throw IPCError.lastSystemError("futex(FUTEX_WAKE)") }
+    }
+}
+
+/// eventfd(2) counters, one per direction of wake-up (data for the consumer, space for the
+/// producer). An eventfd has no name another process could open, so the parent creates them and
+/// both workers inherit them (Rendezvous descriptors). Reading resets the counter; a stale count only
+/// causes one spurious return.
+struct EventSleeper: RingSleeper {
+    let dataEvent: Int32
+    let spaceEvent: Int32
+
+    @inline(__always)
+    func sleepForData(_ ring: Ring, seen head: UInt32) throws { try Self.sleep(dataEvent) }
+    @inline(__always)
+    func wakeForData(_ ring: Ring) throws { try Self.wake(dataEvent) }
+    @inline(__always)
+    func sleepForSpace(_ ring: Ring, seen tail: UInt32) throws { try Self.sleep(spaceEvent) }
+    @inline(__always)
+    func wakeForSpace(_ ring: Ring) throws { try Self.wake(spaceEvent) }
+
+    @inline(__always)
+    private static func sleep(_ descriptor: Int32) throws {
+        var count: UInt64 = 0
+        while read(descriptor, &count, 8) != 8 {
+            if errno != EINTR { throw IPCError.lastSystemError("read(eventfd)") }
+        }
+    }
+
+    @inline(__always)
+    private static func wake(_ descriptor: Int32) throws {
+        var one: UInt64 = 1
+        while write(descriptor, &one, 8) != 8 {
+            if errno != EINTR { throw IPCError.lastSystemError("write(eventfd)") }
+        }
+    }
+}
+
+typealias FutexNotifier = BlockingNotifier<FutexSleeper>
+typealias EventNotifier = BlockingNotifier<EventSleeper>

@@ -1,0 +1,564 @@
+import CIPCShim
+import Glibc
+
+/// A single-producer / single-consumer ring of message slots in one shared segment, used by the
+/// shm-posix, shm-sysv and mmap-file mechanisms (which differ only in how the segment is created and
+/// mapped).
+///
+/// Segment layout (offsets in bytes):
+///
+///     0                     header: magic, segment size, slot size, slot count, ring count
+///     64 + 256 × r          ring r's control block, one 64-byte cache line each for
+///                           +0   head (UInt32, written only by the producer) and producerWaiting
+///                           +64  tail (UInt32, written only by the consumer) and consumerWaiting
+///                           +128 sem_t counting full slots, +192 sem_t counting empty slots
+///     4096 + r × ring bytes ring r's slots, each `slotBytes` long
+///
+/// Ring 0 carries messages to the consumer; ring 1 (latency mode only) carries the replies. head and
+/// tail are free-running UInt32 counters; the slot count is a power of two so `counter & mask`
+/// stays right across their wrap-around.
+public struct RingLayout: Equatable, Sendable {
+    /// Upper bound on slots per ring, so small messages do not make a huge ring.
+    public static let defaultMaximumSlots = 4096
+    /// At least this many slots per ring, so a streaming producer can run ahead of the consumer...
+    public static let minimumSlots = 8
+    /// ...or, when more, enough slots for this many bytes.
+    public static let targetRingBytes = 2 << 20
+
+    static let lineBytes = 64
+    static let headerBytes = 64
+    static let controlBytes = 256
+    // Within a control block: each index with the flag its writer raises, then the two semaphores.
+    static let headOffset = 0
+    static let producerWaitingOffset = 4
+    static let tailOffset = 64
+    static let consumerWaitingOffset = 68
+    static let fullOffset = 128
+    static let emptyOffset = 192
+    static let slotsOffset = 4096
+    static let magic: UInt64 = 0x3147_4E52_4243_5049 // "IPCBRNG1", little-endian
+
+    /// Bytes per slot: the message size rounded up to a cache line, so every slot starts on one. The
+    /// ring is sized to fit the message: a message larger than a slot cannot occur.
+    public let slotBytes: Int
+    /// Slots per ring, a power of two.
+    public let slotCount: Int
+    /// 2 in latency mode (one ring per direction), 1 in throughput mode.
+    public let ringCount: Int
+
+    public var ringBytes: Int { slotCount * slotBytes }
+    public var segmentBytes: Int { Self.slotsOffset + ringCount * ringBytes }
+
+    /// The default ring for a message size and mode: 8 slots, or enough for 2 MiB when that is more,
+    /// at most `maximumSlots` (rounded down to a power of two).
+    public init(messageBytes: Int, mode: Mode, maximumSlots: Int = defaultMaximumSlots) {
+        let slotBytes = (max(messageBytes, 1) + Self.lineBytes - 1) / Self.lineBytes * Self.lineBytes
+        let wanted = min(max(Self.minimumSlots, Self.targetRingBytes / slotBytes), max(1, maximumSlots))
+        self.init(slotBytes: slotBytes, slotCount: 1 << (Int.bitWidth - 1 - wanted.leadingZeroBitCount), ringCount: mode == .latency ? 2 : 1)
+    }
+
+    init(slotBytes: Int, slotCount: Int, ringCount: Int) {
+        self.slotBytes = slotBytes
+        self.slotCount = slotCount
+        self.ringCount = ringCount
+    }
+
+    /// The segment needed for the largest message when at most `availableBytes` can be had (latency
+    /// mode, minimum slots), for `messageLimit()`.
+    static func largestMessage(fitting availableBytes: Int) -> Int {
+        max(0, (availableBytes - slotsOffset) / (2 * minimumSlots)) / lineBytes * lineBytes
+    }
+
+    // MARK: Rendezvous
+
+    func store(into parameters: inout [String: String]) {
+        parameters["ring-slot-bytes"] = String(slotBytes)
+        parameters["ring-slots"] = String(slotCount)
+        parameters["rings"] = String(ringCount)
+    }
+
+    init(_ rendezvous: Rendezvous) throws {
+        guard let slotBytes = Int(try rendezvous.require("ring-slot-bytes")),
+              let slotCount = Int(try rendezvous.require("ring-slots")),
+              let ringCount = Int(try rendezvous.require("rings")),
+              slotBytes > 0, slotBytes % Self.lineBytes == 0, slotCount > 0, slotCount & (slotCount - 1) == 0,
+              slotCount <= Int(Int32.max), (1...2).contains(ringCount)
+        else { throw IPCError.setup("malformed ring layout in the rendezvous: \(rendezvous.parameters)") }
+        self.init(slotBytes: slotBytes, slotCount: slotCount, ringCount: ringCount)
+    }
+
+    // MARK: Segment
+
+    private var headerWords: [UInt64] {
+        [Self.magic, UInt64(segmentBytes), UInt64(slotBytes), UInt64(slotCount), UInt64(ringCount)]
+    }
+
+    /// Parent side: writes the header and initialises each ring's indices and semaphores in a freshly
+    /// created (zero-filled) segment, before either worker maps it.
+    func initialize(segment base: UnsafeMutableRawPointer) throws {
+        precondition(MemoryLayout<sem_t>.size <= Self.lineBytes)
+        for (index, word) in headerWords.enumerated() {
+            base.storeBytes(of: word, toByteOffset: index * 8, as: UInt64.self)
+        }
+        for index in 0..<ringCount {
+            let control = Self.control(segment: base, ring: index)
+            for offset in [Self.headOffset, Self.producerWaitingOffset, Self.tailOffset, Self.consumerWaitingOffset] {
+                control.storeBytes(of: 0, toByteOffset: offset, as: UInt32.self)
+            }
+            let full = (control + Self.fullOffset).bindMemory(to: sem_t.self, capacity: 1)
+            let empty = (control + Self.emptyOffset).bindMemory(to: sem_t.self, capacity: 1)
+            guard sem_init(full, 1, 0) == 0, sem_init(empty, 1, UInt32(slotCount)) == 0 else {
+                throw IPCError.lastSystemError("sem_init")
+            }
+        }
+    }
+
+    static func control(segment base: UnsafeMutableRawPointer, ring index: Int) -> UnsafeMutableRawPointer {
+        base + headerBytes + index * controlBytes
+    }
+
+    /// Worker side: the mapped segment must be the one the parent initialised for this layout.
+    func check(segment base: UnsafeMutableRawPointer, mappedBytes: Int) throws {
+        guard mappedBytes >= segmentBytes else {
+            throw IPCError.setup("shared segment holds \(mappedBytes) bytes, the ring needs \(segmentBytes)")
+        }
+        for (index, word) in headerWords.enumerated() where base.load(fromByteOffset: index * 8, as: UInt64.self) != word {
+            throw IPCError.setup("shared segment header does not match the ring layout (word \(index))")
+        }
+    }
+}
+
+/// Pointers into one ring of a mapped segment (valid while the mapping lives), as one worker uses it.
+struct Ring {
+    let head: UnsafeMutablePointer<UInt32>
+    let producerWaiting: UnsafeMutablePointer<UInt32>
+    let tail: UnsafeMutablePointer<UInt32>
+    let consumerWaiting: UnsafeMutablePointer<UInt32>
+    let full: UnsafeMutablePointer<sem_t>
+    let empty: UnsafeMutablePointer<sem_t>
+    /// In this worker's private memory: the peer's index as last read (tail on the producer's side,
+    /// head on the consumer's). Index-based notifiers check it first, so the peer's cache line is
+    /// read only when the ring looked full (or empty): one cache-line transfer fewer per message.
+    let seenPeerIndex: UnsafeMutablePointer<UInt32>
+    let slots: UnsafeMutableRawPointer
+    let slotBytes: Int
+    let slotCount: UInt32
+    let mask: UInt32
+
+    init(segment base: UnsafeMutableRawPointer, layout: RingLayout, index: Int, seenPeerIndex: UnsafeMutablePointer<UInt32>) {
+        let control = RingLayout.control(segment: base, ring: index)
+        head = (control + RingLayout.headOffset).bindMemory(to: UInt32.self, capacity: 1)
+        producerWaiting = (control + RingLayout.producerWaitingOffset).bindMemory(to: UInt32.self, capacity: 1)
+        tail = (control + RingLayout.tailOffset).bindMemory(to: UInt32.self, capacity: 1)
+        consumerWaiting = (control + RingLayout.consumerWaitingOffset).bindMemory(to: UInt32.self, capacity: 1)
+        full = (control + RingLayout.fullOffset).bindMemory(to: sem_t.self, capacity: 1)
+        empty = (control + RingLayout.emptyOffset).bindMemory(to: sem_t.self, capacity: 1)
+        self.seenPeerIndex = seenPeerIndex
+        slots = base + RingLayout.slotsOffset + index * layout.ringBytes
+        slotBytes = layout.slotBytes
+        slotCount = UInt32(layout.slotCount)
+        mask = UInt32(layout.slotCount - 1)
+    }
+
+    /// The slot a free-running index refers to.
+    @inline(__always)
+    func slot(_ index: UInt32) -> UnsafeMutableRawPointer {
+        slots + Int(index & mask) &* slotBytes
+    }
+}
+
+/// Copy path and notification strategy of a ring variant, named `<copy path>/<notification>`.
+public struct SharedRingVariant: Equatable, Sendable {
+    public enum CopyPath: String, Sendable {
+        /// The producer fills a private buffer and copies it into the slot; the consumer copies the
+        /// slot out into a private buffer: two copies, the fair analogue of a pipe.
+        case copy
+        /// The producer writes straight into the slot; the consumer reads it where it lies.
+        case inPlace = "in-place"
+    }
+
+    public enum Notification: String, Sendable, CaseIterable {
+        case semaphore, futex, eventfd, spin
+        case systemVSemaphore = "sysv-sem"
+    }
+
+    public var copyPath: CopyPath
+    public var notification: Notification
+
+    public init(_ copyPath: CopyPath, _ notification: Notification) {
+        self.copyPath = copyPath
+        self.notification = notification
+    }
+
+    public init?(_ name: String) {
+        let parts = name.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let copyPath = CopyPath(rawValue: parts[0]), let notification = Notification(rawValue: parts[1]) else {
+            return nil
+        }
+        self.init(copyPath, notification)
+    }
+
+    public var name: String { "\(copyPath.rawValue)/\(notification.rawValue)" }
+
+    /// Every variant a ring mechanism can run: in place with each notification, and the copying path
+    /// with a blocking and a spinning notification.
+    public static let all: [SharedRingVariant] =
+        [SharedRingVariant(.copy, .semaphore), SharedRingVariant(.copy, .spin)]
+        + Notification.allCases.map { SharedRingVariant(.inPlace, $0) }
+
+    static func parse(_ name: String, mechanism: String) throws -> SharedRingVariant {
+        guard let variant = SharedRingVariant(name), all.contains(variant) else {
+            throw IPCError.setup("\(mechanism) has no variant '\(name)'; variants: \(all.map(\.name).joined(separator: ", "))")
+        }
+        return variant
+    }
+}
+
+/// One worker's mapping of the segment; undone by `unmap` when the endpoint closes.
+struct SegmentMapping {
+    enum Kind { case mmap, sysVAttach }
+    let base: UnsafeMutableRawPointer
+    let bytes: Int
+    let kind: Kind
+
+    func unmap() {
+        switch kind {
+        case .mmap: munmap(base, bytes)
+        case .sysVAttach: shmdt(base)
+        }
+    }
+
+    /// Maps `bytes` of an open file or shm object, shared and writable.
+    static func map(descriptor: Int32, bytes: Int, context: String) throws -> SegmentMapping {
+        guard let base = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0), base != MAP_FAILED else {
+            throw IPCError.lastSystemError("mmap", context)
+        }
+        return SegmentMapping(base: base, bytes: bytes, kind: .mmap)
+    }
+}
+
+/// What the three ring mechanisms share: variants, the parent's notification objects, and building
+/// a worker's endpoint over a mapped segment.
+enum SharedRing {
+    static let eventDescriptorsPerRing = 2
+
+    static func copies(for variant: String) -> Int {
+        SharedRingVariant(variant)?.copyPath == .inPlace ? 0 : 2
+    }
+
+    /// The names of every variant except `defaults`, for `optionalVariants(for:)`.
+    static func variantNames(excluding defaults: [String]) -> [String] {
+        SharedRingVariant.all.map(\.name).filter { !defaults.contains($0) }
+    }
+
+    /// Size of the file or object the parent creates: the segment rounded up to whole pages.
+    static func objectBytes(_ layout: RingLayout) -> Int {
+        let page = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
+        return (layout.segmentBytes + page - 1) / page * page
+    }
+
+    /// Free bytes in the file system holding `path`, or nil.
+    static func availableBytes(onFileSystemOf path: String) -> Int? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return Int(info.f_bavail) * Int(info.f_frsize)
+    }
+
+    /// MemAvailable from /proc/meminfo, in bytes: shared memory is RAM, whatever tmpfs would allow.
+    static func availableMemoryBytes() -> Int? {
+        guard let text = SystemFacts.read("/proc/meminfo") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+        }
+        return nil
+    }
+
+    /// The tightest of several bounds on the segment, as a message limit (nil when there is none).
+    static func messageLimit(_ bounds: [(bytes: Int, source: String)]) -> MessageLimit? {
+        guard let tightest = bounds.min(by: { $0.bytes < $1.bytes }) else { return nil }
+        return MessageLimit(
+            bytes: RingLayout.largestMessage(fitting: tightest.bytes),
+            source: "\(tightest.source), for 2 rings of \(RingLayout.minimumSlots) slots")
+    }
+
+    static func memoryBound() -> [(bytes: Int, source: String)] {
+        availableMemoryBytes().map { [($0, "MemAvailable \($0) bytes (/proc/meminfo)")] } ?? []
+    }
+
+    /// Refuses a segment the file system cannot hold, before anything is created.
+    static func checkSpace(_ bytes: Int, onFileSystemOf path: String) throws {
+        if let available = availableBytes(onFileSystemOf: path), bytes > available {
+            throw IPCError.setup("the ring needs \(bytes) bytes but \(path) has \(available) bytes free")
+        }
+    }
+
+    /// Parent side: maps a freshly created object, writes the ring's initial state and unmaps it.
+    static func initialize(descriptor: Int32, layout: RingLayout, context: String) throws {
+        let mapping = try SegmentMapping.map(descriptor: descriptor, bytes: layout.segmentBytes, context: context)
+        defer { mapping.unmap() }
+        try layout.initialize(segment: mapping.base)
+    }
+
+    /// Parent side: creates the kernel objects the notification needs besides the segment, and the
+    /// layout parameters, in `rendezvous`. Undoes what it made if it fails.
+    static func prepareNotification(_ variant: SharedRingVariant, _ layout: RingLayout, _ rendezvous: inout Rendezvous) throws {
+        layout.store(into: &rendezvous.parameters)
+        switch variant.notification {
+        case .eventfd:
+            // An eventfd cannot be opened by name, so the parent creates them and each worker inherits
+            // its own duplicates: per ring, index 2r wakes the consumer (data), 2r + 1 the producer (space).
+            // (The harness closes each list after starting its worker, so the lists must not share fds.)
+            var events: [Int32] = []
+            var duplicates: [Int32] = []
+            do {
+                for _ in 0..<(layout.ringCount * eventDescriptorsPerRing) {
+                    let event = ipcb_eventfd_cloexec(0)
+                    guard event >= 0 else { throw IPCError.lastSystemError("eventfd") }
+                    events.append(event)
+                    let duplicate = fcntl(event, F_DUPFD_CLOEXEC, 0)
+                    guard duplicate >= 0 else { throw IPCError.lastSystemError("fcntl(F_DUPFD_CLOEXEC)") }
+                    duplicates.append(duplicate)
+                }
+            } catch {
+                (events + duplicates).forEach { close($0) }
+                throw error
+            }
+            rendezvous.consumerDescriptors = events
+            rendezvous.producerDescriptors = duplicates
+        case .systemVSemaphore:
+            let count = Int32(layout.ringCount * 2)
+            let set = OwnedNames.createSysV(slot: 0, { semget($0, count, $1) }, remove: { _ = ipcb_remove_semaphore_set($0) })
+            guard set >= 0 else { throw IPCError.lastSystemError("semget") }
+            for index in 0..<layout.ringCount {
+                guard ipcb_semctl_setval(set, Int32(2 * index), 0) == 0,
+                      ipcb_semctl_setval(set, Int32(2 * index + 1), Int32(layout.slotCount)) == 0
+                else {
+                    let failure = IPCError.lastSystemError("semctl(SETVAL)")
+                    _ = ipcb_semctl_remove(set)
+                    throw failure
+                }
+            }
+            rendezvous.parameters["sem-set"] = String(set)
+        case .semaphore, .futex, .spin:
+            break
+        }
+    }
+
+    /// Parent side, after both workers are gone: removes the notification's kernel objects (the
+    /// inherited eventfds are closed by the harness with the other rendezvous descriptors).
+    static func teardownNotification(_ rendezvous: Rendezvous) {
+        if let set = rendezvous.parameters["sem-set"].flatMap({ Int32($0) }) {
+            _ = ipcb_semctl_remove(set)
+        }
+    }
+
+    /// Worker side: checks and prefaults the mapped segment and builds this role's endpoint. Takes
+    /// ownership of `mapping` (unmapped when the endpoint closes, or here if this fails).
+    static func endpoint(
+        mapping: SegmentMapping, layout: RingLayout, rendezvous: Rendezvous, options: EndpointOptions, role: Role, mechanism: String
+    ) throws -> any MessageEndpoint {
+        do {
+            let variant = try SharedRingVariant.parse(options.variant, mechanism: mechanism)
+            guard options.messageBytes <= layout.slotBytes else {
+                throw IPCError.setup("message of \(options.messageBytes) bytes does not fit the ring's \(layout.slotBytes)-byte slots")
+            }
+            try layout.check(segment: mapping.base, mappedBytes: mapping.bytes)
+            // Fault every page in (writable) now, so no page fault lands in the timed loop.
+            let fault = ipcb_prefault_writable(mapping.base, layout.segmentBytes)
+            guard fault == 0 else { throw IPCError.system(call: "madvise(MADV_POPULATE_WRITE)", errno: fault, context: "shared ring") }
+
+            let semaphoreSet = variant.notification == .systemVSemaphore ? Int32(try rendezvous.require("sem-set")) : -1
+            guard let semaphoreSet else { throw IPCError.setup("malformed sem-set id in the rendezvous") }
+
+            // Each ring's seen-peer-index word on its own cache line of private memory; indices start at 0.
+            let privateWords = UnsafeMutablePointer<UInt32>.allocate(capacity: 16 * layout.ringCount)
+            privateWords.initialize(repeating: 0, count: 16 * layout.ringCount)
+            let rings = (0..<layout.ringCount).map {
+                Ring(segment: mapping.base, layout: layout, index: $0, seenPeerIndex: privateWords + 16 * $0)
+            }
+            // Ring 0 carries messages to the consumer, ring 1 the replies to the producer.
+            let outgoingIndex = role == .producer ? 0 : 1
+            let incomingIndex = 1 - outgoingIndex
+            func channel<Notifier: RingNotifier>(_ notifier: (Int) -> Notifier) -> RingChannel<Notifier> {
+                RingChannel(
+                    outgoing: outgoingIndex < rings.count ? RingSide(ring: rings[outgoingIndex], notifier: notifier(outgoingIndex)) : nil,
+                    incoming: incomingIndex < rings.count ? RingSide(ring: rings[incomingIndex], notifier: notifier(incomingIndex)) : nil,
+                    copying: variant.copyPath == .copy, messageBytes: options.messageBytes, mapping: mapping, privateWords: privateWords)
+            }
+            switch variant.notification {
+            case .semaphore:
+                return SemaphoreRingEndpoint(channel: channel { _ in SemaphoreNotifier() })
+            case .spin:
+                return SpinRingEndpoint(channel: channel { _ in SpinNotifier() })
+            case .futex:
+                return FutexRingEndpoint(channel: channel { _ in FutexNotifier(sleeper: FutexSleeper()) })
+            case .eventfd:
+                let events = (0..<(layout.ringCount * eventDescriptorsPerRing)).map { Rendezvous.inheritedDescriptor($0) }
+                let notifiers = channel { ring in
+                    EventNotifier(sleeper: EventSleeper(
+                        dataEvent: events[ring * eventDescriptorsPerRing], spaceEvent: events[ring * eventDescriptorsPerRing + 1]))
+                }
+                return EventRingEndpoint(channel: notifiers, descriptors: events)
+            case .systemVSemaphore:
+                return SystemVSemaphoreRingEndpoint(channel: channel { ring in
+                    SystemVSemaphoreNotifier(set: semaphoreSet, full: UInt16(2 * ring), empty: UInt16(2 * ring + 1))
+                })
+            }
+        } catch {
+            mapping.unmap()
+            throw error
+        }
+    }
+}
+
+/// One direction of a worker's endpoint.
+struct RingSide<Notifier: RingNotifier> {
+    let ring: Ring
+    let notifier: Notifier
+}
+
+/// A worker's two rings and the send/receive logic over them. On the in-place path `fill` writes into
+/// the slot and `consume` reads the slot before it is released back to the producer (so a torn or
+/// overwritten slot shows up under touch=verify); on the copy path both go through private buffers.
+///
+/// Plain values only (pointers), so using it from an endpoint costs no reference counting; the
+/// timed-path state lives in shared memory (each side re-reads its own index) or behind pointers,
+/// so send/receive allocate nothing, take no locks and need no exclusivity checks.
+struct RingChannel<Notifier: RingNotifier> {
+    let outgoing: RingSide<Notifier>?
+    let incoming: RingSide<Notifier>?
+    let copying: Bool
+    let sendBuffer: UnsafeMutableRawBufferPointer
+    let receiveBuffer: UnsafeMutableRawBufferPointer
+    let mapping: SegmentMapping
+    let privateWords: UnsafeMutablePointer<UInt32>
+
+    init(
+        outgoing: RingSide<Notifier>?, incoming: RingSide<Notifier>?, copying: Bool, messageBytes: Int,
+        mapping: SegmentMapping, privateWords: UnsafeMutablePointer<UInt32>
+    ) {
+        self.outgoing = outgoing
+        self.incoming = incoming
+        self.copying = copying
+        self.mapping = mapping
+        self.privateWords = privateWords
+        let privateBytes = copying ? messageBytes : 0
+        sendBuffer = .allocate(byteCount: privateBytes, alignment: 64)
+        receiveBuffer = .allocate(byteCount: privateBytes, alignment: 64)
+        // Touch the private buffers now so first-touch faults stay out of the timed loop.
+        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    @inline(__always)
+    func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        guard let side = outgoing, size <= side.ring.slotBytes else { throw Self.misuse("send", size) }
+        let ring = side.ring
+        let head = ipcb_load_relaxed_u32(ring.head)
+        if copying {
+            let message = UnsafeMutableRawBufferPointer(start: sendBuffer.baseAddress, count: size)
+            fill(message)
+            try side.notifier.waitForSpace(ring, head: head)
+            ring.slot(head).copyMemory(from: UnsafeRawPointer(message.baseAddress!), byteCount: size)
+        } else {
+            try side.notifier.waitForSpace(ring, head: head)
+            fill(UnsafeMutableRawBufferPointer(start: ring.slot(head), count: size))
+        }
+        try side.notifier.publish(ring, head: head &+ 1)
+    }
+
+    @inline(__always)
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+        guard let side = incoming, size <= side.ring.slotBytes else { throw Self.misuse("receive", size) }
+        let ring = side.ring
+        let tail = ipcb_load_relaxed_u32(ring.tail)
+        try side.notifier.waitForData(ring, tail: tail)
+        if copying {
+            receiveBuffer.baseAddress!.copyMemory(from: UnsafeRawPointer(ring.slot(tail)), byteCount: size)
+            try side.notifier.release(ring, tail: tail &+ 1)
+            consume(UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: size))
+        } else {
+            // Consumed before the slot is released: the producer cannot overwrite it meanwhile.
+            consume(UnsafeRawBufferPointer(start: ring.slot(tail), count: size))
+            try side.notifier.release(ring, tail: tail &+ 1)
+        }
+        return true
+    }
+
+    func unmap() { mapping.unmap() }
+
+    func deallocate() {
+        sendBuffer.deallocate()
+        receiveBuffer.deallocate()
+        privateWords.deallocate()
+    }
+
+    private static func misuse(_ operation: String, _ size: Int) -> IPCError {
+        .setup("shared ring \(operation) of \(size) bytes has no ring in that direction or does not fit its slots")
+    }
+}
+
+/// A ring endpoint: one concrete final class per notifier (below), because a generic class's
+/// conformance is dispatched unspecialised through `any MessageEndpoint`; a concrete class gets the
+/// timed loops specialised for its notifier, with the notifier's calls inlined.
+protocol SharedRingEndpoint: MessageEndpoint {
+    associatedtype Notifier: RingNotifier
+    var channel: RingChannel<Notifier> { get }
+    /// Inherited descriptors the endpoint owns (eventfds), closed with it.
+    var descriptors: [Int32] { get }
+}
+
+extension SharedRingEndpoint {
+    @inline(__always)
+    func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        try channel.send(size: size, fill: fill)
+    }
+
+    @inline(__always)
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+        try channel.receive(size: size, consume: consume)
+    }
+
+    func close() {
+        channel.unmap()
+        descriptors.forEach { _ = Glibc.close($0) }
+    }
+}
+
+final class SemaphoreRingEndpoint: SharedRingEndpoint {
+    let channel: RingChannel<SemaphoreNotifier>
+    let descriptors: [Int32] = []
+    init(channel: RingChannel<SemaphoreNotifier>) { self.channel = channel }
+    deinit { channel.deallocate() }
+}
+
+final class SystemVSemaphoreRingEndpoint: SharedRingEndpoint {
+    let channel: RingChannel<SystemVSemaphoreNotifier>
+    let descriptors: [Int32] = []
+    init(channel: RingChannel<SystemVSemaphoreNotifier>) { self.channel = channel }
+    deinit { channel.deallocate() }
+}
+
+final class SpinRingEndpoint: SharedRingEndpoint {
+    let channel: RingChannel<SpinNotifier>
+    let descriptors: [Int32] = []
+    init(channel: RingChannel<SpinNotifier>) { self.channel = channel }
+    deinit { channel.deallocate() }
+}
+
+final class FutexRingEndpoint: SharedRingEndpoint {
+    let channel: RingChannel<FutexNotifier>
+    let descriptors: [Int32] = []
+    init(channel: RingChannel<FutexNotifier>) { self.channel = channel }
+    deinit { channel.deallocate() }
+}
+
+final class EventRingEndpoint: SharedRingEndpoint {
+    let channel: RingChannel<EventNotifier>
+    let descriptors: [Int32]
+    init(channel: RingChannel<EventNotifier>, descriptors: [Int32]) {
+        self.channel = channel
+        self.descriptors = descriptors
+    }
+    deinit { channel.deallocate() }
+}
