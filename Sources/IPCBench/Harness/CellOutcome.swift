@@ -37,6 +37,10 @@ public struct CellOutcome: Sendable {
     public var lost: UInt64 = 0
     public var reordered: UInt64 = 0
     public var corrupt: UInt64 = 0
+    /// Shared-memory cells: cache-line ping-pong round trip (ns) between the cell's CPUs right before
+    /// and after it ran — the floor its figures should be read against.
+    public var floorBefore: Double?
+    public var floorAfter: Double?
     /// How busy the machine was around the cell.
     public var machineLoad = MachineLoad()
     /// Each worker's CPU time and context switches in its timed loops, summed over repetitions.

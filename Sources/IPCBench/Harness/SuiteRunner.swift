@@ -8,12 +8,25 @@ public enum SuiteRunner {
         for (index, cell) in cells.enumerated() {
             if Interruption.requested { break }
             let load = MachineLoad.begin()
+            let floorBefore = floorProbe(cell)
             guard var outcome = runCell(cell, configuration) else { break }
             outcome.machineLoad = MachineLoad.finish(load)
+            if floorBefore != nil {
+                outcome.floorBefore = floorBefore
+                outcome.floorAfter = floorProbe(cell)
+            }
             outcomes.append(outcome)
             report(outcome, index, cells.count)
         }
         return outcomes
+    }
+
+    /// The cache-line floor between the cell's two CPUs, for shared-memory cells that will run.
+    static func floorProbe(_ cell: Cell) -> Double? {
+        guard cell.mechanism.sharesMemory, unavailableReason(cell) == nil,
+              let producer = cell.placement.producerCPU, let consumer = cell.placement.consumerCPU
+        else { return nil }
+        return FloorProbe.roundTripNanoseconds(between: producer, and: consumer)
     }
 
     /// Measures one cell, or returns nil if the run was interrupted during it.

@@ -10,6 +10,7 @@ import Glibc
 /// write-protects them, so the next store to a slot takes a fault. That is part of what this
 /// mechanism costs compared with shm-posix / shm-sysv (tmpfs / shmem).
 public struct MappedFileMechanism: Mechanism {
+    public let sharesMemory = true
     public let id = "mmap-file"
     public let summary = "ring of slots in a regular file in the cell's private directory, mmap'ed MAP_SHARED by each worker"
 

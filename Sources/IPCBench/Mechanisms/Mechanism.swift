@@ -120,6 +120,9 @@ public protocol Mechanism: Sendable {
     /// False when a message cannot carry the producer's send time (a signal's one 8-byte value):
     /// the consumer then records no one-way delay, so those columns stay empty rather than invented.
     var carriesSendTimestamp: Bool { get }
+    /// True when the payload moves through memory both workers map: such cells record the
+    /// cache-line floor between their two CPUs right before and after they run.
+    var sharesMemory: Bool { get }
     /// The largest message this system lets the mechanism carry, or nil when only memory limits it.
     func messageLimit() -> MessageLimit?
     /// Why the mechanism cannot run on this system, or nil when it can.
@@ -141,6 +144,7 @@ extension Mechanism {
     public func optionalVariants(for mode: Mode) -> [String] { [] }
     public var losesMessages: Bool { false }
     public var carriesSendTimestamp: Bool { true }
+    public var sharesMemory: Bool { false }
     public func messageLimit() -> MessageLimit? { nil }
     public func unavailableReason() -> String? { nil }
     public func teardown(_ rendezvous: Rendezvous) {}

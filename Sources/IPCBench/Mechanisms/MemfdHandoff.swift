@@ -10,6 +10,7 @@ import Glibc
 /// Flow control as for `cma` (`HandoffChannel`): a slot is rewritten only after the consumer has
 /// finished with it, acknowledged on the same socket.
 public struct MemfdHandoffMechanism: Mechanism {
+    public let sharesMemory = true
     public init() {}
     public let id = "memfd"
     public let summary = "memfd passed once with SCM_RIGHTS; messages written and read in place, slot numbers on a UNIX socket"

@@ -10,6 +10,7 @@ private let segmentCounter = Atomic<Int>(0)
 /// initialises it; each worker opens it by name and maps it, as unrelated processes would; the
 /// parent unlinks it in teardown, whatever the outcome.
 public struct POSIXSharedMemoryMechanism: Mechanism {
+    public let sharesMemory = true
     public let id = "shm-posix"
     public let summary = "ring of slots in POSIX shared memory (shm_open + mmap), opened by name by each worker"
 

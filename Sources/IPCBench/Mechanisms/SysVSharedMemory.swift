@@ -5,6 +5,7 @@ import Glibc
 /// creates a private segment (IPC_PRIVATE, mode 0600), initialises it and passes its id to the
 /// workers, which attach it (shmat); the parent removes it (IPC_RMID) in teardown, whatever the outcome.
 public struct SysVSharedMemoryMechanism: Mechanism {
+    public let sharesMemory = true
     public let id = "shm-sysv"
     public let summary = "ring of slots in System V shared memory (shmget IPC_PRIVATE + shmat)"
 

@@ -16,7 +16,7 @@ public final class CSVReport {
            "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg", "cpu_ns_per_kib",
            "producer_cpu_utilization", "consumer_cpu_utilization",
            "voluntary_switches_per_msg", "involuntary_switches_per_msg"]
-        + ["load_before", "steal_percent"]
+        + ["load_before", "steal_percent", "floor_rtt_before_ns", "floor_rtt_after_ns"]
         + ["lost", "reordered", "corrupt", "status"]
 
     private let handle: FileHandle
@@ -71,7 +71,8 @@ public final class CSVReport {
             + [number(outcome.messagesPerSecond), number(outcome.bytesPerSecond), number(outcome.coefficientOfVariation, decimals: 4),
                number(outcome.confidenceInterval?.lowerBound), number(outcome.confidenceInterval?.upperBound)]
             + cpuFields(outcome, number)
-            + [number(outcome.machineLoad.loadAverageBefore, decimals: 2), number(outcome.machineLoad.stealPercent, decimals: 2)]
+            + [number(outcome.machineLoad.loadAverageBefore, decimals: 2), number(outcome.machineLoad.stealPercent, decimals: 2),
+               number(outcome.floorBefore), number(outcome.floorAfter)]
             + [String(outcome.lost), String(outcome.reordered), String(outcome.corrupt), outcome.status.text]
     }
 
