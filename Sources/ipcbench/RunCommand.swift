@@ -69,6 +69,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "A few seconds' smoke run: sizes \(quickSizes), one repetition, 0.05 s per cell.")
     var quick = false
 
+    @Flag(help: "Stop at the first failed cell (default: keep going, report every failure, exit 1 at the end).")
+    var failFast = false
+
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
@@ -239,6 +242,7 @@ struct RunCommand: ParsableCommand {
             maximumMessages: messages ?? 1_000_000, warmupMessages: warmup ?? (quick ? 100 : nil),
             limits: PairLimits(cellTimeoutSeconds: cellTimeout), fault: fault)
         configuration.placements = placementList
+        configuration.stopAtFirstFailure = failFast
         if let rate {
             let number = rate.hasSuffix("/s") ? String(rate.dropLast(2)) : rate
             guard let perSecond = Double(number), perSecond >= 1, perSecond <= 10_000_000 else {

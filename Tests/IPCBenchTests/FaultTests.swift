@@ -52,6 +52,40 @@ struct FaultTests {
         #expect(TestSupport.entries(in: scratch).sorted() == ["out.csv", "out.metadata.json"])
     }
 
+    @Test("--fail-fast stops the run at the first failed cell")
+    func failFast() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/out.csv"
+        let result = try TestSupport.runCLI(
+            ["run", "--placements", "cross-cpu", "--mechanisms", "pipe,fifo", "--sizes", "256", "--mode", "throughput",
+             "--messages", "2000", "--touch", "verify", "--inject-fault", "corrupt", "--fail-fast", "--out", csv],
+            environment: ["TMPDIR": scratch])
+        #expect(result.status == 1)
+        let rows = try TestSupport.readCSV(csv)
+        #expect(rows.count == 1 && rows[0]["status"]?.hasPrefix("failed: ") == true, "\(rows)")
+    }
+
+    @Test("SIGTERM ends the run like SIGINT, with status 143")
+    func terminatedRun() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/results.csv"
+        let result = try TestSupport.runCLI(
+            ["run", "--placements", "cross-cpu", "--mechanisms", "fifo", "--sizes", "64,128,256", "--mode", "latency",
+             "--duration", "1", "--repetitions", "1", "--out", csv],
+            environment: ["TMPDIR": scratch]
+        ) { pid in
+            _ = TestSupport.waitFor(seconds: 10) { TestSupport.children(of: pid).count == 2 }
+            usleep(300_000)
+            kill(pid, SIGTERM)
+        }
+        #expect(result.status == 143, "\(result.stderr)")
+        let metadata = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/metadata.json"))) as! [String: Any]
+        #expect(metadata["state"] as? String == "interrupted" && metadata["interrupted_by"] as? String == "SIGTERM")
+        #expect(TestSupport.entries(in: scratch).sorted() == ["metadata.json", "results.csv"])
+    }
+
     @Test("SIGINT ends the run: workers gone, CSV well-formed with the completed cells, metadata interrupted, status 130")
     func interruptedRun() throws {
         let scratch = TestSupport.temporaryDirectory()

@@ -69,6 +69,8 @@ public struct RunConfiguration: Sendable {
     /// half-width is within this fraction of the mean (0.05 = ±5%), or a budget runs out.
     public var targetRelativeCI: Double?
     public var maximumRepetitions = 30
+    /// Stop the run at the first failed cell (default: keep going and report every failure).
+    public var stopAtFirstFailure = false
     /// Latency mode: messages per second on a fixed schedule (open loop); nil for closed-loop ping-pong.
     public var pacedRate: Double?
     public var repetitionBudgetSeconds = 30.0

@@ -17,6 +17,7 @@ public enum SuiteRunner {
             }
             outcomes.append(outcome)
             report(outcome, index, cells.count)
+            if configuration.stopAtFirstFailure, case .failed = outcome.status { break }
         }
         return outcomes
     }
