@@ -16,14 +16,15 @@ struct CPUCostTests {
         let spin = try #require(outcomes.first { $0.cell.variant == "in-place/spin" })
         let pipe = try #require(outcomes.first { $0.cell.mechanism.id == "pipe" })
         #expect(spin.status == .ok && pipe.status == .ok)
-        // Spinning: each worker is on its CPU the whole time (≈1 CPU-s per s).
-        for usage in [spin.producerUsage, spin.consumerUsage] {
-            let utilization = try #require(usage.utilization)
-            #expect(utilization > 0.8 && utilization < 1.1, "spin utilization \(utilization)")
-        }
+        // Spinning: each worker is on its CPU the whole time (≈1 CPU-s per s on an idle machine; the
+        // spinner yields after 256 empty polls, so other load on the CPUs can take some of it).
         // Blocking ping-pong across CPUs: both sleep most of each round trip.
         let pipeUtilization = try #require(pipe.consumerUsage.utilization)
-        #expect(pipeUtilization < 0.8, "pipe consumer utilization \(pipeUtilization)")
+        for usage in [spin.producerUsage, spin.consumerUsage] {
+            let utilization = try #require(usage.utilization)
+            #expect(utilization > 0.6 && utilization < 1.1, "spin utilization \(utilization)")
+            #expect(utilization > 2 * pipeUtilization, "spin \(utilization) vs pipe \(pipeUtilization)")
+        }
         #expect(spin.floorBefore.map { $0 > 0 } == true && spin.floorAfter.map { $0 > 0 } == true)
         #expect(pipe.floorBefore == nil)
     }
