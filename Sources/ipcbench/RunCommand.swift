@@ -12,7 +12,7 @@ struct RunCommand: ParsableCommand {
             2 on bad input, 130/143 when interrupted.
             """)
 
-    static let defaultSizes = "64,4K,64K,1M"
+    static let defaultSizes = "16,4K,64K,1M"
     static let quickSizes = "64,64K"
 
     @Option(help: ArgumentHelp("Comma-separated mechanism ids (see `ipcbench list`).", valueName: "ids"))
