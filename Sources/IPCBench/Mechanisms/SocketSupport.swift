@@ -40,6 +40,13 @@ enum Socket {
         guard result == 0 else { throw IPCError.lastSystemError("bind", context) }
     }
 
+    /// Binds a UNIX socket to `path` as a file only its owner can use (mode 0600): on Linux the
+    /// socket file takes the socket inode's mode, so it is set before bind.
+    static func bindPrivately(_ fd: Int32, path: String) throws {
+        guard fchmod(fd, 0o600) == 0 else { throw IPCError.lastSystemError("fchmod", path) }
+        try bind(fd, unixAddress(path), path)
+    }
+
     static func connect<Address>(_ fd: Int32, _ address: Address, _ context: String) throws {
         var address = address
         while true {

@@ -97,8 +97,7 @@ public struct UnixDatagramMechanism: Mechanism {
 
     /// Binds with the socket file created 0600 (Linux takes the file's mode from the socket inode).
     static func bindPrivately(_ fd: Int32, _ path: String) throws {
-        guard fchmod(fd, 0o600) == 0 else { throw IPCError.lastSystemError("fchmod", path) }
-        try Socket.bind(fd, Socket.unixAddress(path), path)
+        try Socket.bindPrivately(fd, path: path)
     }
 
     static let datagramLimit = probeLimit(Int32(SOCK_DGRAM.rawValue))

@@ -16,10 +16,9 @@ public struct UnixStreamMechanism: Mechanism {
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
         let path = try rendezvous.require("path")
-        let address = try Socket.unixAddress(path)
         let fd = try Socket.make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
         do {
-            try Socket.bind(fd, address, path)
+            try Socket.bindPrivately(fd, path: path)
             try Socket.listen(fd)
         } catch {
             Glibc.close(fd)
