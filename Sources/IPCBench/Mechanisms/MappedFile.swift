@@ -50,14 +50,8 @@ public struct MappedFileMechanism: Mechanism {
         guard descriptor >= 0 else { throw IPCError.lastSystemError("open", path) }
         defer { Glibc.close(descriptor) }
         do {
-            guard ftruncate(descriptor, off_t(bytes)) == 0 else { throw IPCError.lastSystemError("ftruncate", path) }
-            // Allocate the blocks now: a full file system fails here, not with SIGBUS in a worker.
-            let allocation = posix_fallocate(descriptor, 0, off_t(bytes))
-            guard allocation == 0 else { throw IPCError.system(call: "posix_fallocate", errno: allocation, context: path) }
-            try SharedRing.initialize(descriptor: descriptor, layout: layout, context: path)
-            var rendezvous = Rendezvous(parameters: ["path": path])
-            try SharedRing.prepareNotification(variant, layout, &rendezvous)
-            return rendezvous
+            return try SharedRing.prepareSegment(
+                descriptor: descriptor, bytes: bytes, layout: layout, variant: variant, context: path, parameters: ["path": path])
         } catch {
             unlink(path)
             throw error

@@ -49,14 +49,8 @@ public struct POSIXSharedMemoryMechanism: Mechanism {
         let (name, descriptor) = try Self.createObject()
         defer { Glibc.close(descriptor) }
         do {
-            guard ftruncate(descriptor, off_t(bytes)) == 0 else { throw IPCError.lastSystemError("ftruncate", name) }
-            // Allocate the pages now: a full tmpfs fails here (ENOSPC), not with SIGBUS in a worker.
-            let allocation = posix_fallocate(descriptor, 0, off_t(bytes))
-            guard allocation == 0 else { throw IPCError.system(call: "posix_fallocate", errno: allocation, context: name) }
-            try SharedRing.initialize(descriptor: descriptor, layout: layout, context: name)
-            var rendezvous = Rendezvous(parameters: ["shm-name": name])
-            try SharedRing.prepareNotification(variant, layout, &rendezvous)
-            return rendezvous
+            return try SharedRing.prepareSegment(
+                descriptor: descriptor, bytes: bytes, layout: layout, variant: variant, context: name, parameters: ["shm-name": name])
         } catch {
             shm_unlink(name)
             throw error

@@ -299,6 +299,21 @@ enum SharedRing {
         try layout.initialize(segment: mapping.base)
     }
 
+    /// Parent side, for segments backed by a file descriptor (POSIX shm, a mapped file): sizes and
+    /// allocates it now — a full file system fails here (ENOSPC), not with SIGBUS in a worker — lays
+    /// out the rings, and prepares the notification objects.
+    static func prepareSegment(
+        descriptor: Int32, bytes: Int, layout: RingLayout, variant: SharedRingVariant, context: String, parameters: [String: String]
+    ) throws -> Rendezvous {
+        guard ftruncate(descriptor, off_t(bytes)) == 0 else { throw IPCError.lastSystemError("ftruncate", context) }
+        let allocation = posix_fallocate(descriptor, 0, off_t(bytes))
+        guard allocation == 0 else { throw IPCError.system(call: "posix_fallocate", errno: allocation, context: context) }
+        try initialize(descriptor: descriptor, layout: layout, context: context)
+        var rendezvous = Rendezvous(parameters: parameters)
+        try prepareNotification(variant, layout, &rendezvous)
+        return rendezvous
+    }
+
     /// Parent side: creates the kernel objects the notification needs besides the segment, and the
     /// layout parameters, in `rendezvous`. Undoes what it made if it fails.
     static func prepareNotification(_ variant: SharedRingVariant, _ layout: RingLayout, _ rendezvous: inout Rendezvous) throws {
