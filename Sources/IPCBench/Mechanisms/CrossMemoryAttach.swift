@@ -60,19 +60,7 @@ public struct CrossMemoryAttachMechanism: Mechanism {
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         guard options.variant == Self.pullVariant else { throw IPCError.setup("cma has no variant '\(options.variant)'") }
-        var toConsumer: [Int32] = [-1, -1]
-        var toProducer: [Int32] = [-1, -1]
-        guard ipcb_pipe_cloexec(&toConsumer) == 0 else { throw IPCError.lastSystemError("pipe2") }
-        guard ipcb_pipe_cloexec(&toProducer) == 0 else {
-            let failure = IPCError.lastSystemError("pipe2")
-            Glibc.close(toConsumer[0]); Glibc.close(toConsumer[1])
-            throw failure
-        }
-        var rendezvous = Rendezvous()
-        // Index 0 is what the worker writes, index 1 what it reads (as for `pipe`).
-        rendezvous.producerDescriptors = [toConsumer[1], toProducer[0]]
-        rendezvous.consumerDescriptors = [toProducer[1], toConsumer[0]]
-        return rendezvous
+        return try Rendezvous.inheritedPipePair()
     }
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {

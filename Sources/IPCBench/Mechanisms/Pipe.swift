@@ -11,19 +11,7 @@ public struct PipeMechanism: Mechanism {
     public func copies(for variant: String) -> Int { 2 }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
-        var toConsumer: [Int32] = [-1, -1]
-        var toProducer: [Int32] = [-1, -1]
-        guard ipcb_pipe_cloexec(&toConsumer) == 0 else { throw IPCError.lastSystemError("pipe2") }
-        guard ipcb_pipe_cloexec(&toProducer) == 0 else {
-            let failure = IPCError.lastSystemError("pipe2")
-            Glibc.close(toConsumer[0]); Glibc.close(toConsumer[1])
-            throw failure
-        }
-        var rendezvous = Rendezvous()
-        // Index 0 is what the worker writes, index 1 what it reads.
-        rendezvous.producerDescriptors = [toConsumer[1], toProducer[0]]
-        rendezvous.consumerDescriptors = [toProducer[1], toConsumer[0]]
-        return rendezvous
+        try Rendezvous.inheritedPipePair()
     }
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
@@ -39,5 +27,25 @@ public struct PipeMechanism: Mechanism {
             readDescriptor: Rendezvous.inheritedDescriptor(1),
             writeDescriptor: Rendezvous.inheritedDescriptor(0),
             maximumMessageBytes: options.messageBytes)
+    }
+}
+
+extension Rendezvous {
+    /// Two pipes, one per direction, for workers to inherit: in each worker, inherited descriptor 0 is
+    /// the end it writes and 1 the end it reads (`pipe`, `vmsplice` and `cma` share this layout).
+    static func inheritedPipePair() throws -> Rendezvous {
+        var toConsumer: [Int32] = [-1, -1]
+        var toProducer: [Int32] = [-1, -1]
+        guard ipcb_pipe_cloexec(&toConsumer) == 0 else { throw IPCError.lastSystemError("pipe2") }
+        guard ipcb_pipe_cloexec(&toProducer) == 0 else {
+            let failure = IPCError.lastSystemError("pipe2")
+            Glibc.close(toConsumer[0]); Glibc.close(toConsumer[1])
+            throw failure
+        }
+        var rendezvous = Rendezvous()
+        // Index 0 is what the worker writes, index 1 what it reads.
+        rendezvous.producerDescriptors = [toConsumer[1], toProducer[0]]
+        rendezvous.consumerDescriptors = [toProducer[1], toConsumer[0]]
+        return rendezvous
     }
 }

@@ -47,6 +47,19 @@ enum Socket {
         try bind(fd, unixAddress(path), path)
     }
 
+    /// A UNIX stream socket bound privately to `path` and listening; closed again if that fails.
+    static func listeningUnixStream(path: String) throws -> Int32 {
+        let fd = try make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
+        do {
+            try bindPrivately(fd, path: path)
+            try listen(fd)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
     static func connect<Address>(_ fd: Int32, _ address: Address, _ context: String) throws {
         var address = address
         while true {

@@ -16,14 +16,7 @@ public struct UnixStreamMechanism: Mechanism {
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
         let path = try rendezvous.require("path")
-        let fd = try Socket.make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
-        do {
-            try Socket.bindPrivately(fd, path: path)
-            try Socket.listen(fd)
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        let fd = try Socket.listeningUnixStream(path: path)
         return SocketListener(descriptor: fd, published: [:], configure: { _ in }, messageBytes: options.messageBytes)
     }
 

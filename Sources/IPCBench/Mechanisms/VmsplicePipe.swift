@@ -33,19 +33,9 @@ public struct VmsplicePipeMechanism: Mechanism {
         guard [Self.vmspliceVariant, Self.writeVariant].contains(options.variant) else {
             throw IPCError.setup("vmsplice has no variant '\(options.variant)'")
         }
-        var toConsumer: [Int32] = [-1, -1]
-        var toProducer: [Int32] = [-1, -1]
-        guard ipcb_pipe_cloexec(&toConsumer) == 0 else { throw IPCError.lastSystemError("pipe2") }
-        guard ipcb_pipe_cloexec(&toProducer) == 0 else {
-            let failure = IPCError.lastSystemError("pipe2")
-            Glibc.close(toConsumer[0]); Glibc.close(toConsumer[1])
-            throw failure
-        }
-        Self.enlarge(toConsumer[1])
-        var rendezvous = Rendezvous()
-        // Index 0 is what the worker writes, index 1 what it reads (as for `pipe`).
-        rendezvous.producerDescriptors = [toConsumer[1], toProducer[0]]
-        rendezvous.consumerDescriptors = [toProducer[1], toConsumer[0]]
+        let rendezvous = try Rendezvous.inheritedPipePair()
+        // The forward pipe: the producer's write end.
+        Self.enlarge(rendezvous.producerDescriptors[0])
         return rendezvous
     }
 
