@@ -101,6 +101,8 @@ struct CommandLineTests {
         #expect(metadata["cells_completed"] as? Int == 8)
         let overhead = metadata["timer_overhead"] as? [String: Any]
         #expect((overhead?["nanoseconds_per_read"] as? Double ?? 0) > 0)
+        #expect((metadata["latency_clock"] as? String ?? "").isEmpty == false)
+        #expect(((metadata["latency_clock_overhead"] as? [String: Any])?["nanoseconds_per_read"] as? Double ?? 0) > 0)
         let host = metadata["host"] as? [String: Any]
         let onlineCPUs = host?["online_cpus"] as? [Int] ?? []
         #expect(!onlineCPUs.isEmpty)

@@ -106,21 +106,29 @@ struct SharedRingTests {
 
     // MARK: - Layout and variants
 
-    @Test("Slots are whole cache lines sized to fit the message; ring depth 8 to 2 MiB, a bounded power of two")
+    @Test("Slots are whole cache lines sized to fit the message; one slot for ping-pong, else 8 to 2 MiB, a bounded power of two")
     func ringLayout() {
         for size in [16, 64, 65, 100, 4096, 65536, 100_000, 1 << 20, 3 << 20] {
             for mode in Mode.allCases {
                 let layout = RingLayout(messageBytes: size, mode: mode)
-                #expect(layout.slotBytes >= size && layout.slotBytes % 64 == 0 && layout.slotBytes - size < 64, "\(size)")
+                #expect(layout.messageCapacity >= size && layout.slotBytes % 64 == 0 && layout.messageCapacity - size < 64, "\(size)")
                 #expect(layout.slotCount & (layout.slotCount - 1) == 0, "\(size)")
-                #expect(layout.slotCount >= RingLayout.minimumSlots && layout.slotCount <= RingLayout.defaultMaximumSlots, "\(size)")
-                #expect(layout.slotCount == RingLayout.minimumSlots || layout.ringBytes > RingLayout.targetRingBytes / 2 || layout.slotCount == RingLayout.defaultMaximumSlots, "\(size)")
+                if mode == .latency {
+                    #expect(layout.slotCount == RingLayout.latencySlots, "\(size)")
+                } else {
+                    #expect(layout.slotCount >= RingLayout.minimumSlots && layout.slotCount <= RingLayout.defaultMaximumSlots, "\(size)")
+                    #expect(layout.slotCount == RingLayout.minimumSlots || layout.ringBytes > RingLayout.targetRingBytes / 2 || layout.slotCount == RingLayout.defaultMaximumSlots, "\(size)")
+                }
                 #expect(layout.ringCount == (mode == .latency ? 2 : 1))
-                #expect(layout.segmentBytes == 4096 + layout.ringCount * layout.slotCount * layout.slotBytes)
+                #expect(layout.segmentBytes == 4096 + layout.slotCount * layout.slotBytes) // the rings share their slots
             }
         }
         #expect(RingLayout(messageBytes: 1 << 20, mode: .throughput).slotCount == 8)
-        #expect(RingLayout(messageBytes: 4096, mode: .throughput).slotCount == 512)
+        #expect(RingLayout(messageBytes: 4096 - RingLayout.slotHeaderBytes, mode: .throughput).slotCount == 512)
+        #expect(RingLayout(messageBytes: 4096, mode: .throughput).slotCount == 256)
+        // A small message shares its slot's one cache line with the stamp the spinning variant polls.
+        #expect(RingLayout(messageBytes: 48, mode: .latency).slotBytes == 64)
+        #expect(RingLayout(messageBytes: 49, mode: .latency).slotBytes == 128)
         #expect(RingLayout(messageBytes: 16, mode: .throughput).slotCount == RingLayout.defaultMaximumSlots)
         #expect(RingLayout(messageBytes: 4096, mode: .throughput, maximumSlots: 3).slotCount == 2)
     }

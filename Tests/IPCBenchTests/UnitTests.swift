@@ -106,6 +106,31 @@ struct UnitTests {
     }
 }
 
+@Suite("Loop clock")
+struct LoopClockTests {
+    @Test("The latency loops' clock converts its ticks to the same nanoseconds as CLOCK_MONOTONIC")
+    func loopClockAgreesWithMonotonic() {
+        for clock in [LoopClock.host, .monotonic] {
+            let ticksBefore = clock.now()
+            let before = MonotonicClock.now()
+            usleep(30_000)
+            let ticksAfter = clock.now()
+            let after = MonotonicClock.now()
+            let measured = Double(clock.nanoseconds(ticksAfter &- ticksBefore))
+            let reference = Double(after - before)
+            #expect(abs(measured - reference) < 0.01 * reference, "\(clock.description): \(measured) ns vs \(reference) ns")
+            let second = Double(clock.nanoseconds(clock.ticks(nanoseconds: 1_000_000_000)))
+            #expect(abs(second - 1e9) < 100, "\(second)")
+            let overhead = clock.measureOverhead(reads: 100_000)
+            #expect(overhead.nanosecondsPerRead > 0 && overhead.nanosecondsPerRead < 1_000)
+        }
+        #if arch(x86_64)
+        // Where the kernel keeps time with the TSC, the loops use it too.
+        if LoopClock.timeStampCounterIsUsable { #expect(LoopClock.host.usesTimeStampCounter) }
+        #endif
+    }
+}
+
 @Suite("Floor probe")
 struct FloorProbeTests {
     @Test("A cache-line ping-pong between two CPUs gives a plausible floor and leaves the caller's affinity alone")

@@ -42,6 +42,18 @@ static inline uint64_t ipcb_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/// The CPU's time-stamp counter, for the latency loops (LoopClock), or 0 where there is none.
+/// Plain RDTSC (~7 ns here; RDTSCP and LFENCE+RDTSC ~10 ns more): a read that follows a wait is
+/// still ordered after it, because the wait ends in a mispredicted loop exit (spin) or a system call,
+/// and nothing after those executes before they resolve.
+static inline uint64_t ipcb_read_tsc(void) {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    return 0;
+#endif
+}
+
 // Mechanism-family shims live in their own headers, included here so `import CIPCShim` sees them.
 #include "CIPCShimQueues.h"
 #include "CIPCShimSharedMemory.h"

@@ -39,6 +39,8 @@ public struct WorkerTask: Codable, Sendable {
     public var sendIntervalNanoseconds: UInt64 = 0
     /// The mechanism's `carriesSendTimestamp`: without it the consumer records no one-way delay.
     public var carriesSendTimestamp = true
+    /// The clock of the latency loops, the same in both workers (see LoopClock).
+    public var clock = LoopClock.monotonic
 }
 
 /// A deliberate fault in the producer's stream, so tests can prove each kind of error is detected.

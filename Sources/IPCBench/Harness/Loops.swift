@@ -12,27 +12,30 @@ enum Loops {
         let verify = task.touch == .verify
         let warmup = UInt64(task.warmupMessages)
         let limit = warmup + UInt64(task.maximumMessages)
+        let clock = task.clock
         var roundTrips = LatencyHistogram()
         var wrongReplies: UInt64 = 0
         var sequence: UInt64 = 0
         var loopStart: UInt64 = 0
         var deadline = UInt64.max
-        let interval = task.sendIntervalNanoseconds
+        let interval = clock.ticks(nanoseconds: task.sendIntervalNanoseconds)
         var meter = CPUMeter()
         let cpuBefore = Affinity.currentCPU()
+        var loopStartNanoseconds: UInt64 = 0
 
         while sequence < limit {
             if sequence == warmup {
                 meter.start()
-                loopStart = MonotonicClock.now()
-                if task.durationNanoseconds > 0 { deadline = loopStart + task.durationNanoseconds }
+                loopStartNanoseconds = MonotonicClock.now()
+                loopStart = clock.now()
+                if task.durationNanoseconds > 0 { deadline = loopStart + clock.ticks(nanoseconds: task.durationNanoseconds) }
             }
             let sentAt: UInt64
             if interval > 0, sequence >= warmup {
                 sentAt = loopStart &+ (sequence - warmup) &* interval
                 Pacer.wait(until: sentAt)
             } else {
-                sentAt = MonotonicClock.now()
+                sentAt = clock.now()
             }
             try endpoint.send(size: size) { message in
                 MessageFormat.stamp(message, sequence: sequence, sentAt: sentAt)
@@ -42,10 +45,10 @@ enum Loops {
             let answered = try endpoint.receive(size: size) { reply in
                 replySequence = MessageFormat.sequence(of: reply)
             }
-            let returnedAt = MonotonicClock.now()
+            let returnedAt = clock.now()
             guard answered else { throw IPCError.peerClosed("consumer closed the channel before answering message \(sequence)") }
             if replySequence != sequence { wrongReplies &+= 1 }
-            if sequence >= warmup { roundTrips.record(returnedAt &- sentAt) }
+            if sequence >= warmup { roundTrips.record(clock.nanoseconds(returnedAt &- sentAt)) }
             sequence &+= 1
             if returnedAt >= deadline { break }
         }
@@ -55,17 +58,19 @@ enum Loops {
         var result = WorkerResult(
             role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
             messagesSentByProducer: timed, payloadBytes: timed * UInt64(size), lost: 0, reordered: wrongReplies,
-            corrupt: 0, roundTrip: roundTrips, loopStartNanoseconds: loopStart, loopEndNanoseconds: loopEnd,
+            corrupt: 0, roundTrip: roundTrips, loopStartNanoseconds: loopStartNanoseconds, loopEndNanoseconds: loopEnd,
             readChecksum: 0)
         result.cpuUsage = meter.finish()
         return result
     }
 
     /// Consumer side of ping-pong: checks and touches each message, records its one-way delay from
-    /// the embedded send time, and answers with a message of the same size.
+    /// the embedded send time, and answers with a message of the same size. The bookkeeping comes
+    /// after the answer, so it does not lengthen the round trip.
     static func latencyConsumer<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, _ task: WorkerTask) throws -> WorkerResult {
         let size = task.options.messageBytes
         let warmup = UInt64(task.warmupMessages)
+        let clock = task.clock
         var inspector = PayloadInspector(touch: task.touch)
         var oneWay = LatencyHistogram()
         var check = SequenceCheck()
@@ -80,7 +85,7 @@ enum Loops {
             var sentAt: UInt64 = 0
             var arrivedAt: UInt64 = 0
             let received = try endpoint.receive(size: size) { message in
-                arrivedAt = MonotonicClock.now()
+                arrivedAt = clock.now()
                 sequence = MessageFormat.sequence(of: message)
                 sentAt = MessageFormat.sentAt(of: message)
                 if sequence & MessageFormat.endMarker == 0 { inspector.inspect(message, sequence: sequence) }
@@ -90,14 +95,14 @@ enum Loops {
                 check.finish(sentCount: warmup + (sequence & ~MessageFormat.endMarker))
                 break
             }
+            try endpoint.send(size: size) { reply in
+                MessageFormat.stamp(reply, sequence: sequence, sentAt: arrivedAt)
+            }
             check.observe(sequence)
             if sequence >= warmup {
                 if timed == 0 { meter.start() }
-                if recordsOneWay { oneWay.record(arrivedAt &- sentAt) }
+                if recordsOneWay { oneWay.record(clock.nanoseconds(arrivedAt &- sentAt)) }
                 timed &+= 1
-            }
-            try endpoint.send(size: size) { reply in
-                MessageFormat.stamp(reply, sequence: sequence, sentAt: arrivedAt)
             }
         }
         var result = WorkerResult(

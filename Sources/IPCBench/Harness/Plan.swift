@@ -72,6 +72,8 @@ public struct RunConfiguration: Sendable {
     /// Stop the run at the first failed cell (default: keep going and report every failure).
     public var stopAtFirstFailure = false
     /// Latency mode: messages per second on a fixed schedule (open loop); nil for closed-loop ping-pong.
+    /// The clock of closed-loop latency loops: the TSC where usable (see LoopClock).
+    public var loopClock = LoopClock.host
     public var pacedRate: Double?
     public var repetitionBudgetSeconds = 30.0
 
@@ -132,7 +134,12 @@ public struct RunConfiguration: Sendable {
             warmupMessages: warmupMessages(for: cell), maximumMessages: maximumMessages,
             durationNanoseconds: UInt64(durationSeconds * 1e9), rendezvous: Rendezvous(), published: [:], fault: fault)
         task.carriesSendTimestamp = cell.mechanism.carriesSendTimestamp
-        if let pacedRate = cell.pacedRate { task.sendIntervalNanoseconds = UInt64((1e9 / pacedRate).rounded()) }
+        if let pacedRate = cell.pacedRate {
+            // Paced sends sleep until CLOCK_MONOTONIC deadlines, so their times stay in that clock.
+            task.sendIntervalNanoseconds = UInt64((1e9 / pacedRate).rounded())
+        } else {
+            task.clock = loopClock
+        }
         return task
     }
 }

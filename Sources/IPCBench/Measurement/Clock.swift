@@ -1,4 +1,5 @@
 import CIPCShim
+import Foundation
 
 /// The one clock every timestamp in a run uses: CLOCK_MONOTONIC in nanoseconds. It is shared by all
 /// processes of a host, which is what lets the consumer compute one-way delays from the producer's
@@ -24,8 +25,96 @@ public enum MonotonicClock {
 }
 
 public struct TimerOverhead: Codable, Sendable {
-    /// Mean cost of one clock_gettime(CLOCK_MONOTONIC) call.
+    /// Mean cost of one read (clock_gettime(CLOCK_MONOTONIC), or RDTSCP for the TSC loop clock).
     public var nanosecondsPerRead: Double
     /// The smallest non-zero difference between consecutive reads: the clock's effective resolution.
     public var smallestStepNanoseconds: UInt64
+}
+
+/// The clock of the timed latency loops: the time-stamp counter where the kernel itself keeps time
+/// with it, else CLOCK_MONOTONIC.
+///
+/// A ping-pong takes up to three timestamps per round trip, and between two spinning CPUs a round
+/// trip is only ~60–300 ns here: clock_gettime costs ~25–40 ns a call (more right after a
+/// cache-line transfer), RDTSC ~7 ns. The kernel uses the TSC as its clocksource only when the
+/// counter is invariant and synchronised across CPUs, so a send time read on one CPU and an arrival
+/// time read on another still give a true one-way delay. Both workers of a run use the parent's one
+/// calibration, so their ticks convert to nanoseconds alike; only differences are ever converted.
+public struct LoopClock: Codable, Sendable, Equatable {
+    /// True: ticks are TSC cycles; false: ticks are CLOCK_MONOTONIC nanoseconds.
+    public var usesTimeStampCounter: Bool
+    public var nanosecondsPerTick: Double
+
+    public static let monotonic = LoopClock(usesTimeStampCounter: false, nanosecondsPerTick: 1)
+
+    /// This host's loop clock, decided and calibrated once per process.
+    public static let host: LoopClock = timeStampCounterIsUsable ? calibrateTimeStampCounter() : .monotonic
+
+    @inline(__always)
+    public func now() -> UInt64 { usesTimeStampCounter ? ipcb_read_tsc() : ipcb_now_ns() }
+
+    /// A difference of two `now()` readings in nanoseconds.
+    @inline(__always)
+    public func nanoseconds(_ ticks: UInt64) -> UInt64 {
+        usesTimeStampCounter ? UInt64(Double(ticks) * nanosecondsPerTick) : ticks
+    }
+
+    /// A duration in ticks.
+    public func ticks(nanoseconds: UInt64) -> UInt64 {
+        usesTimeStampCounter ? UInt64(Double(nanoseconds) / nanosecondsPerTick) : nanoseconds
+    }
+
+    /// For the metadata: which clock, at what rate.
+    public var description: String {
+        usesTimeStampCounter
+            ? String(format: "TSC via RDTSC, %.4f GHz (calibrated against CLOCK_MONOTONIC)", 1 / nanosecondsPerTick)
+            : "clock_gettime(CLOCK_MONOTONIC)"
+    }
+
+    /// Mean cost of one read, as measured for the monotonic clock.
+    public func measureOverhead(reads: Int = 1_000_000) -> TimerOverhead {
+        let start = now()
+        var previous = start
+        var smallestStep = UInt64.max
+        for _ in 0..<reads {
+            let current = now()
+            let step = current &- previous
+            if step > 0, step < smallestStep { smallestStep = step }
+            previous = current
+        }
+        return TimerOverhead(
+            nanosecondsPerRead: Double(nanoseconds(previous &- start)) / Double(reads),
+            smallestStepNanoseconds: smallestStep == .max ? 0 : max(1, nanoseconds(smallestStep)))
+    }
+
+    /// x86-64 with an invariant TSC (constant_tsc, nonstop_tsc) that the kernel keeps time with.
+    public static var timeStampCounterIsUsable: Bool {
+        #if arch(x86_64)
+        let clocksource = SystemFacts.read("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        guard clocksource?.trimmingCharacters(in: .whitespacesAndNewlines) == "tsc",
+              let cpuinfo = SystemFacts.read("/proc/cpuinfo"),
+              let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return false }
+        let set = Set(flags.split(separator: " ").map(String.init))
+        return set.contains("constant_tsc") && set.contains("nonstop_tsc")
+        #else
+        return false
+        #endif
+    }
+
+    /// Counts TSC ticks across 20 ms of CLOCK_MONOTONIC (each end read between two clock reads, so
+    /// the pairing error is a clock read's cost: ~1e-6 of the interval).
+    static func calibrateTimeStampCounter() -> LoopClock {
+        func pair() -> (nanoseconds: Double, ticks: UInt64) {
+            let before = ipcb_now_ns()
+            let ticks = ipcb_read_tsc()
+            let after = ipcb_now_ns()
+            return ((Double(before) + Double(after)) / 2, ticks)
+        }
+        let start = pair()
+        usleep(20_000)
+        let end = pair()
+        guard end.ticks > start.ticks, end.nanoseconds > start.nanoseconds else { return .monotonic }
+        return LoopClock(usesTimeStampCounter: true, nanosecondsPerTick: (end.nanoseconds - start.nanoseconds) / Double(end.ticks - start.ticks))
+    }
 }

@@ -79,8 +79,13 @@ struct SystemVSemaphoreNotifier: RingNotifier {
     }
 }
 
-/// Busy-polls the peer's index with a pause instruction between reads: no system call on the path,
-/// the lowest latency when each side has its own CPU.
+/// Busy-polling with a pause instruction between reads: no system call on the path, the lowest
+/// latency when each side has its own CPU.
+///
+/// The consumer polls the stamp of the slot it waits for, which the producer stores (release) right
+/// after the message, in the message's own cache line: one line moves per hand-off, as in a bare
+/// cache-line ping-pong (see RingLayout). The indices stay on lines each side writes alone: the producer reads the
+/// tail only when the ring looks full (its last-seen copy is private), and nobody reads the head.
 ///
 /// An endpoint cannot know whether both workers share one CPU (EndpointOptions does not say), and
 /// there a pure spin would hold the CPU until the scheduler tick preempts it (milliseconds per
@@ -103,17 +108,19 @@ struct SpinNotifier: RingNotifier {
     }
 
     @inline(__always)
-    func publish(_ ring: Ring, head: UInt32) throws { ipcb_store_release_u32(ring.head, head) }
+    func publish(_ ring: Ring, head: UInt32) throws {
+        // head is the index after the message just written.
+        ipcb_store_release_u32(ring.stampWord(head &- 1), ring.stamp(of: head &- 1))
+        ipcb_store_relaxed_u32(ring.head, head)
+    }
 
     @inline(__always)
     func waitForData(_ ring: Ring, tail: UInt32) throws {
-        // A head seen earlier was loaded with acquire, so the slots before it are complete.
-        if ring.seenPeerIndex.pointee != tail { return }
+        // The acquire load of the stamp orders the message's bytes after it.
+        let word = ring.stampWord(tail)
+        let published = ring.stamp(of: tail)
         var spins = 0
-        while true {
-            let head = ipcb_load_acquire_u32(ring.head)
-            ring.seenPeerIndex.pointee = head
-            if head != tail { return }
+        while ipcb_load_acquire_u32(word) != published {
             Self.pause(&spins)
         }
     }

@@ -12,15 +12,33 @@ import Glibc
 ///                           +0   head (UInt32, written only by the producer) and producerWaiting
 ///                           +64  tail (UInt32, written only by the consumer) and consumerWaiting
 ///                           +128 sem_t counting full slots, +192 sem_t counting empty slots
-///     4096 + r × ring bytes ring r's slots, each `slotBytes` long
+///     4096                  the slots, each `slotBytes` long: a 16-byte slot header whose first
+///                           UInt32 is the slot's stamp, then the message
 ///
 /// Ring 0 carries messages to the consumer; ring 1 (latency mode only) carries the replies. head and
 /// tail are free-running UInt32 counters; the slot count is a power of two so `counter & mask`
 /// stays right across their wrap-around.
+///
+/// Both rings index the same slots: in latency mode (a ping-pong, one message in flight) the reply
+/// to message i travels in the slot message i came in, as a request/response over shared memory
+/// would, so one exchange touches the same cache lines in both directions. That matters to the
+/// spinning variant: bouncing one line between two CPUs costs about half of what writing one line
+/// each way does (cacheline_pingpong LINES=1 vs 2 in ../shared/reference).
+///
+/// The stamp is how the spinning variant publishes a message: the producer of ring r stores
+/// `stamp(index, r)` into the slot after writing the message, and its consumer polls that stamp
+/// rather than the head index. A small message and its stamp share one cache line, so a hand-off
+/// moves one line between the CPUs, as in a bare cache-line ping-pong, instead of a line for the
+/// index and another for the data. The ring number is in the stamp's low bit, so a reply's stamp
+/// can never pass for the next request's. (The blocking notifiers ignore the stamp.)
 public struct RingLayout: Equatable, Sendable {
     /// Upper bound on slots per ring, so small messages do not make a huge ring.
     public static let defaultMaximumSlots = 4096
-    /// At least this many slots per ring, so a streaming producer can run ahead of the consumer...
+    /// Slots in latency mode: a ping-pong has one message in flight, and with one slot every exchange
+    /// bounces the same cache lines between the two CPUs. Cycling through 8 slots cost ~1.6× as much
+    /// per round trip here, and through 4096 small slots (1 MiB, beyond L2) far more.
+    public static let latencySlots = 1
+    /// Slots per ring in throughput mode: at least this many, so the producer can run ahead...
     public static let minimumSlots = 8
     /// ...or, when more, enough slots for this many bytes.
     public static let targetRingBytes = 2 << 20
@@ -36,24 +54,29 @@ public struct RingLayout: Equatable, Sendable {
     static let fullOffset = 128
     static let emptyOffset = 192
     static let slotsOffset = 4096
+    /// Bytes before the message in every slot: the stamp, padded so the message stays 16-byte aligned.
+    public static let slotHeaderBytes = 16
     static let magic: UInt64 = 0x3147_4E52_4243_5049 // "IPCBRNG1", little-endian
 
-    /// Bytes per slot: the message size rounded up to a cache line, so every slot starts on one. The
-    /// ring is sized to fit the message: a message larger than a slot cannot occur.
+    /// Bytes per slot: the slot header plus the message, rounded up to a cache line so every slot
+    /// starts on one. The ring is sized to fit the message: a message larger than a slot cannot occur.
     public let slotBytes: Int
     /// Slots per ring, a power of two.
     public let slotCount: Int
-    /// 2 in latency mode (one ring per direction), 1 in throughput mode.
+    /// 2 in latency mode (one ring per direction, sharing the slots), 1 in throughput mode.
     public let ringCount: Int
 
     public var ringBytes: Int { slotCount * slotBytes }
-    public var segmentBytes: Int { Self.slotsOffset + ringCount * ringBytes }
+    /// The largest message a slot holds.
+    public var messageCapacity: Int { slotBytes - Self.slotHeaderBytes }
+    public var segmentBytes: Int { Self.slotsOffset + ringBytes }
 
-    /// The default ring for a message size and mode: 8 slots, or enough for 2 MiB when that is more,
-    /// at most `maximumSlots` (rounded down to a power of two).
+    /// The default ring for a message size and mode: one slot in latency mode; in throughput mode 8, or
+    /// enough for 2 MiB when that is more. At most `maximumSlots`, rounded down to a power of two.
     public init(messageBytes: Int, mode: Mode, maximumSlots: Int = defaultMaximumSlots) {
-        let slotBytes = (max(messageBytes, 1) + Self.lineBytes - 1) / Self.lineBytes * Self.lineBytes
-        let wanted = min(max(Self.minimumSlots, Self.targetRingBytes / slotBytes), max(1, maximumSlots))
+        let slotBytes = (Self.slotHeaderBytes + max(messageBytes, 1) + Self.lineBytes - 1) / Self.lineBytes * Self.lineBytes
+        let slots = mode == .latency ? Self.latencySlots : max(Self.minimumSlots, Self.targetRingBytes / slotBytes)
+        let wanted = min(slots, max(1, maximumSlots))
         self.init(slotBytes: slotBytes, slotCount: 1 << (Int.bitWidth - 1 - wanted.leadingZeroBitCount), ringCount: mode == .latency ? 2 : 1)
     }
 
@@ -63,10 +86,10 @@ public struct RingLayout: Equatable, Sendable {
         self.ringCount = ringCount
     }
 
-    /// The segment needed for the largest message when at most `availableBytes` can be had (latency
-    /// mode, minimum slots), for `messageLimit()`.
+    /// The largest message whose throughput ring (minimum slots) fits in `availableBytes`, for
+    /// `messageLimit()`; a latency ring needs less.
     static func largestMessage(fitting availableBytes: Int) -> Int {
-        max(0, (availableBytes - slotsOffset) / (2 * minimumSlots)) / lineBytes * lineBytes
+        max(0, max(0, (availableBytes - slotsOffset) / minimumSlots) / lineBytes * lineBytes - slotHeaderBytes)
     }
 
     // MARK: Rendezvous
@@ -81,7 +104,7 @@ public struct RingLayout: Equatable, Sendable {
         guard let slotBytes = Int(try rendezvous.require("ring-slot-bytes")),
               let slotCount = Int(try rendezvous.require("ring-slots")),
               let ringCount = Int(try rendezvous.require("rings")),
-              slotBytes > 0, slotBytes % Self.lineBytes == 0, slotCount > 0, slotCount & (slotCount - 1) == 0,
+              slotBytes > Self.slotHeaderBytes, slotBytes % Self.lineBytes == 0, slotCount > 0, slotCount & (slotCount - 1) == 0,
               slotCount <= Int(Int32.max), (1...2).contains(ringCount)
         else { throw IPCError.setup("malformed ring layout in the rendezvous: \(rendezvous.parameters)") }
         self.init(slotBytes: slotBytes, slotCount: slotCount, ringCount: ringCount)
@@ -142,8 +165,12 @@ struct Ring {
     let seenPeerIndex: UnsafeMutablePointer<UInt32>
     let slots: UnsafeMutableRawPointer
     let slotBytes: Int
+    /// The largest message a slot holds.
+    let messageCapacity: Int
     let slotCount: UInt32
     let mask: UInt32
+    /// The ring's number, carried in the low bit of its stamps.
+    let stampTag: UInt32
 
     init(segment base: UnsafeMutableRawPointer, layout: RingLayout, index: Int, seenPeerIndex: UnsafeMutablePointer<UInt32>) {
         let control = RingLayout.control(segment: base, ring: index)
@@ -154,16 +181,31 @@ struct Ring {
         full = (control + RingLayout.fullOffset).bindMemory(to: sem_t.self, capacity: 1)
         empty = (control + RingLayout.emptyOffset).bindMemory(to: sem_t.self, capacity: 1)
         self.seenPeerIndex = seenPeerIndex
-        slots = base + RingLayout.slotsOffset + index * layout.ringBytes
+        slots = base + RingLayout.slotsOffset
+        stampTag = UInt32(index)
         slotBytes = layout.slotBytes
+        messageCapacity = layout.messageCapacity
         slotCount = UInt32(layout.slotCount)
         mask = UInt32(layout.slotCount - 1)
     }
 
-    /// The slot a free-running index refers to.
+    /// Where the message in the slot a free-running index refers to starts.
     @inline(__always)
     func slot(_ index: UInt32) -> UnsafeMutableRawPointer {
-        slots + Int(index & mask) &* slotBytes
+        slots + (Int(index & mask) &* slotBytes &+ RingLayout.slotHeaderBytes)
+    }
+
+    /// The stamp word of the slot a free-running index refers to.
+    @inline(__always)
+    func stampWord(_ index: UInt32) -> UnsafeMutablePointer<UInt32> {
+        (slots + Int(index & mask) &* slotBytes).assumingMemoryBound(to: UInt32.self)
+    }
+
+    /// What the stamp word holds once this ring's message `index` is in the slot. Never 0, the value
+    /// of a fresh segment; a stale value is a message of the other ring or one lap earlier.
+    @inline(__always)
+    func stamp(of index: UInt32) -> UInt32 {
+        (index &+ 1) &<< 1 | stampTag
     }
 }
 
@@ -278,7 +320,7 @@ enum SharedRing {
         guard let tightest = bounds.min(by: { $0.bytes < $1.bytes }) else { return nil }
         return MessageLimit(
             bytes: RingLayout.largestMessage(fitting: tightest.bytes),
-            source: "\(tightest.source), for 2 rings of \(RingLayout.minimumSlots) slots")
+            source: "\(tightest.source), for a ring of \(RingLayout.minimumSlots) slots")
     }
 
     static func memoryBound() -> [(bytes: Int, source: String)] {
@@ -374,8 +416,8 @@ enum SharedRing {
     ) throws -> any MessageEndpoint {
         do {
             let variant = try SharedRingVariant.parse(options.variant, mechanism: mechanism)
-            guard options.messageBytes <= layout.slotBytes else {
-                throw IPCError.setup("message of \(options.messageBytes) bytes does not fit the ring's \(layout.slotBytes)-byte slots")
+            guard options.messageBytes <= layout.messageCapacity else {
+                throw IPCError.setup("message of \(options.messageBytes) bytes does not fit the ring's slots of \(layout.messageCapacity) bytes")
             }
             try layout.check(segment: mapping.base, mappedBytes: mapping.bytes)
             // Fault every page in (writable) now, so no page fault lands in the timed loop.
@@ -467,7 +509,7 @@ struct RingChannel<Notifier: RingNotifier> {
 
     @inline(__always)
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        guard let side = outgoing, size <= side.ring.slotBytes else { throw Self.misuse("send", size) }
+        guard let side = outgoing, size <= side.ring.messageCapacity else { throw Self.misuse("send", size) }
         let ring = side.ring
         let head = ipcb_load_relaxed_u32(ring.head)
         if copying {
@@ -484,7 +526,7 @@ struct RingChannel<Notifier: RingNotifier> {
 
     @inline(__always)
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
-        guard let side = incoming, size <= side.ring.slotBytes else { throw Self.misuse("receive", size) }
+        guard let side = incoming, size <= side.ring.messageCapacity else { throw Self.misuse("receive", size) }
         let ring = side.ring
         let tail = ipcb_load_relaxed_u32(ring.tail)
         try side.notifier.waitForData(ring, tail: tail)
@@ -496,6 +538,12 @@ struct RingChannel<Notifier: RingNotifier> {
             // Consumed before the slot is released: the producer cannot overwrite it meanwhile.
             consume(UnsafeRawBufferPointer(start: ring.slot(tail), count: size))
             try side.notifier.release(ring, tail: tail &+ 1)
+        }
+        if let reverse = outgoing {
+            // Two rings means a ping-pong (latency mode): each side sends one message, then waits for
+            // one, so a message received proves the peer has consumed everything this side sent. The
+            // next send then need not read the peer's tail, a line the peer writes every message.
+            reverse.ring.seenPeerIndex.pointee = ipcb_load_relaxed_u32(reverse.ring.head)
         }
         return true
     }

@@ -77,6 +77,9 @@ public struct RunMetadata: Codable, Sendable {
     /// CPUs, cores, SMT siblings, L3 groups and NUMA nodes from /sys (nil if /sys could not be read).
     public var topology: Topology?
     public var timerOverhead: TimerOverhead
+    /// The clock the closed-loop latency loops timestamp with, and the cost of one read of it.
+    public var latencyClock: String
+    public var latencyClockOverhead: TimerOverhead
     /// Cache-line ping-pong round trip (ns) between the first two allowed CPUs at the start and end of
     /// the run: the floor for shared-memory hand-offs, which moves with the host's vCPU placement.
     public var floorProbeRoundTripNanoseconds: [String: Double] = [:]
@@ -101,6 +104,8 @@ public struct RunMetadata: Codable, Sendable {
         host = SystemFacts.host()
         topology = try? Topology.read()
         timerOverhead = MonotonicClock.measureOverhead()
+        latencyClock = configuration.loopClock.description
+        latencyClockOverhead = configuration.loopClock.measureOverhead()
         let cpus = Affinity.allowedCPUs()
         if cpus.count >= 2, let floor = FloorProbe.roundTripNanoseconds(between: cpus[0], and: cpus[1]) {
             floorProbeRoundTripNanoseconds["start"] = (floor * 10).rounded() / 10
