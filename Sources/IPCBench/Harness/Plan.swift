@@ -57,6 +57,9 @@ public struct RunConfiguration: Sendable {
     public var touch: Touch
     /// Every cell runs at each of these placements (the initializer's `placement` alone by default).
     public var placements: [Placement]
+    /// Throughput cells' placements when they differ (nil: `placements`). The default suite measures
+    /// one CPU against two in latency mode only, where the difference is the point, to keep it short.
+    public var throughputPlacements: [Placement]?
     public var repetitions: Int
     /// Upper bound on each repetition's timed loop; 0 means "run maximumMessages".
     public var durationSeconds: Double
@@ -102,7 +105,7 @@ public struct RunConfiguration: Sendable {
             modes.flatMap { mode in
                 selectedVariants(mechanism, mode).flatMap { variant in
                     sizes.flatMap { size in
-                        placements.map {
+                        placements(for: mode).map {
                             Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: size, touch: touch, placement: $0,
                                  pacedRate: mode == .latency ? pacedRate : nil)
                         }
@@ -112,6 +115,11 @@ public struct RunConfiguration: Sendable {
         }
     }
 
+    /// The placements of a mode's cells.
+    func placements(for mode: Mode) -> [Placement] {
+        mode == .throughput ? throughputPlacements ?? placements : placements
+    }
+
     /// The default variants, or, when `variants` names some, those of all the mechanism's variants.
     func selectedVariants(_ mechanism: any Mechanism, _ mode: Mode) -> [String] {
         guard let variants else { return mechanism.variants(for: mode) }
@@ -119,11 +127,11 @@ public struct RunConfiguration: Sendable {
     }
 
     /// Enough untimed messages to fault in buffers, fill kernel queues and settle the CPUs:
-    /// 500 round trips, or up to 16 MiB (2,000 messages at most) of streaming.
+    /// 200 round trips, or up to 16 MiB (2,000 messages at most) of streaming.
     public func warmupMessages(for cell: Cell) -> Int {
         if let warmupMessages { return warmupMessages }
         switch cell.mode {
-        case .latency: return 500
+        case .latency: return 200
         case .throughput: return max(8, min(2000, (16 << 20) / cell.messageBytes))
         }
     }
