@@ -14,8 +14,10 @@ let package = Package(
     targets: [
         // Thin C shim: only what Swift cannot call directly (GNU-only calls, macros, variadics).
         .target(name: "CIPCShim"),
-        // NUMA memory placement (mbind, move_pages) through libnuma; scripts/setup-system installs it.
-        .systemLibrary(name: "CNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
+        // NUMA memory placement (mbind, move_pages) through libnuma, loaded with dlopen at run time so
+        // the tool still starts without libnuma.so.1. Builds against libnuma-dev's headers
+        // (scripts/setup-system installs them).
+        .target(name: "CNUMA", linkerSettings: [.linkedLibrary("dl")]),
         .target(
             name: "IPCBench",
             dependencies: [

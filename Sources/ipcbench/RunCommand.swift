@@ -39,6 +39,11 @@ struct RunCommand: ParsableCommand {
         valueName: "names"))
     var placements: String?
 
+    @Option(help: ArgumentHelp(
+        "NUMA node for the shared memory of shm-posix, shm-sysv, mmap-file and memfd cells: a node number, local (the consumer's node) or remote (the node farthest from it). The pages are bound before first touch and checked by each worker. Other mechanisms are not affected (their memory_node stays empty). Default: the kernel decides.",
+        valueName: "node"))
+    var memoryNode: String?
+
     @Option(help: "Process pairs per cell; figures are aggregated over them (median, coefficient of variation).")
     var repetitions = 3
 
@@ -81,7 +86,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Soak test: run the suite over and over for this long (e.g. 600s, 10m, 1h), checking after every pass that nothing was leaked; report every failure and leak at the end.", valueName: "duration"))
     var soak: String?
 
-    /// Test-only: inject a fault into the producer's stream (drop, reorder or corrupt one message).
+    /// Test-only: inject a fault into the producer's stream (drop, reorder or corrupt one message), or
+    /// make the latency consumer exit early (exit-early).
     @Option(help: .private)
     var injectFault: String?
 
@@ -111,6 +117,9 @@ struct RunCommand: ParsableCommand {
         let csvPath = try outputPath()
         let metadataPath = Self.metadataPath(forCSV: csvPath)
         Interruption.install()
+        if configuration.memoryNode != nil, let reason = NUMA.unavailableReason {
+            FileHandle.standardError.write(Data("ipcbench: warning: --memory-node: NUMA memory placement is unavailable here: \(reason); shared-memory cells are written as unavailable, the others run as usual\n".utf8))
+        }
         let leftovers = Leftovers.find().found
         if !leftovers.isEmpty {
             FileHandle.standardError.write(Data("ipcbench: warning: \(leftovers.count) object(s) left by crashed earlier runs (e.g. \(leftovers[0])); remove them with `ipcbench clean`\n".utf8))
@@ -210,7 +219,9 @@ struct RunCommand: ParsableCommand {
         if let duration, !(duration > 0) { throw ValidationError("--duration must be a positive number of seconds (got \(duration))") }
         guard cellTimeout > 0 else { throw ValidationError("--cell-timeout must be a positive number of seconds (got \(cellTimeout))") }
         let fault = try injectFault.map { name in
-            guard let fault = InjectedFault(rawValue: name) else { throw ValidationError("unknown fault '\(name)'") }
+            guard let fault = InjectedFault(rawValue: name) else {
+                throw ValidationError("unknown fault '\(name)'; allowed: \(InjectedFault.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
             return fault
         }
 
@@ -247,6 +258,7 @@ struct RunCommand: ParsableCommand {
         configuration.placements = placementList
         configuration.throughputPlacements = throughputPlacements
         configuration.stopAtFirstFailure = failFast
+        configuration.memoryNode = try memoryNode.map(Self.parseMemoryNode)
         if let rate {
             let number = rate.hasSuffix("/s") ? String(rate.dropLast(2)) : rate
             guard let perSecond = Double(number), perSecond >= 1, perSecond <= 10_000_000 else {
@@ -286,6 +298,19 @@ struct RunCommand: ParsableCommand {
             case let .unavailable(reason): return .unavailable(name: name, reason: reason)
             }
         }
+    }
+
+    /// A node must exist (with memory) here; local and remote are resolved per cell, and a cell they
+    /// cannot be resolved for is written as unavailable.
+    static func parseMemoryNode(_ text: String) throws -> MemoryNodeChoice {
+        let nodes = MemoryNodeFacts.list(MemoryNodeFacts.nodesToOffer())
+        guard let choice = MemoryNodeChoice(text) else {
+            throw ValidationError("--memory-node '\(text)' is not a NUMA node; expected a node number (here: \(nodes)), local or remote")
+        }
+        if case let .node(node) = choice, !MemoryNodeFacts.nodesToOffer().contains(node) {
+            throw ValidationError("--memory-node \(node): no such NUMA node with memory here; nodes: \(nodes) (or local, remote)")
+        }
+        return choice
     }
 
     static func parseList(_ text: String, option: String, allowed: [String]) throws -> [String] {

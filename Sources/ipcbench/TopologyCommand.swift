@@ -9,6 +9,7 @@ struct TopologyCommand: ParsableCommand {
     func run() throws {
         let topology = try Topology.read()
         print(topology.description)
+        print("NUMA memory placement (--memory-node): \(SystemFacts.numaMemoryPlacement)")
         print("\nNamed placements on this machine (allowed CPUs \(Topology.formatCPUList(Affinity.allowedCPUs()))):")
         for placement in try RunCommand.parsePlacements(
             ([RunCommand.crossCPU] + NamedPlacement.allCases.map(\.rawValue)).joined(separator: ","), allowedCPUs: Affinity.allowedCPUs())

@@ -36,6 +36,8 @@ struct CommandLineTests {
         BadInput(arguments: ["--target-ci", "150%"], expected: ["--target-ci '150%'", "percentage"]),
         BadInput(arguments: ["--placements", "far-away"], expected: ["--placements", "unknown value 'far-away'", "same-cpu", "cross-numa"]),
         BadInput(arguments: ["--placements", "same-cpu", "--producer-cpu", "0"], expected: ["cannot be combined", "--producer-cpu"]),
+        BadInput(arguments: ["--memory-node", "4095"], expected: ["--memory-node 4095", "no such NUMA node", "nodes: ", "local, remote"]),
+        BadInput(arguments: ["--memory-node", "far"], expected: ["--memory-node 'far'", "a node number", "local or remote"]),
     ]
 
     @Test("Bad input exits 2 with a one-line message, before any worker starts", arguments: badInputs)
@@ -163,7 +165,8 @@ struct CommandLineTests {
     func helpIsComplete() throws {
         let run = try TestSupport.runCLI(["run", "--help"])
         for option in ["--mechanisms", "--sizes", "--mode", "--variants", "--producer-cpu", "--consumer-cpu", "--repetitions",
-                       "--duration", "--messages", "--warmup", "--touch", "--out", "--cell-timeout", "--quick", "--quiet"] {
+                       "--duration", "--messages", "--warmup", "--touch", "--out", "--cell-timeout", "--quick", "--quiet",
+                       "--placements", "--memory-node"] {
             #expect(run.stdout.contains(option), "\(option) missing from run --help")
         }
         #expect(!run.stdout.contains("inject-fault"))

@@ -52,6 +52,28 @@ struct FaultTests {
         #expect(TestSupport.entries(in: scratch).sorted() == ["out.csv", "out.metadata.json"])
     }
 
+    @Test("A consumer that exits early (status 0, no result) fails its cell with the reason; the next cell runs; exit 1")
+    func workerExitsEarly() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/out.csv"
+        let started = Date()
+        // The fault ends the latency cell's consumer 0.2 s into a 1 s timed loop, the producer waiting
+        // for a reply; the throughput cell after it is not affected.
+        let result = try TestSupport.runCLI(
+            ["run", "--placements", "cross-cpu", "--mechanisms", "pipe", "--sizes", "64", "--mode", "latency,throughput", "--duration", "1",
+             "--repetitions", "1", "--cell-timeout", "30", "--inject-fault", "exit-early", "--out", csv],
+            environment: ["TMPDIR": scratch])
+        let wall = Date().timeIntervalSince(started)
+        #expect(result.status == 1, "\(result.stderr)")
+        let rows = try TestSupport.readCSV(csv)
+        #expect(rows.count == 2)
+        #expect(rows.first?["status"]?.hasPrefix("failed: consumer exited with status 0 during the timed loop") == true, "\(rows.first?["status"] ?? "")")
+        #expect(rows.last?["mode"] == "throughput" && rows.last?["status"] == "ok", "\(rows.last?["status"] ?? "")")
+        #expect(wall < 10, "took \(wall) s: the early exit was not noticed before the cell timeout")
+        #expect(TestSupport.entries(in: scratch).sorted() == ["out.csv", "out.metadata.json"])
+    }
+
     @Test("--fail-fast stops the run at the first failed cell")
     func failFast() throws {
         let scratch = TestSupport.temporaryDirectory()

@@ -146,6 +146,8 @@ struct MessageQueueTests {
                 return workers.count == 2
             }) else { return }
             usleep(500_000)  // into the timed loop: the set-up and warm-up take well under this
+            // Read again: a worker caught between posix_spawn and exec still shows the parent's command line.
+            workers = TestSupport.children(of: parent)
             whileRunning(parent, workers.map(\.pid))
             guard let consumer = workers.first(where: { $0.commandLine.contains(#""role":"consumer""#) }) else { return }
             killed = kill(consumer.pid, SIGKILL) == 0

@@ -178,6 +178,8 @@ struct SharedRingTests {
                 return workers.count == 2
             }) else { return }
             usleep(500_000)  // well into the timed loop: set-up and warm-up take far less
+            // Read again: a worker caught between posix_spawn and exec still shows the parent's command line.
+            workers = TestSupport.children(of: pid)
             sawSegment = RingLeftovers.segmentsExist(mechanism: mechanism, createdBy: pid, workspaceBase: directory)
             if variant.hasSuffix("/sysv-sem") {
                 sawSegment = sawSegment && !Set(RingLeftovers.ringSemaphoreSets()).subtracting(leftovers.semaphoreSetsBefore).isEmpty

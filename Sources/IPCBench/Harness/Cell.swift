@@ -51,6 +51,9 @@ public enum InjectedFault: String, Codable, Sendable, CaseIterable {
     case reorder
     /// Flips one payload byte of one message (detected with touch=verify).
     case corrupt
+    /// The consumer exits (status 0, no result, no error report) a moment into its timed loop, as a
+    /// worker that returns early would (latency mode only, so the throughput cells after it still run).
+    case exitEarly = "exit-early"
 }
 
 /// What a worker reports when its loop is done.
@@ -81,4 +84,6 @@ public struct WorkerResult: Codable, Sendable {
     public var readChecksum: UInt64
     /// CPU time and context switches of this worker during its timed loop.
     public var cpuUsage = CPUUsage()
+    /// `--memory-node`: pages of the shared memory this worker found on the node before its loop.
+    public var boundMemoryPages: Int?
 }

@@ -49,6 +49,11 @@ public struct CellOutcome: Sendable {
     /// CPUs the workers reported running on (equal to the placement's when pinned).
     public var producerCPUSeen: Int?
     public var consumerCPUSeen: Int?
+    /// The NUMA node the shared memory was bound to (`--memory-node`, resolved), nil when not bound.
+    public var memoryNode: Int?
+    /// Pages of the bound shared memory that every worker found on `memoryNode` (fewest over the
+    /// repetitions), nil when not bound.
+    public var verifiedMemoryPages: Int?
 
     public init(cell: Cell, status: CellStatus) {
         self.cell = cell
@@ -72,6 +77,9 @@ public struct CellOutcome: Sendable {
             outcome.consumerUsage = outcome.consumerUsage + run.consumer.cpuUsage
             outcome.producerCPUSeen = run.producer.cpuBefore
             outcome.consumerCPUSeen = run.consumer.cpuBefore
+            if let pages = [run.producer.boundMemoryPages, run.consumer.boundMemoryPages, outcome.verifiedMemoryPages].compactMap({ $0 }).min() {
+                outcome.verifiedMemoryPages = pages
+            }
             switch cell.mode {
             case .latency:
                 outcome.messages += run.producer.messages

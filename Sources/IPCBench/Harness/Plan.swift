@@ -42,6 +42,8 @@ public struct Cell: Sendable {
     public var placement: Placement
     /// Open-loop latency: messages per second on a fixed schedule (nil: closed-loop ping-pong).
     public var pacedRate: Double?
+    /// `--memory-node`: where shared-memory mechanisms put the segment (nil: the kernel decides).
+    public var memoryNode: MemoryNodeChoice?
 
     public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes, variant: variant) }
     public var copies: Int { mechanism.copies(for: variant) }
@@ -79,6 +81,8 @@ public struct RunConfiguration: Sendable {
     public var loopClock = LoopClock.host
     public var pacedRate: Double?
     public var repetitionBudgetSeconds = 30.0
+    /// `--memory-node`: the NUMA node for shared-memory mechanisms' segments (nil: the kernel decides).
+    public var memoryNode: MemoryNodeChoice?
 
     public init(
         mechanisms: [any Mechanism], modes: [Mode], variants: [String]? = nil, sizes: [Int], touch: Touch = .read, placement: Placement,
@@ -107,7 +111,7 @@ public struct RunConfiguration: Sendable {
                     sizes.flatMap { size in
                         placements(for: mode).map {
                             Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: size, touch: touch, placement: $0,
-                                 pacedRate: mode == .latency ? pacedRate : nil)
+                                 pacedRate: mode == .latency ? pacedRate : nil, memoryNode: memoryNode)
                         }
                     }
                 }
@@ -136,9 +140,12 @@ public struct RunConfiguration: Sendable {
         }
     }
 
-    func task(for cell: Cell) -> WorkerTask {
+    /// The workers' task for `cell`, with its memory node already resolved.
+    func task(for cell: Cell, memoryNode: Int? = nil) -> WorkerTask {
+        var options = cell.options
+        options.memoryNode = memoryNode
         var task = WorkerTask(
-            mechanismID: cell.mechanism.id, role: .producer, options: cell.options, touch: cell.touch, cpu: nil,
+            mechanismID: cell.mechanism.id, role: .producer, options: options, touch: cell.touch, cpu: nil,
             warmupMessages: warmupMessages(for: cell), maximumMessages: maximumMessages,
             durationNanoseconds: UInt64(durationSeconds * 1e9), rendezvous: Rendezvous(), published: [:], fault: fault)
         task.carriesSendTimestamp = cell.mechanism.carriesSendTimestamp

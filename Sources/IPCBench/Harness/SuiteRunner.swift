@@ -24,6 +24,7 @@ public enum SuiteRunner {
 
     /// The cache-line floor between the cell's two CPUs, for shared-memory cells that will run.
     static func floorProbe(_ cell: Cell) -> Double? {
+        if case .unavailable = cell.memoryNodeResolution() { return nil }
         guard cell.mechanism.sharesMemory, unavailableReason(cell) == nil,
               let producer = cell.placement.producerCPU, let consumer = cell.placement.consumerCPU
         else { return nil }
@@ -35,7 +36,14 @@ public enum SuiteRunner {
         if let reason = unavailableReason(cell) {
             return CellOutcome(cell: cell, status: .unavailable(reason))
         }
-        let task = configuration.task(for: cell)
+        // Resolved again per cell: local/remote follow the cell's consumer CPU.
+        var memoryNode: Int?
+        switch cell.memoryNodeResolution() {
+        case .unbound: break
+        case let .node(node): memoryNode = node
+        case let .unavailable(reason): return CellOutcome(cell: cell, status: .unavailable(reason))
+        }
+        let task = configuration.task(for: cell, memoryNode: memoryNode)
         var runs: [ProcessPair.Results] = []
         let started = MonotonicClock.now()
         while needsAnotherRepetition(cell, runs, configuration, since: started) {
@@ -48,10 +56,13 @@ public enum SuiteRunner {
             } catch {
                 var outcome = CellOutcome(cell: cell, status: .failed("\(error)"))
                 outcome.repetitions = runs.count
+                outcome.memoryNode = memoryNode
                 return outcome
             }
         }
-        return CellOutcome.aggregate(cell, runs)
+        var outcome = CellOutcome.aggregate(cell, runs)
+        outcome.memoryNode = memoryNode
+        return outcome
     }
 
     /// The planned repetitions first; then, with a CI target, more until the interval is narrow enough

@@ -40,15 +40,34 @@ public enum Worker {
         }
         defer { endpoint.close() }
         if let cpu = task.cpu { try verifyPinned(to: cpu) }
+        // Both sides have faulted the shared memory in by now: every page must be on the bound node.
+        var boundMemoryPages: Int?
+        if let node = task.options.memoryNode {
+            guard let shared = endpoint as? any SharedMemoryEndpoint else {
+                throw IPCError.setup("\(task.mechanismID) has no shared memory to bind to NUMA node \(node)")
+            }
+            boundMemoryPages = try MemoryBinding.verify(shared.sharedRegion, onNode: node)
+        }
 
         WorkerControl.send(.ready(cpu: Affinity.currentCPU()))
         guard WorkerControl.waitForGo() else { throw IPCError.worker("parent closed the control channel before go") }
+        if task.fault == .exitEarly, task.role == .consumer, task.options.mode == .latency { exitSoon() }
 
-        let result = try endpoint.runTimedLoop(task)
+        var result = try endpoint.runTimedLoop(task)
+        result.boundMemoryPages = boundMemoryPages
         if let cpu = task.cpu, result.cpuBefore != cpu || result.cpuAfter != cpu {
             throw IPCError.setup("\(task.role) pinned to CPU \(cpu) ran on CPU \(result.cpuBefore)…\(result.cpuAfter)")
         }
         WorkerControl.send(.finished(result))
+    }
+
+    /// Test-only (`--inject-fault exit-early`): ends this process with status 0 shortly, from another
+    /// thread, so it leaves mid-loop without a result and without the timed loop knowing.
+    private static func exitSoon() {
+        Thread.detachNewThread {
+            usleep(200_000)
+            _exit(0)
+        }
     }
 
     private static func verifyPinned(to cpu: Int) throws {

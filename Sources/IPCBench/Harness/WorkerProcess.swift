@@ -115,6 +115,19 @@ final class WorkerProcess {
         return false
     }
 
+    /// True when the control channel reaches end-of-file within `milliseconds` with no complete event
+    /// before it: the worker ended (or is ending) without reporting anything.
+    func endsSilently(withinMilliseconds milliseconds: Int) -> Bool {
+        let deadline = MonotonicClock.now() + UInt64(milliseconds) * 1_000_000
+        while !endOfEvents, !pending.contains(UInt8(ascii: "\n")) {
+            let now = MonotonicClock.now()
+            guard now < deadline else { return false }
+            var entry = pollfd(fd: eventDescriptor, events: Int16(POLLIN), revents: 0)
+            if poll(&entry, 1, Int32((deadline - now) / 1_000_000) + 1) > 0 { readEvents() }
+        }
+        return endOfEvents && !pending.contains(UInt8(ascii: "\n"))
+    }
+
     /// Waits up to `timeoutNanoseconds` for the worker to exit on its own and describes how it ended;
     /// after that it is killed.
     @discardableResult
@@ -184,6 +197,12 @@ enum EventWaiter {
             for worker in workers {
                 if let event = try worker.bufferedEvent() {
                     if case let .failed(reason) = event {
+                        // A worker failing because its peer vanished reports a symptom: when the peer
+                        // ended without a word, that is the cause to name first.
+                        if let vanished = workers.first(where: { $0 !== worker && $0.endsSilently(withinMilliseconds: 100) }) {
+                            let ending = vanished.reap(timeoutNanoseconds: 500_000_000)
+                            throw IPCError.worker("\(vanished.role) \(ending) during \(phase) (then \(worker.role) failed: \(reason))")
+                        }
                         throw IPCError.worker("\(worker.role) failed during \(phase): \(reason)")
                     }
                     return (worker, event)

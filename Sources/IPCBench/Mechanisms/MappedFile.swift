@@ -51,7 +51,8 @@ public struct MappedFileMechanism: Mechanism {
         defer { Glibc.close(descriptor) }
         do {
             return try SharedRing.prepareSegment(
-                descriptor: descriptor, bytes: bytes, layout: layout, variant: variant, context: path, parameters: ["path": path])
+                descriptor: descriptor, bytes: bytes, layout: layout, variant: variant, context: path, parameters: ["path": path],
+                memoryNode: options.memoryNode)
         } catch {
             unlink(path)
             throw error

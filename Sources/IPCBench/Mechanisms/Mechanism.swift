@@ -94,11 +94,15 @@ public struct EndpointOptions: Codable, Sendable {
     public var messageBytes: Int
     /// One of the mechanism's `variants(for: mode)`.
     public var variant: String
+    /// `--memory-node`, resolved for the cell: shared-memory mechanisms place their segment's pages on
+    /// this NUMA node (nil: wherever the kernel puts them; always nil for the other mechanisms).
+    public var memoryNode: Int?
 
-    public init(mode: Mode, messageBytes: Int, variant: String) {
+    public init(mode: Mode, messageBytes: Int, variant: String, memoryNode: Int? = nil) {
         self.mode = mode
         self.messageBytes = messageBytes
         self.variant = variant
+        self.memoryNode = memoryNode
     }
 }
 

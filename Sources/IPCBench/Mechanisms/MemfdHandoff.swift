@@ -65,7 +65,7 @@ public struct MemfdHandoffMechanism: Mechanism {
 
 /// One side of a `memfd` pair: the whole shared mapping, the ring it writes (forward for the
 /// producer, backward for the consumer) and the ring it reads.
-final class MemfdEndpoint: MessageEndpoint {
+final class MemfdEndpoint: SharedMemoryEndpoint {
     private let channel: HandoffChannel
     private let mapping: UnsafeMutableRawPointer
     private let mappingBytes: Int
@@ -82,7 +82,16 @@ final class MemfdEndpoint: MessageEndpoint {
         defer { Glibc.close(memfd) }  // the mapping and the copy in flight keep the memory alive
         guard ftruncate(memfd, off_t(geometry.totalBytes)) == 0 else { throw IPCError.lastSystemError("ftruncate", "memfd") }
         guard ipcb_memfd_seal_size(memfd) == 0 else { throw IPCError.lastSystemError("fcntl(F_ADD_SEALS)", "memfd") }
-        let mapping = try Self.map(memfd, bytes: geometry.totalBytes)
+        // With a memory node, nothing may be faulted in before the memfd is bound to it.
+        let mapping = try Self.map(memfd, bytes: geometry.totalBytes, populate: options.memoryNode == nil)
+        if let node = options.memoryNode {
+            do {
+                try MemoryBinding.populate(UnsafeMutableRawBufferPointer(start: mapping, count: geometry.totalBytes), onNode: node)
+            } catch {
+                munmap(mapping, geometry.totalBytes)
+                throw error
+            }
+        }
 
         var hello = HandoffRecord(
             kind: HandoffRecord.hello, slot: UInt32(geometry.forwardSlots), length: UInt64(geometry.stride),
@@ -154,8 +163,8 @@ final class MemfdEndpoint: MessageEndpoint {
         memset(mapping + outgoingOffset, 0, geometry.outgoingSlots(role) * stride)
     }
 
-    private static func map(_ memfd: Int32, bytes: Int) throws -> UnsafeMutableRawPointer {
-        let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, memfd, 0)
+    private static func map(_ memfd: Int32, bytes: Int, populate: Bool = true) throws -> UnsafeMutableRawPointer {
+        let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0), memfd, 0)
         guard let mapped, mapped != UnsafeMutableRawPointer(bitPattern: -1) else { throw IPCError.lastSystemError("mmap", "memfd") }
         return mapped
     }
@@ -163,6 +172,8 @@ final class MemfdEndpoint: MessageEndpoint {
     deinit {
         munmap(mapping, mappingBytes)
     }
+
+    var sharedRegion: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: mapping, count: mappingBytes) }
 
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
         let slot = try channel.acquireSlot()

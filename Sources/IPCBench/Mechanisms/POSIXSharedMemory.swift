@@ -50,7 +50,8 @@ public struct POSIXSharedMemoryMechanism: Mechanism {
         defer { Glibc.close(descriptor) }
         do {
             return try SharedRing.prepareSegment(
-                descriptor: descriptor, bytes: bytes, layout: layout, variant: variant, context: name, parameters: ["shm-name": name])
+                descriptor: descriptor, bytes: bytes, layout: layout, variant: variant, context: name, parameters: ["shm-name": name],
+                memoryNode: options.memoryNode)
         } catch {
             shm_unlink(name)
             throw error

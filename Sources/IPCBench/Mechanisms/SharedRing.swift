@@ -343,13 +343,17 @@ enum SharedRing {
 
     /// Parent side, for segments backed by a file descriptor (POSIX shm, a mapped file): sizes and
     /// allocates it now — a full file system fails here (ENOSPC), not with SIGBUS in a worker — lays
-    /// out the rings, and prepares the notification objects.
+    /// out the rings, and prepares the notification objects. With a memory node the pages are bound
+    /// to it before they are allocated (MemoryBinding).
     static func prepareSegment(
-        descriptor: Int32, bytes: Int, layout: RingLayout, variant: SharedRingVariant, context: String, parameters: [String: String]
+        descriptor: Int32, bytes: Int, layout: RingLayout, variant: SharedRingVariant, context: String, parameters: [String: String],
+        memoryNode: Int? = nil
     ) throws -> Rendezvous {
         guard ftruncate(descriptor, off_t(bytes)) == 0 else { throw IPCError.lastSystemError("ftruncate", context) }
-        let allocation = posix_fallocate(descriptor, 0, off_t(bytes))
-        guard allocation == 0 else { throw IPCError.system(call: "posix_fallocate", errno: allocation, context: context) }
+        try MemoryBinding.allocate(descriptor: descriptor, bytes: bytes, onNode: memoryNode, context: context) {
+            let allocation = posix_fallocate(descriptor, 0, off_t(bytes))
+            guard allocation == 0 else { throw IPCError.system(call: "posix_fallocate", errno: allocation, context: context) }
+        }
         try initialize(descriptor: descriptor, layout: layout, context: context)
         var rendezvous = Rendezvous(parameters: parameters)
         try prepareNotification(variant, layout, &rendezvous)

@@ -64,7 +64,34 @@ public struct SysVMessageQueueMechanism: Mechanism {
                 throw error
             }
         }
+        do {
+            for queue in Set([toConsumer, toProducer]) { try Self.checkCapacity(queue, messageBytes: options.messageBytes) }
+        } catch {
+            Set([toConsumer, toProducer]).forEach(Self.removeQueue)
+            throw error
+        }
         return Rendezvous(parameters: ["to-consumer": String(toConsumer), "to-producer": String(toProducer)])
+    }
+
+    /// Test-only (not in --help): lowers each new queue's capacity (msg_qbytes, IPC_SET) to this many
+    /// bytes, so tests can exceed a queue's byte limit without changing kernel.msgmnb for everyone.
+    static let queueBytesOverrideVariable = "IPCBENCH_TEST_MSG_QBYTES"
+
+    /// A message larger than the queue's capacity (msg_qbytes, kernel.msgmnb for a new queue) makes
+    /// msgsnd block forever rather than fail, so it is refused here, naming the limit.
+    private static func checkCapacity(_ queue: Int32, messageBytes: Int) throws {
+        var info = msqid_ds()
+        if let text = getenv(queueBytesOverrideVariable), let bytes = UInt(String(cString: text)) {
+            guard msgctl(queue, IPC_STAT, &info) == 0 else { throw IPCError.lastSystemError("msgctl(IPC_STAT)", "queue \(queue)") }
+            info.msg_qbytes = bytes
+            guard msgctl(queue, IPC_SET, &info) == 0 else { throw IPCError.lastSystemError("msgctl(IPC_SET)", "queue \(queue)") }
+        }
+        guard msgctl(queue, IPC_STAT, &info) == 0 else { throw IPCError.lastSystemError("msgctl(IPC_STAT)", "queue \(queue)") }
+        guard messageBytes <= Int(info.msg_qbytes) else {
+            let system = SystemFacts.readInt(queueCapacityPath).map { "; kernel.msgmnb = \($0)" } ?? ""
+            throw IPCError.setup(
+                "sysv-msg: a \(messageBytes)-byte message does not fit queue \(queue), whose capacity is \(info.msg_qbytes) bytes (msg_qbytes\(system)); msgsnd would block forever")
+        }
     }
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {

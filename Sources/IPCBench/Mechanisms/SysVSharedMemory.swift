@@ -53,6 +53,9 @@ public struct SysVSharedMemoryMechanism: Mechanism {
         do {
             let mapping = try Self.attach(segment)
             defer { mapping.unmap() }
+            if let node = options.memoryNode {
+                try MemoryBinding.populate(UnsafeMutableRawBufferPointer(start: mapping.base, count: mapping.bytes), onNode: node)
+            }
             try layout.initialize(segment: mapping.base)
             var rendezvous = Rendezvous(parameters: ["shm-id": String(segment)])
             try SharedRing.prepareNotification(variant, layout, &rendezvous)

@@ -65,7 +65,7 @@ public final class CSVReport {
             cell.pacedRate.map { number($0, decimals: 0) } ?? "",
             String(cell.messageBytes), measured ? String(outcome.messages) : "", String(outcome.repetitions),
             cell.placement.name, cpu(cell.placement.producerCPU ?? outcome.producerCPUSeen),
-            cpu(cell.placement.consumerCPU ?? outcome.consumerCPUSeen), "",
+            cpu(cell.placement.consumerCPU ?? outcome.consumerCPUSeen), outcome.memoryNode.map(String.init) ?? "",
         ]
             + latency(outcome.halfRoundTrip) + latency(outcome.oneWay)
             + [number(outcome.messagesPerSecond), number(outcome.bytesPerSecond), number(outcome.coefficientOfVariation, decimals: 4),

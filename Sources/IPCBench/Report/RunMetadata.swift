@@ -17,6 +17,9 @@ public struct RunMetadata: Codable, Sendable {
         public var onlineCPUs: [Int]
         public var allowedCPUs: [Int]
         public var numaNodes: [Int]
+        /// `available (libnuma.so.1; nodes with memory: …)` or `unavailable: <reason>` (libnuma missing,
+        /// kernel without NUMA): whether `--memory-node` can be honoured here.
+        public var numaMemoryPlacement: String
         public var smtActive: Bool?
         public var virtualized: Bool
         public var clocksource: String?
@@ -26,7 +29,7 @@ public struct RunMetadata: Codable, Sendable {
         public var guestHaltPollNanoseconds: Int?
 
         enum CodingKeys: String, CodingKey {
-            case hostname, kernel, architecture, cpuModel, numaNodes, smtActive, virtualized, clocksource
+            case hostname, kernel, architecture, cpuModel, numaNodes, numaMemoryPlacement, smtActive, virtualized, clocksource
             case cpufreqGovernor, cpuidleDriver, cpuidleGovernor, guestHaltPollNanoseconds
             case onlineCPUs = "online_cpus", allowedCPUs = "allowed_cpus"
         }
@@ -48,11 +51,14 @@ public struct RunMetadata: Codable, Sendable {
         public var targetRelativeCI: Double?
         /// Open-loop latency rate (messages/s); nil for closed-loop ping-pong.
         public var pacedRatePerSecond: Double?
+        /// `--memory-node` as given (a node, `local` or `remote`); nil when not given. Each row's
+        /// memory_node says where that cell's shared memory was bound.
+        public var memoryNode: String?
 
         enum CodingKeys: String, CodingKey {
             case mechanisms, modes, variants, messageBytes, touch, placements, repetitions
             case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
-            case targetRelativeCI = "target_relative_ci", pacedRatePerSecond
+            case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode
         }
     }
 
@@ -118,7 +124,7 @@ public struct RunMetadata: Codable, Sendable {
             durationSecondsPerRepetition: configuration.durationSeconds,
             maximumMessagesPerRepetition: configuration.maximumMessages, warmupMessages: configuration.warmupMessages,
             cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds, targetRelativeCI: configuration.targetRelativeCI,
-            pacedRatePerSecond: configuration.pacedRate)
+            pacedRatePerSecond: configuration.pacedRate, memoryNode: configuration.memoryNode?.description)
         csvColumns = CSVReport.columns
     }
 
@@ -160,6 +166,12 @@ public enum SystemFacts {
         read("/sys/devices/system/node/online").flatMap(Affinity.parseCPUList) ?? []
     }
 
+    /// Whether `--memory-node` works here, in one line (metadata, `ipcbench topology`).
+    public static var numaMemoryPlacement: String {
+        if let reason = NUMA.unavailableReason { return "unavailable: \(reason)" }
+        return "available (\(NUMA.libraryName); nodes with memory: \(MemoryNodeFacts.list(NUMA.memoryNodes)))"
+    }
+
     public static func host() -> RunMetadata.Host {
         var name = utsname()
         uname(&name)
@@ -173,7 +185,7 @@ public enum SystemFacts {
         return RunMetadata.Host(
             hostname: field(name.nodename), kernel: "\(field(name.sysname)) \(field(name.release)) \(field(name.version))",
             architecture: field(name.machine), cpuModel: model, onlineCPUs: onlineCPUs, allowedCPUs: Affinity.allowedCPUs(),
-            numaNodes: numaNodes, smtActive: readInt("/sys/devices/system/cpu/smt/active").map { $0 != 0 },
+            numaNodes: numaNodes, numaMemoryPlacement: numaMemoryPlacement, smtActive: readInt("/sys/devices/system/cpu/smt/active").map { $0 != 0 },
             virtualized: flags.split(separator: " ").contains("hypervisor"),
             clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
             cpufreqGovernor: read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
