@@ -42,6 +42,9 @@ public struct Cell: Sendable {
     public var placement: Placement
     /// Open-loop latency: messages per second on a fixed schedule (nil: closed-loop ping-pong).
     public var pacedRate: Double?
+    /// `HOST:PORT` of the `ipcbench serve` the consumer ran under; nil when both workers ran here.
+    /// Such cells have no clock shared by both sides: latency is RTT/2 only.
+    public var remote: String?
 
     public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes, variant: variant) }
     public var copies: Int { mechanism.copies(for: variant) }
@@ -74,6 +77,8 @@ public struct RunConfiguration: Sendable {
     /// Latency mode: messages per second on a fixed schedule (open loop); nil for closed-loop ping-pong.
     public var pacedRate: Double?
     public var repetitionBudgetSeconds = 30.0
+    /// `HOST:PORT` of an `ipcbench serve` that runs every consumer (`run --remote`); nil for local runs.
+    public var remote: String?
 
     public init(
         mechanisms: [any Mechanism], modes: [Mode], variants: [String]? = nil, sizes: [Int], touch: Touch = .read, placement: Placement,
@@ -102,7 +107,7 @@ public struct RunConfiguration: Sendable {
                     sizes.flatMap { size in
                         placements.map {
                             Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: size, touch: touch, placement: $0,
-                                 pacedRate: mode == .latency ? pacedRate : nil)
+                                 pacedRate: mode == .latency ? pacedRate : nil, remote: remote)
                         }
                     }
                 }
@@ -126,12 +131,13 @@ public struct RunConfiguration: Sendable {
         }
     }
 
-    func task(for cell: Cell) -> WorkerTask {
+    public func task(for cell: Cell) -> WorkerTask {
         var task = WorkerTask(
             mechanismID: cell.mechanism.id, role: .producer, options: cell.options, touch: cell.touch, cpu: nil,
             warmupMessages: warmupMessages(for: cell), maximumMessages: maximumMessages,
             durationNanoseconds: UInt64(durationSeconds * 1e9), rendezvous: Rendezvous(), published: [:], fault: fault)
-        task.carriesSendTimestamp = cell.mechanism.carriesSendTimestamp
+        // Across hosts the send time is on the client's clock, meaningless to the server's consumer.
+        task.carriesSendTimestamp = cell.mechanism.carriesSendTimestamp && cell.remote == nil
         if let pacedRate = cell.pacedRate { task.sendIntervalNanoseconds = UInt64((1e9 / pacedRate).rounded()) }
         return task
     }
