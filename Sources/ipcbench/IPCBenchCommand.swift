@@ -13,7 +13,7 @@ struct IPCBenchCommand: ParsableCommand {
             a metadata.json beside it, and a summary table is printed.
             """,
         version: RunMetadata.version,
-        subcommands: [RunCommand.self, ListCommand.self, TopologyCommand.self, CompareCommand.self, CleanCommand.self, WorkerCommand.self],
+        subcommands: [RunCommand.self, ServeCommand.self, ListCommand.self, TopologyCommand.self, CompareCommand.self, CleanCommand.self, WorkerCommand.self],
         defaultSubcommand: nil
     )
 

@@ -86,6 +86,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Soak test: run the suite over and over for this long (e.g. 600s, 10m, 1h), checking after every pass that nothing was leaked; report every failure and leak at the end.", valueName: "duration"))
     var soak: String?
 
+    @Option(help: ArgumentHelp("Run each consumer on `ipcbench serve` at HOST:PORT (IPv4) and the producers here: the network mechanisms (\(MechanismRegistry.acrossHosts.map(\.id).joined(separator: ", "))) between two hosts. --consumer-cpu then names a CPU of the server. Latency is RTT/2 only.", valueName: "host:port"))
+    var remote: String?
+
     /// Test-only: inject a fault into the producer's stream (drop, reorder or corrupt one message), or
     /// make the latency consumer exit early (exit-early).
     @Option(help: .private)
@@ -94,7 +97,9 @@ struct RunCommand: ParsableCommand {
     func validate() throws {
         _ = try resolvedConfiguration()
         _ = try soakSeconds()
-        if out != nil { _ = try outputPath() }
+        // With --remote the path is checked once the server has answered, so an unreachable server
+        // leaves no empty file behind (still before any worker starts).
+        if out != nil, remote == nil { _ = try outputPath() }
     }
 
     func soakSeconds() throws -> Double? {
@@ -113,10 +118,19 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let configuration = try resolvedConfiguration()
-        let csvPath = try outputPath()
-        let metadataPath = Self.metadataPath(forCSV: csvPath)
+        var configuration = try resolvedConfiguration()
         Interruption.install()
+        // A remote run connects first, so an unreachable server leaves no output files behind.
+        let client = try connectToServer(&configuration)
+        defer { client?.close() }
+        let csvPath: String
+        do {
+            csvPath = try outputPath()
+        } catch let error as ValidationError {
+            // Only reached with --remote (validate() checks the path otherwise): same one-line form.
+            throw Self.usageError(error.message)
+        }
+        let metadataPath = Self.metadataPath(forCSV: csvPath)
         if configuration.memoryNode != nil, let reason = NUMA.unavailableReason {
             FileHandle.standardError.write(Data("ipcbench: warning: --memory-node: NUMA memory placement is unavailable here: \(reason); shared-memory cells are written as unavailable, the others run as usual\n".utf8))
         }
@@ -129,6 +143,7 @@ struct RunCommand: ParsableCommand {
         let started = Date()
         let report = try CSVReport(path: csvPath, runID: runID)
         var metadata = RunMetadata(configuration: configuration, runID: runID, started: started, commandLine: CommandLine.arguments)
+        if let client { metadata.remote = RunMetadata.Remote(server: client.address, info: client.server) }
         try metadata.write(to: metadataPath)
 
         let cells = configuration.cells
@@ -140,7 +155,7 @@ struct RunCommand: ParsableCommand {
         repeat {
             passes += 1
             let pass = soakLength == nil ? "" : "pass \(passes): "
-            outcomes += SuiteRunner.run(configuration) { outcome, index, _ in
+            outcomes += SuiteRunner.run(configuration, pairs: client?.pairs ?? SuiteRunner.localPair) { outcome, index, _ in
                 try? report.append(outcome)
                 if let warning = MachineLoad.noiseWarning(outcome), !quiet, soakLength == nil {
                     progress.note("noisy cell \(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) \(outcome.cell.placement.name): \(warning)")
@@ -178,6 +193,9 @@ struct RunCommand: ParsableCommand {
 
         if soakLength == nil {
             print(ConsoleTable.render(outcomes))
+            if let client {
+                print("Consumers ran on \(client.server.hostname) (\(client.address)): latency is RTT/2 (the hosts share no clock); consumer CPU and its cost are the server's.")
+            }
             print("")
         } else {
             let failures = outcomes.filter { if case .failed = $0.status { true } else { false } }
@@ -200,10 +218,64 @@ struct RunCommand: ParsableCommand {
         if metadata.cellsFailed > 0 || !leaks.isEmpty { throw ExitCode(1) }
     }
 
+    /// For `--remote`: the session with the server, and the consumer CPU settled against its CPUs.
+    /// An unreachable server is one line on stderr and exit 1.
+    func connectToServer(_ configuration: inout RunConfiguration) throws -> RemoteClient? {
+        guard let target = try remoteTarget() else { return nil }
+        let client: RemoteClient
+        do {
+            client = try RemoteClient(target)
+        } catch {
+            FileHandle.standardError.write(Data("ipcbench: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let server = client.server
+        if let cpu = consumerCPU, !server.allowedCPUs.contains(cpu) {
+            client.close()
+            throw Self.usageError("--consumer-cpu \(cpu) is not a CPU the server \(server.hostname) can run on; allowed there: \(Self.cpuListText(server.allowedCPUs))")
+        }
+        configuration.placements = configuration.placements.map { placement in
+            var placement = placement
+            placement.consumerCPU = placement.consumerCPU ?? server.defaultConsumerCPU
+            return placement
+        }
+        return client
+    }
+
+    /// A usage error found after parsing (it needed the server's answer): one line, exit 2.
+    static func usageError(_ message: String) -> ExitCode {
+        FileHandle.standardError.write(Data("ipcbench: \(message)\n".utf8))
+        return ExitCode(2)
+    }
+
+    func remoteTarget() throws -> HostAndPort? {
+        guard let remote else { return nil }
+        guard let target = HostAndPort(remote), target.port != 0 else {
+            throw ValidationError("--remote '\(remote)' is not HOST:PORT; expected an IPv4 address or host name and the port `ipcbench serve` listens on, e.g. 192.168.1.20:\(ControlProtocol.defaultPort)")
+        }
+        return target
+    }
+
     // MARK: - Input
 
     func resolvedConfiguration() throws -> RunConfiguration {
-        let mechanismList = try Self.parseMechanisms(mechanisms)
+        let target = try remoteTarget()
+        if target != nil {
+            let allowed = MechanismRegistry.acrossHosts.map(\.id)
+            if let mechanisms {
+                let names = try Self.parseList(mechanisms, option: "--mechanisms", allowed: MechanismRegistry.ids)
+                if let local = names.first(where: { !allowed.contains($0) }) {
+                    throw ValidationError("--remote runs only mechanisms that work across hosts: \(allowed.joined(separator: ", ")) (not '\(local)')")
+                }
+            }
+            if placements != nil {
+                throw ValidationError("--placements cannot be combined with --remote: the consumer runs on the server; use --producer-cpu (here) and --consumer-cpu (on the server)")
+            }
+            if let consumerCPU, consumerCPU < 0 {
+                throw ValidationError("--consumer-cpu \(consumerCPU) is not a CPU number")
+            }
+        }
+        let mechanismList = target != nil && mechanisms == nil ? MechanismRegistry.acrossHosts : try Self.parseMechanisms(mechanisms)
         let modes = try Self.parseList(mode, option: "--mode", allowed: Mode.allCases.map(\.rawValue)).map { Mode(rawValue: $0)! }
         let allVariants = Array(Set(mechanismList.flatMap { m in modes.flatMap { m.variants(for: $0) + m.optionalVariants(for: $0) } })).sorted()
         let variantList = try variants.map { try Self.parseList($0, option: "--variants", allowed: allVariants) }
@@ -226,7 +298,8 @@ struct RunCommand: ParsableCommand {
         }
 
         let allowed = Affinity.allowedCPUs()
-        for (option, cpu) in [("--producer-cpu", producerCPU), ("--consumer-cpu", consumerCPU)] {
+        // With --remote the consumer's CPU is the server's: checked against its CPUs once connected.
+        for (option, cpu) in [("--producer-cpu", producerCPU), ("--consumer-cpu", target == nil ? consumerCPU : nil)] {
             if let cpu, !allowed.contains(cpu) {
                 throw ValidationError("\(option) \(cpu) is not a CPU this process can run on; allowed: \(Self.cpuListText(allowed))")
             }
@@ -234,7 +307,10 @@ struct RunCommand: ParsableCommand {
         let defaults = Placement.defaultPlacement(allowedCPUs: allowed)
         var placementList: [Placement]
         var throughputPlacements: [Placement]?
-        if let placements {
+        if target != nil {
+            // The consumer's CPU is filled in from the server's default once connected, unless named.
+            placementList = [Placement(name: "remote", producerCPU: producerCPU ?? defaults.producerCPU, consumerCPU: consumerCPU)]
+        } else if let placements {
             if producerCPU != nil || consumerCPU != nil {
                 throw ValidationError("--placements cannot be combined with --producer-cpu/--consumer-cpu: choose named placements or explicit CPUs")
             }
@@ -259,6 +335,7 @@ struct RunCommand: ParsableCommand {
         configuration.throughputPlacements = throughputPlacements
         configuration.stopAtFirstFailure = failFast
         configuration.memoryNode = try memoryNode.map(Self.parseMemoryNode)
+        configuration.remote = target?.description
         if let rate {
             let number = rate.hasSuffix("/s") ? String(rate.dropLast(2)) : rate
             guard let perSecond = Double(number), perSecond >= 1, perSecond <= 10_000_000 else {

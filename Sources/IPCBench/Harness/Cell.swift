@@ -77,6 +77,9 @@ public struct WorkerResult: Codable, Sendable {
     /// Consumer, throughput mode: the producer's first timed send and the consumer's last receive.
     public var firstSendNanoseconds: UInt64?
     public var lastReceiveNanoseconds: UInt64?
+    /// Consumer, throughput mode: arrival of the first timed message (the start of the interval when
+    /// the producer's clock is on another host).
+    public var firstReceiveNanoseconds: UInt64?
     /// Producer: start and end of its timed loop.
     public var loopStartNanoseconds: UInt64
     public var loopEndNanoseconds: UInt64

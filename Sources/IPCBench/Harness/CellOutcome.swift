@@ -92,11 +92,11 @@ public struct CellOutcome: Sendable {
                 if seconds > 0 { rates.append(Double(run.producer.messages) / seconds) }
             case .throughput:
                 outcome.messages += run.consumer.messages
-                guard let last = run.consumer.lastReceiveNanoseconds, last > run.producer.loopStartNanoseconds else { continue }
-                let seconds = Double(last - run.producer.loopStartNanoseconds) / 1e9
-                rates.append(Double(run.consumer.messages) / seconds)
-                byteRates.append(Double(run.consumer.payloadBytes) / seconds)
-                headline.append(Double(run.consumer.payloadBytes) / seconds)
+                guard let (messages, seconds) = streamingInterval(run, remote: cell.remote != nil) else { continue }
+                let bytes = messages * Double(cell.messageBytes)
+                rates.append(messages / seconds)
+                byteRates.append(bytes / seconds)
+                headline.append(bytes / seconds)
             }
             if run.consumer.messagesSentByProducer != run.producer.messages {
                 outcome.status = .failed("consumer saw \(run.consumer.messagesSentByProducer) timed messages announced, producer sent \(run.producer.messages)")
@@ -116,5 +116,19 @@ public struct CellOutcome: Sendable {
             outcome.status = .failed("no timed messages completed")
         }
         return outcome
+    }
+
+    /// Messages streamed and the seconds they took. Locally: every timed message, from the producer's
+    /// first timed send to the consumer's last receive (one clock). Across hosts the two clocks are
+    /// unrelated, so the consumer's alone is used: the messages after the first timed one, from its
+    /// arrival to the last receive.
+    static func streamingInterval(_ run: ProcessPair.Results, remote: Bool) -> (messages: Double, seconds: Double)? {
+        guard let last = run.consumer.lastReceiveNanoseconds else { return nil }
+        if remote {
+            guard let first = run.consumer.firstReceiveNanoseconds, last > first, run.consumer.messages > 1 else { return nil }
+            return (Double(run.consumer.messages - 1), Double(last - first) / 1e9)
+        }
+        guard last > run.producer.loopStartNanoseconds else { return nil }
+        return (Double(run.consumer.messages), Double(last - run.producer.loopStartNanoseconds) / 1e9)
     }
 }

@@ -166,6 +166,7 @@ enum Loops {
         var check = SequenceCheck()
         var timed: UInt64 = 0
         var sentByProducer: UInt64 = 0
+        var firstReceive: UInt64 = 0
         var meter = CPUMeter()
         let cpuBefore = Affinity.currentCPU()
 
@@ -182,7 +183,10 @@ enum Loops {
             }
             check.observe(sequence)
             if sequence >= warmup {
-                if timed == 0 { meter.start() }
+                if timed == 0 {
+                    meter.start()
+                    firstReceive = MonotonicClock.now()
+                }
                 timed &+= 1
             }
         }
@@ -193,6 +197,7 @@ enum Loops {
             messagesSentByProducer: sentByProducer, payloadBytes: timed * UInt64(size), lost: check.lost,
             reordered: check.reordered, corrupt: inspector.corrupt, lastReceiveNanoseconds: lastReceive,
             loopStartNanoseconds: 0, loopEndNanoseconds: 0, readChecksum: inspector.checksum)
+        if timed > 0 { result.firstReceiveNanoseconds = firstReceive }
         result.cpuUsage = meter.finish()
         return result
     }

@@ -44,6 +44,9 @@ public struct Cell: Sendable {
     public var pacedRate: Double?
     /// `--memory-node`: where shared-memory mechanisms put the segment (nil: the kernel decides).
     public var memoryNode: MemoryNodeChoice?
+    /// `HOST:PORT` of the `ipcbench serve` the consumer ran under; nil when both workers ran here.
+    /// Such cells have no clock shared by both sides: latency is RTT/2 only.
+    public var remote: String?
 
     public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes, variant: variant) }
     public var copies: Int { mechanism.copies(for: variant) }
@@ -76,13 +79,15 @@ public struct RunConfiguration: Sendable {
     public var maximumRepetitions = 30
     /// Stop the run at the first failed cell (default: keep going and report every failure).
     public var stopAtFirstFailure = false
-    /// Latency mode: messages per second on a fixed schedule (open loop); nil for closed-loop ping-pong.
     /// The clock of closed-loop latency loops: the TSC where usable (see LoopClock).
     public var loopClock = LoopClock.host
+    /// Latency mode: messages per second on a fixed schedule (open loop); nil for closed-loop ping-pong.
     public var pacedRate: Double?
     public var repetitionBudgetSeconds = 30.0
     /// `--memory-node`: the NUMA node for shared-memory mechanisms' segments (nil: the kernel decides).
     public var memoryNode: MemoryNodeChoice?
+    /// `HOST:PORT` of an `ipcbench serve` that runs every consumer (`run --remote`); nil for local runs.
+    public var remote: String?
 
     public init(
         mechanisms: [any Mechanism], modes: [Mode], variants: [String]? = nil, sizes: [Int], touch: Touch = .read, placement: Placement,
@@ -111,7 +116,7 @@ public struct RunConfiguration: Sendable {
                     sizes.flatMap { size in
                         placements(for: mode).map {
                             Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: size, touch: touch, placement: $0,
-                                 pacedRate: mode == .latency ? pacedRate : nil, memoryNode: memoryNode)
+                                 pacedRate: mode == .latency ? pacedRate : nil, memoryNode: memoryNode, remote: remote)
                         }
                     }
                 }
@@ -141,14 +146,15 @@ public struct RunConfiguration: Sendable {
     }
 
     /// The workers' task for `cell`, with its memory node already resolved.
-    func task(for cell: Cell, memoryNode: Int? = nil) -> WorkerTask {
+    public func task(for cell: Cell, memoryNode: Int? = nil) -> WorkerTask {
         var options = cell.options
         options.memoryNode = memoryNode
         var task = WorkerTask(
             mechanismID: cell.mechanism.id, role: .producer, options: options, touch: cell.touch, cpu: nil,
             warmupMessages: warmupMessages(for: cell), maximumMessages: maximumMessages,
             durationNanoseconds: UInt64(durationSeconds * 1e9), rendezvous: Rendezvous(), published: [:], fault: fault)
-        task.carriesSendTimestamp = cell.mechanism.carriesSendTimestamp
+        // Across hosts the send time is on the client's clock, meaningless to the server's consumer.
+        task.carriesSendTimestamp = cell.mechanism.carriesSendTimestamp && cell.remote == nil
         if let pacedRate = cell.pacedRate {
             // Paced sends sleep until CLOCK_MONOTONIC deadlines, so their times stay in that clock.
             task.sendIntervalNanoseconds = UInt64((1e9 / pacedRate).rounded())

@@ -1,15 +1,29 @@
+/// Runs one repetition of a cell: both workers here (`ProcessPair`), or the consumer on a remote
+/// server (`RemoteClient`).
+public typealias PairRunner = (_ cell: Cell, _ task: WorkerTask, _ limits: PairLimits) throws -> ProcessPair.Results
+
 /// Runs every cell of a configuration in order, one process pair per repetition.
 public enum SuiteRunner {
+    /// Both workers on this machine.
+    public static func localPair(_ cell: Cell, _ task: WorkerTask, _ limits: PairLimits) throws -> ProcessPair.Results {
+        try ProcessPair.run(
+            cell.mechanism, task: task, producerCPU: cell.placement.producerCPU,
+            consumerCPU: cell.placement.consumerCPU, limits: limits)
+    }
+
     /// Runs the suite; `report` is called after each cell (for the CSV, which is written row by row,
     /// and progress). Stops early, returning what completed, if the run is interrupted.
-    public static func run(_ configuration: RunConfiguration, report: (CellOutcome, _ index: Int, _ total: Int) -> Void) -> [CellOutcome] {
+    public static func run(
+        _ configuration: RunConfiguration, pairs: PairRunner = localPair,
+        report: (CellOutcome, _ index: Int, _ total: Int) -> Void
+    ) -> [CellOutcome] {
         let cells = configuration.cells
         var outcomes: [CellOutcome] = []
         for (index, cell) in cells.enumerated() {
             if Interruption.requested { break }
             let load = MachineLoad.begin()
             let floorBefore = floorProbe(cell)
-            guard var outcome = runCell(cell, configuration) else { break }
+            guard var outcome = runCell(cell, configuration, pairs: pairs) else { break }
             outcome.machineLoad = MachineLoad.finish(load)
             if floorBefore != nil {
                 outcome.floorBefore = floorBefore
@@ -32,7 +46,7 @@ public enum SuiteRunner {
     }
 
     /// Measures one cell, or returns nil if the run was interrupted during it.
-    public static func runCell(_ cell: Cell, _ configuration: RunConfiguration) -> CellOutcome? {
+    public static func runCell(_ cell: Cell, _ configuration: RunConfiguration, pairs: PairRunner = localPair) -> CellOutcome? {
         if let reason = unavailableReason(cell) {
             return CellOutcome(cell: cell, status: .unavailable(reason))
         }
@@ -48,9 +62,7 @@ public enum SuiteRunner {
         let started = MonotonicClock.now()
         while needsAnotherRepetition(cell, runs, configuration, since: started) {
             do {
-                runs.append(try ProcessPair.run(
-                    cell.mechanism, task: task, producerCPU: cell.placement.producerCPU,
-                    consumerCPU: cell.placement.consumerCPU, limits: configuration.limits))
+                runs.append(try pairs(cell, task, configuration.limits))
             } catch IPCError.interrupted {
                 return nil
             } catch {

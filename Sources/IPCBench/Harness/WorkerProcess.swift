@@ -192,7 +192,9 @@ struct Deadline {
 /// Reads events from a set of workers with one deadline, failing fast when any of them dies,
 /// reports failure, or the run is interrupted.
 enum EventWaiter {
-    static func next(from workers: [WorkerProcess], deadline: Deadline, phase: String) throws -> (WorkerProcess, WorkerEvent) {
+    /// `control`, when given, is a connection that must stay quiet meanwhile (`ipcbench serve`'s client):
+    /// anything arriving on it, or its closing, ends the wait with an error; the data is left unread.
+    static func next(from workers: [WorkerProcess], deadline: Deadline, phase: String, watching control: Int32? = nil) throws -> (WorkerProcess, WorkerEvent) {
         while true {
             for worker in workers {
                 if let event = try worker.bufferedEvent() {
@@ -219,11 +221,15 @@ enum EventWaiter {
                 throw IPCError.timeout("timeout: no answer from \(waitingFor) during \(phase) within \(deadline.seconds) s")
             }
             var polled = workers.map { pollfd(fd: $0.descriptorForPolling, events: Int16(POLLIN), revents: 0) }
+            if let control { polled.append(pollfd(fd: control, events: Int16(POLLIN), revents: 0)) }
             // Short slices keep Ctrl-C responsive even if a signal lands between checks.
             let sliceMilliseconds = Int32(min(100, (deadline.nanoseconds - now) / 1_000_000 + 1))
             let ready = poll(&polled, nfds_t(polled.count), sliceMilliseconds)
             if ready < 0, errno != EINTR { throw IPCError.lastSystemError("poll") }
-            for (index, entry) in polled.enumerated() where entry.revents != 0 {
+            if control != nil, ready > 0, polled[workers.count].revents != 0 {
+                throw IPCError.peerClosed("the client closed the control connection or sent a new request during \(phase)")
+            }
+            for (index, entry) in polled.enumerated() where index < workers.count && entry.revents != 0 {
                 workers[index].readEvents()
             }
         }

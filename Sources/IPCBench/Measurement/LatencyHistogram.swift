@@ -38,14 +38,24 @@ public struct LatencyHistogram: Sendable {
 }
 
 extension LatencyHistogram: Codable {
+    /// 2^48 samples: centuries of round trips, and far from overflowing when repetitions are merged.
+    static let maximumDecodedCount: UInt64 = 1 << 48
+
     /// Encoded as [[value, count], …] over recorded buckets: small, exact to the histogram's precision.
     public init(from decoder: Decoder) throws {
         self.init()
         var buckets = try decoder.unkeyedContainer()
+        // Results can come from another host (`run --remote`): a total no run could record is refused
+        // rather than left to overflow the histogram's counters.
+        var total: UInt64 = 0
         while !buckets.isAtEnd {
             let pair = try buckets.decode([UInt64].self)
             guard pair.count == 2 else {
                 throw DecodingError.dataCorruptedError(in: buckets, debugDescription: "histogram bucket must be [value, count]")
+            }
+            total = total.addingReportingOverflow(pair[1]).partialValue
+            guard total >= pair[1], total <= Self.maximumDecodedCount else {
+                throw DecodingError.dataCorruptedError(in: buckets, debugDescription: "histogram holds more than \(Self.maximumDecodedCount) samples")
             }
             _ = histogram.record(pair[0], count: pair[1])
         }

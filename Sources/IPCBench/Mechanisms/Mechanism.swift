@@ -127,6 +127,9 @@ public protocol Mechanism: Sendable {
     /// True when the payload moves through memory both workers map: such cells record the
     /// cache-line floor between their two CPUs right before and after they run.
     var sharesMemory: Bool { get }
+    /// True for mechanisms that also work between two hosts (`ipcbench serve` / `run --remote`);
+    /// they honour `NetworkParameters` in their rendezvous and published parameters.
+    var crossesHosts: Bool { get }
     /// The largest message this system lets the mechanism carry, or nil when only memory limits it.
     func messageLimit() -> MessageLimit?
     /// Why the mechanism cannot run on this system, or nil when it can.
@@ -149,6 +152,7 @@ extension Mechanism {
     public var losesMessages: Bool { false }
     public var carriesSendTimestamp: Bool { true }
     public var sharesMemory: Bool { false }
+    public var crossesHosts: Bool { false }
     public func messageLimit() -> MessageLimit? { nil }
     public func unavailableReason() -> String? { nil }
     public func teardown(_ rendezvous: Rendezvous) {}
@@ -193,4 +197,7 @@ public enum MechanismRegistry {
     public static func mechanism(id: String) -> (any Mechanism)? {
         all.first { $0.id == id }
     }
+
+    /// The mechanisms `ipcbench serve` and `run --remote` can run between two hosts.
+    public static var acrossHosts: [any Mechanism] { all.filter(\.crossesHosts) }
 }

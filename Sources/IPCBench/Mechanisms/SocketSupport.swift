@@ -30,6 +30,17 @@ enum Socket {
         return address
     }
 
+    /// A numeric IPv4 address (`10.0.0.2`, `0.0.0.0`) and port.
+    static func ipv4Address(_ host: String, port: UInt16) throws -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            throw IPCError.setup("'\(host)' is not a numeric IPv4 address")
+        }
+        return address
+    }
+
     static func bind<Address>(_ fd: Int32, _ address: Address, _ context: String) throws {
         var address = address
         let result = withUnsafePointer(to: &address) {
@@ -100,6 +111,34 @@ enum Socket {
         }
         guard result == 0 else { throw IPCError.lastSystemError("getsockname") }
         return UInt16(bigEndian: address.sin_port)
+    }
+}
+
+/// Where the network mechanisms bind and connect. Local cells use none of these (loopback, kernel-chosen
+/// ports); `ipcbench serve` sets the bind address and data port, `run --remote` the peer's address.
+public enum NetworkParameters {
+    /// Rendezvous: the IPv4 address the consumer binds (default 127.0.0.1).
+    public static let bindAddress = "bind-address"
+    /// Rendezvous: a fixed port for the consumer (default 0: the kernel picks one).
+    public static let dataPort = "data-port"
+    /// Published to the producer: the consumer's IPv4 address (default 127.0.0.1).
+    public static let peerAddress = "address"
+    /// Published by the consumer: the port it is bound to.
+    public static let port = "port"
+
+    static func bindAddress(_ rendezvous: Rendezvous) throws -> (sockaddr_in, String) {
+        let host = rendezvous.parameters[bindAddress] ?? "127.0.0.1"
+        let portText = rendezvous.parameters[dataPort] ?? "0"
+        guard let port = UInt16(portText) else { throw IPCError.setup("data port '\(portText)' is not a port number") }
+        return (try Socket.ipv4Address(host, port: port), "\(host):\(port)")
+    }
+
+    static func peerAddress(_ published: [String: String], mechanism: String) throws -> (sockaddr_in, String) {
+        guard let portText = published[port], let number = UInt16(portText) else {
+            throw IPCError.setup("the consumer did not publish a \(mechanism) port")
+        }
+        let host = published[peerAddress] ?? "127.0.0.1"
+        return (try Socket.ipv4Address(host, port: number), "\(host):\(number)")
     }
 }
 

@@ -2,7 +2,8 @@ import Glibc
 
 /// TCP over the loopback interface. The consumer listens on 127.0.0.1 with a port the kernel picks
 /// and publishes it; the producer connects to that address. Latency cells set TCP_NODELAY on both
-/// ends so small messages are not held back by Nagle's algorithm.
+/// ends so small messages are not held back by Nagle's algorithm. Under `ipcbench serve` the consumer
+/// binds the server's address (and data port, if fixed) instead, and the producer connects across hosts.
 public struct TCPMechanism: Mechanism {
     public init() {}
     public let id = "tcp"
@@ -11,19 +12,23 @@ public struct TCPMechanism: Mechanism {
     /// Nagle's algorithm would hold back ping-pong messages; streaming keeps the kernel default.
     public func variants(for mode: Mode) -> [String] { mode == .latency ? ["nodelay"] : ["default"] }
     public func copies(for variant: String) -> Int { 2 }
+    public var crossesHosts: Bool { true }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         Rendezvous()
     }
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
+        let (address, name) = try NetworkParameters.bindAddress(rendezvous)
         let fd = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
         do {
-            try Socket.bind(fd, Socket.loopbackAddress(port: 0), "127.0.0.1:0")
+            // A fixed data port is reused cell after cell; the previous cell's connection may be in TIME_WAIT.
+            if address.sin_port != 0 { try Socket.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR") }
+            try Socket.bind(fd, address, name)
             try Socket.listen(fd)
             let port = try Socket.localPort(fd)
             return SocketListener(
-                descriptor: fd, published: ["port": String(port)],
+                descriptor: fd, published: [NetworkParameters.port: String(port)],
                 configure: { try Self.configure($0, options) }, messageBytes: options.messageBytes)
         } catch {
             Glibc.close(fd)
@@ -32,12 +37,10 @@ public struct TCPMechanism: Mechanism {
     }
 
     public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
-        guard let portText = published["port"], let port = UInt16(portText) else {
-            throw IPCError.setup("the consumer did not publish a TCP port")
-        }
+        let (address, name) = try NetworkParameters.peerAddress(published, mechanism: "TCP")
         let fd = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
         do {
-            try Socket.connect(fd, Socket.loopbackAddress(port: port), "127.0.0.1:\(port)")
+            try Socket.connect(fd, address, name)
             try Self.configure(fd, options)
         } catch {
             Glibc.close(fd)

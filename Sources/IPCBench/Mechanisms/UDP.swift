@@ -19,6 +19,7 @@ public struct UDPMechanism: Mechanism {
     public func optionalVariants(for mode: Mode) -> [String] { [Self.smallBufferVariant] }
     public func copies(for variant: String) -> Int { 2 }
     public var losesMessages: Bool { true }
+    public var crossesHosts: Bool { true }
 
     public func messageLimit() -> MessageLimit? {
         MessageLimit(bytes: 65_507, source: "IPv4 UDP payload: 65,535-byte datagram less 20-byte IP and 8-byte UDP headers")
@@ -29,31 +30,32 @@ public struct UDPMechanism: Mechanism {
     }
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
+        let (address, name) = try NetworkParameters.bindAddress(rendezvous)
         let fd = try Socket.make(AF_INET, Int32(SOCK_DGRAM.rawValue))
         let port: UInt16
         do {
             try Socket.setOption(fd, SOL_SOCKET, SO_RCVBUF, Self.receiveBufferRequest(options.variant), "SO_RCVBUF")
-            try Socket.bind(fd, Socket.loopbackAddress(port: 0), "127.0.0.1:0")
+            try Socket.bind(fd, address, name)
             port = try Socket.localPort(fd)
         } catch {
             Glibc.close(fd)
             throw error
         }
         let size = options.messageBytes, mode = options.mode
-        return ImmediateListener(published: ["port": String(port)]) {
+        return ImmediateListener(published: [NetworkParameters.port: String(port)]) {
             try LossyDatagramEndpoint(descriptor: fd, role: .consumer, mode: mode, maximumMessageBytes: size)
         }
     }
 
     public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
-        guard let portText = published["port"], let port = UInt16(portText) else {
-            throw IPCError.setup("the consumer did not publish a UDP port")
-        }
+        let (address, name) = try NetworkParameters.peerAddress(published, mechanism: "UDP")
         let fd = try Socket.make(AF_INET, Int32(SOCK_DGRAM.rawValue))
         do {
-            // Its own port, so the consumer can answer (latency) and acknowledge the end marker.
-            try Socket.bind(fd, Socket.loopbackAddress(port: 0), "127.0.0.1:0")
-            try Socket.connect(fd, Socket.loopbackAddress(port: port), "127.0.0.1:\(port)")
+            // Its own port, so the consumer can answer (latency) and acknowledge the end marker; on
+            // loopback as before, any local address when the consumer is on another host.
+            let local = published[NetworkParameters.peerAddress] == nil ? "127.0.0.1" : "0.0.0.0"
+            try Socket.bind(fd, Socket.ipv4Address(local, port: 0), "\(local):0")
+            try Socket.connect(fd, address, name)
             return try LossyDatagramEndpoint(descriptor: fd, role: .producer, mode: options.mode, maximumMessageBytes: options.messageBytes)
         } catch {
             Glibc.close(fd)

@@ -17,6 +17,7 @@ public final class CSVReport {
            "producer_cpu_utilization", "consumer_cpu_utilization",
            "voluntary_switches_per_msg", "involuntary_switches_per_msg"]
         + ["load_before", "steal_percent", "floor_rtt_before_ns", "floor_rtt_after_ns"]
+        + ["remote"]
         + ["lost", "reordered", "corrupt", "status"]
 
     private let handle: FileHandle
@@ -73,6 +74,7 @@ public final class CSVReport {
             + cpuFields(outcome, number)
             + [number(outcome.machineLoad.loadAverageBefore, decimals: 2), number(outcome.machineLoad.stealPercent, decimals: 2),
                number(outcome.floorBefore), number(outcome.floorAfter)]
+            + [cell.remote ?? ""]
             + [String(outcome.lost), String(outcome.reordered), String(outcome.corrupt), outcome.status.text]
     }
 

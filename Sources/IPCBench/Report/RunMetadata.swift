@@ -93,6 +93,24 @@ public struct RunMetadata: Codable, Sendable {
     public var limits: [String: Int]
     public var configuration: Configuration
     public var csvColumns: [String]
+    /// `run --remote`: the server that ran every consumer (nil for a local run).
+    public var remote: Remote?
+
+    public struct Remote: Codable, Sendable {
+        /// As given to `--remote` (also in every row's `remote` column).
+        public var server: String
+        public var hostname: String
+        public var toolVersion: String
+        public var allowedCPUs: [Int]
+        public var note = "producer here, consumer on the server: latency is RTT/2 only (no clock shared by both hosts, so one_way columns are empty); throughput is timed on the consumer's clock alone; consumer_cpu and consumer CPU costs are the server's"
+
+        public init(server: String, info: ServerInfo) {
+            self.server = server
+            hostname = info.hostname
+            toolVersion = info.toolVersion
+            allowedCPUs = info.allowedCPUs
+        }
+    }
 
     public static let version = "0.1.0"
 

@@ -1,0 +1,291 @@
+import Foundation
+import Glibc
+
+/// `HOST:PORT` as given on the command line (`--bind`, `--remote`).
+public struct HostAndPort: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: UInt16
+
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Splits at the last colon; nil unless both halves are present and the port is a number.
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        let host = String(text[..<colon]), portText = text[text.index(after: colon)...]
+        guard !host.isEmpty, !host.contains(":"), let port = UInt16(portText) else { return nil }
+        self.init(host: host, port: port)
+    }
+
+    public var description: String { "\(host):\(port)" }
+}
+
+/// What `ipcbench serve` was asked to do.
+public struct ServerOptions: Sendable {
+    /// Numeric IPv4 address and port of the control listener; the consumers bind the same address.
+    public var bind = HostAndPort(host: "127.0.0.1", port: ControlProtocol.defaultPort)
+    /// Consumers run here unless the client names a CPU (nil: the second allowed CPU, as locally).
+    public var consumerCPU: Int?
+    /// A fixed port for the consumers' data sockets (nil: the kernel picks one per cell).
+    public var dataPort: UInt16?
+    /// Exit after the first client's session.
+    public var once = false
+    /// How long a client may stay silent between messages before the server hangs up.
+    public var idleTimeoutSeconds = 60.0
+    public var workerExecutable = "/proc/self/exe"
+
+    public init() {}
+}
+
+/// `ipcbench serve`: runs the consumer side of network cells for `ipcbench run --remote` clients,
+/// one client at a time (two benchmarks at once would disturb each other's figures; later clients
+/// wait in the listen backlog). Each repetition's consumer is a worker process exactly as in a local
+/// pair, bound to the server's address; the control connection carries the barrier and the result.
+///
+/// Bad input from a client is answered with an `error` message; a frame the server cannot trust
+/// ends that client's connection; nothing a client sends ends the server.
+public final class RemoteServer {
+    public let options: ServerOptions
+    /// The control port actually bound (differs from `options.bind.port` when that was 0).
+    public let port: UInt16
+    public let info: ServerInfo
+    private let listener: Int32
+    private let log: (String) -> Void
+
+    /// Limits on what a client may ask for, so a request cannot tie the server up for ever.
+    static let longestDurationSeconds = 3600.0
+    static let longestTimeoutSeconds = 3600.0
+    static let largestMessage = 1 << 30
+
+    public init(options: ServerOptions, log: @escaping (String) -> Void) throws {
+        self.options = options
+        self.log = log
+        let allowed = Affinity.allowedCPUs()
+        if let cpu = options.consumerCPU, !allowed.contains(cpu) {
+            throw IPCError.setup("--consumer-cpu \(cpu) is not a CPU this process can run on; allowed: \(allowed.map(String.init).joined(separator: ","))")
+        }
+        let address = try Socket.ipv4Address(options.bind.host, port: options.bind.port)
+        let fd = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
+        do {
+            // Restarting the server must not wait for the last session's TIME_WAIT.
+            try Socket.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
+            try Socket.bind(fd, address, options.bind.description)
+            guard Glibc.listen(fd, 8) == 0 else { throw IPCError.lastSystemError("listen", options.bind.description) }
+            port = try Socket.localPort(fd)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        listener = fd
+        var name = utsname()
+        uname(&name)
+        let hostname = withUnsafeBytes(of: name.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        info = ServerInfo(
+            toolVersion: RunMetadata.version, hostname: hostname, allowedCPUs: allowed,
+            defaultConsumerCPU: options.consumerCPU ?? Placement.defaultPlacement(allowedCPUs: allowed).consumerCPU)
+    }
+
+    deinit { Glibc.close(listener) }
+
+    /// Serves clients until interrupted (Ctrl-C, SIGTERM) or, with `once`, until the first client leaves.
+    public func serve() throws {
+        while !Interruption.requested {
+            var entry = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&entry, 1, 100)
+            if ready < 0, errno != EINTR { throw IPCError.lastSystemError("poll", "listener") }
+            guard ready > 0 else { continue }
+            var peer = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let fd = withUnsafeMutablePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(listener, $0, &length) }
+            }
+            guard fd >= 0 else { continue } // the client gave up already, or EINTR: keep serving
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            let client = Self.describe(peer)
+            log("client \(client) connected")
+            let session = ServerSession(server: self, connection: ControlConnection(descriptor: fd))
+            let ending = session.run()
+            session.connection.close()
+            log("client \(client): \(session.repetitions) repetition(s) run, \(session.failures) failed; \(ending)")
+            if options.once { return }
+        }
+    }
+
+    static func describe(_ address: sockaddr_in) -> String {
+        var copy = address.sin_addr
+        var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        inet_ntop(AF_INET, &copy, &text, socklen_t(INET_ADDRSTRLEN))
+        let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "\(host):\(UInt16(bigEndian: address.sin_port))"
+    }
+
+    /// Checks a client's request; the error text goes back to the client.
+    func validate(_ request: CellRequest) throws -> (any Mechanism, consumerCPU: Int?) {
+        let task = request.task
+        let allowed = MechanismRegistry.acrossHosts.map(\.id).joined(separator: ", ")
+        guard let mechanism = MechanismRegistry.mechanism(id: task.mechanismID), mechanism.crossesHosts else {
+            throw IPCError.setup("mechanism '\(task.mechanismID.prefix(40))' cannot run across hosts; allowed: \(allowed)")
+        }
+        let variants = mechanism.variants(for: task.options.mode) + mechanism.optionalVariants(for: task.options.mode)
+        guard variants.contains(task.options.variant) else {
+            throw IPCError.setup("\(mechanism.id) has no variant '\(task.options.variant.prefix(40))' in \(task.options.mode.rawValue) mode; allowed: \(variants.joined(separator: ", "))")
+        }
+        let largest = min(mechanism.messageLimit()?.bytes ?? Self.largestMessage, Self.largestMessage)
+        guard (MessageFormat.minimumMessageBytes...largest).contains(task.options.messageBytes) else {
+            throw IPCError.setup("message size \(task.options.messageBytes) is out of range for \(mechanism.id): \(MessageFormat.minimumMessageBytes) to \(largest) bytes")
+        }
+        guard task.warmupMessages >= 0, task.maximumMessages >= 1 else {
+            throw IPCError.setup("warm-up must be 0 or more and timed messages at least 1")
+        }
+        guard Double(task.durationNanoseconds) / 1e9 <= Self.longestDurationSeconds else {
+            throw IPCError.setup("a repetition may last at most \(Int(Self.longestDurationSeconds)) s")
+        }
+        for (name, seconds) in [("set-up timeout", request.setupTimeoutSeconds), ("cell timeout", request.cellTimeoutSeconds)] {
+            guard seconds > 0, seconds <= Self.longestTimeoutSeconds else {
+                throw IPCError.setup("\(name) must be between 0 and \(Int(Self.longestTimeoutSeconds)) s")
+            }
+        }
+        let cpu = request.consumerCPU ?? info.defaultConsumerCPU
+        if let cpu, !info.allowedCPUs.contains(cpu) {
+            throw IPCError.setup("consumer CPU \(cpu) is not a CPU the server can run on; allowed there: \(info.allowedCPUs.map(String.init).joined(separator: ","))")
+        }
+        return (mechanism, cpu)
+    }
+}
+
+/// One client's connection to the server.
+final class ServerSession {
+    let server: RemoteServer
+    let connection: ControlConnection
+    private(set) var repetitions = 0
+    private(set) var failures = 0
+    private var greeted = false
+    /// A message that arrived while a repetition waited for its go (the client gave that one up).
+    private var pending: ControlMessage?
+
+    static let accepted: Set<String> = ["hello", "start", "go", "bye"]
+
+    init(server: RemoteServer, connection: ControlConnection) {
+        self.server = server
+        self.connection = connection
+    }
+
+    /// Answers messages until the client leaves or can no longer be trusted; returns how it ended.
+    func run() -> String {
+        while true {
+            let message: ControlMessage
+            do {
+                if let next = pending {
+                    pending = nil
+                    message = next
+                } else {
+                    guard let received = try connection.receive(timeoutSeconds: server.options.idleTimeoutSeconds, accepted: Self.accepted) else {
+                        return "the client closed the connection"
+                    }
+                    message = received
+                }
+            } catch let ControlProtocolError.message(text) {
+                // The frame was whole, so the stream is still in step: answer and go on.
+                if !reply(.error(cell: nil, message: text)) { return "could not answer: the client stopped reading" }
+                continue
+            } catch let ControlProtocolError.framing(text) {
+                _ = reply(.error(cell: nil, message: text))
+                return "closed: \(text)"
+            } catch IPCError.interrupted {
+                _ = reply(.error(cell: nil, message: "the server is shutting down"))
+                return "server interrupted"
+            } catch {
+                _ = reply(.error(cell: nil, message: "\(error)"))
+                return "closed: \(error)"
+            }
+            switch message {
+            case .hello:
+                greeted = true
+                guard reply(.welcome(server.info)) else { return "could not answer: the client stopped reading" }
+            case let .start(cell, request) where greeted:
+                repetitions += 1
+                do {
+                    try runConsumer(cell: cell, request: request)
+                } catch IPCError.interrupted {
+                    _ = reply(.error(cell: cell, message: "the server is shutting down"))
+                    return "server interrupted"
+                } catch let ControlProtocolError.framing(text) {
+                    _ = reply(.error(cell: cell, message: text))
+                    return "closed: \(text)"
+                } catch {
+                    failures += 1
+                    _ = reply(.error(cell: cell, message: "\(error)"))
+                }
+            case .bye:
+                return "the client said bye"
+            default:
+                let text = greeted ? "unexpected '\(message.name)' between repetitions" : "the first message must be 'hello'"
+                if !reply(.error(cell: nil, message: text)) { return "could not answer: the client stopped reading" }
+            }
+        }
+    }
+
+    /// Sends a message; false if the client cannot be written to any more.
+    private func reply(_ message: ControlMessage) -> Bool {
+        (try? connection.send(message)) != nil
+    }
+
+    /// One repetition's consumer: started, bound, synchronised with the client's producer, measured,
+    /// reaped, and everything it used removed, whatever happens.
+    private func runConsumer(cell: Int, request: CellRequest) throws {
+        let (mechanism, cpu) = try server.validate(request)
+        let workspace = try Workspace()
+        defer { workspace.remove() }
+        var rendezvous = try mechanism.prepare(workspace: workspace.path, options: request.task.options)
+        defer {
+            (rendezvous.producerDescriptors + rendezvous.consumerDescriptors).forEach { close($0) }
+            mechanism.teardown(rendezvous)
+        }
+        rendezvous.parameters[NetworkParameters.bindAddress] = server.options.bind.host
+        if let dataPort = server.options.dataPort { rendezvous.parameters[NetworkParameters.dataPort] = String(dataPort) }
+
+        var task = request.task
+        task.role = .consumer
+        task.cpu = cpu
+        task.rendezvous = rendezvous
+        task.published = [:]
+        // The producer's send times are on the client's clock: no one-way delay from them. The loop
+        // clock's calibration is the client's too: this host's replaces it (paced cells keep theirs).
+        task.carriesSendTimestamp = false
+        if task.clock.usesTimeStampCounter { task.clock = LoopClock.host }
+        let consumer = try WorkerProcess(role: .consumer, executable: server.options.workerExecutable, task: task, inherited: rendezvous.consumerDescriptors)
+        defer { consumer.terminate() }
+        let control = connection.descriptor
+
+        let setup = Deadline(seconds: request.setupTimeoutSeconds)
+        guard case let (_, .bound(published)) = try EventWaiter.next(from: [consumer], deadline: setup, phase: "consumer set-up", watching: control),
+              let port = published[NetworkParameters.port].flatMap({ UInt16($0) })
+        else {
+            throw IPCError.worker("consumer did not report its bound port first")
+        }
+        try connection.send(.bound(cell: cell, port: port))
+        guard case let (_, .ready(cpuSeen)) = try EventWaiter.next(from: [consumer], deadline: setup, phase: "connection set-up", watching: control) else {
+            throw IPCError.worker("consumer sent an unexpected event before ready")
+        }
+        try connection.send(.ready(cell: cell, cpu: cpuSeen))
+
+        // The barrier: the client says go once its producer is ready too.
+        let answer = try connection.receive(deadline: setup, accepted: Self.accepted)
+        guard case .go(cell)? = answer else {
+            // Anything else (a new start, bye, end of file) means the client gave this repetition up.
+            pending = answer
+            throw IPCError.worker("the client abandoned repetition \(cell) before its go")
+        }
+        try consumer.sendGo()
+
+        let measuring = Deadline(seconds: Double(task.durationNanoseconds) / 1e9 + request.cellTimeoutSeconds)
+        guard case let (_, .finished(result)) = try EventWaiter.next(from: [consumer], deadline: measuring, phase: "the timed loop", watching: control) else {
+            throw IPCError.worker("consumer sent an unexpected event instead of its result")
+        }
+        let ending = consumer.reap(timeoutNanoseconds: 2_000_000_000)
+        guard ending == "exited with status 0" else { throw IPCError.worker("consumer \(ending) after reporting its result") }
+        try connection.send(.finished(cell: cell, result: result))
+    }
+}
