@@ -82,7 +82,8 @@ struct SoakTests {
         #expect(result.stdout.contains("0 failed, 0 leaked objects"), "\(result.stdout)")
         let passes = result.stdout.firstMatch(of: /Soak: (\d+) passes/).flatMap { Int($0.1) } ?? 0
         #expect(passes >= 2)
-        #expect(try TestSupport.readCSV(scratch + "/soak.csv").count == passes * 8)
+        // Per pass, per mechanism: latency at cross-cpu and same-cpu, throughput at cross-cpu.
+        #expect(try TestSupport.readCSV(scratch + "/soak.csv").count == passes * 6)
     }
 
     @Test("An object this process still holds is found as a leak")

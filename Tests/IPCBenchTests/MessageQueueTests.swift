@@ -164,7 +164,7 @@ struct MessageQueueTests {
 
     /// Ids from /proc/sysvipc/msg whose last sender or receiver is one of `pids`.
     static func sysVQueues(usedBy pids: [pid_t]) -> Set<Int32> {
-        guard let text = try? String(contentsOfFile: "/proc/sysvipc/msg", encoding: .utf8) else { return [] }
+        guard let text = SystemFacts.readWhole("/proc/sysvipc/msg") else { return [] }
         var ids: Set<Int32> = []
         for line in text.split(separator: "\n").dropFirst() {
             // key msqid perms cbytes qnum lspid lrpid …
@@ -177,7 +177,7 @@ struct MessageQueueTests {
 
     /// Where an mqueue file system is mounted (it need not be), no queue named with `prefix` may remain.
     static func expectNoMountedLeftovers(prefix: String) {
-        guard let mounts = try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8) else { return }
+        guard let mounts = SystemFacts.readWhole("/proc/self/mounts") else { return }
         for line in mounts.split(separator: "\n") {
             let fields = line.split(separator: " ")
             guard fields.count > 2, fields[2] == "mqueue" else { continue }

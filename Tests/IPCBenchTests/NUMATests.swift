@@ -82,7 +82,7 @@ struct NUMATests {
         ) { pid in
             _ = TestSupport.waitFor(seconds: 10) {
                 guard let consumer = TestSupport.children(of: pid).first(where: { $0.commandLine.contains(#""role":"consumer""#) }),
-                      let maps = try? String(contentsOfFile: "/proc/\(consumer.pid)/numa_maps", encoding: .utf8),
+                      let maps = SystemFacts.readWhole("/proc/\(consumer.pid)/numa_maps"),
                       let line = maps.split(separator: "\n").first(where: { $0.contains("/dev/shm/ipcbench-") })
                 else { return false }
                 policy = String(line.split(separator: " ")[1])

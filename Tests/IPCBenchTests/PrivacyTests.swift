@@ -40,7 +40,7 @@ struct PrivacyTests {
                 checked.append(name)
             }
             for table in ["/proc/sysvipc/msg", "/proc/sysvipc/shm", "/proc/sysvipc/sem"] {
-                let rows = ((try? String(contentsOfFile: table, encoding: .utf8)) ?? "").split(separator: "\n").dropFirst()
+                let rows = (SystemFacts.readWhole(table) ?? "").split(separator: "\n").dropFirst()
                 for row in rows {
                     let fields = row.split(separator: " ")
                     guard let key = Int32(fields[0]), OwnedNames.ownerPID(ofSysVKey: key) == pid else { continue }

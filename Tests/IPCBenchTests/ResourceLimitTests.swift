@@ -29,7 +29,7 @@ struct ResourceLimitTests {
         #expect(rows[0]["status"]?.contains("capacity is 1000 bytes (msg_qbytes; kernel.msgmnb = ") == true, "\(rows[0]["status"] ?? "")")
         #expect(rows[1]["mechanism"] == "pipe" && rows[1]["status"] == "ok")
         // Both queues the failed cell created are gone.
-        let keys = ((try? String(contentsOfFile: "/proc/sysvipc/msg", encoding: .utf8)) ?? "").split(separator: "\n").dropFirst()
+        let keys = (SystemFacts.readWhole("/proc/sysvipc/msg") ?? "").split(separator: "\n").dropFirst()
             .compactMap { $0.split(separator: " ").first.flatMap { key_t($0) } }
         #expect(!keys.contains { OwnedNames.ownerPID(ofSysVKey: $0) == parent }, "a queue of run \(parent) is still there")
         #expect(Set(TestSupport.entries(in: directory)) == ["r.csv", "r.metadata.json"])
@@ -54,15 +54,15 @@ struct ResourceLimitTests {
         let directory = TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let csv = directory + "/r.csv"
-        // A 256 KiB /dev/shm in a private mount namespace: a 64-byte latency ring (2 × 4096 slots,
-        // 516 KiB) does not fit, nor does even the smallest ring for 64 KiB messages. What the run
+        // A 256 KiB /dev/shm in a private mount namespace: a throughput ring for 16 KiB messages
+        // (64 slots, ≈1 MiB) does not fit, nor does even the smallest ring for 64 KiB messages. What the run
         // leaves in that /dev/shm is listed on stdout after it.
         let shell = Process()
         shell.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         shell.arguments = [
             "-Urm", "sh", "-c", "mount -t tmpfs -o size=256k,mode=1777 tmpfs /dev/shm && \"$0\" \"$@\" >/dev/null; status=$?; echo left: $(ls -A /dev/shm); exit $status",
             TestSupport.binary, "run", "--placements", "cross-cpu", "--mechanisms", "shm-posix,pipe", "--variants", "in-place/spin,write/read",
-            "--sizes", "64,64K", "--mode", "latency", "--repetitions", "1", "--messages", "100", "--quiet", "--no-plots", "--out", csv,
+            "--sizes", "16K,64K", "--mode", "throughput", "--repetitions", "1", "--messages", "100", "--quiet", "--no-plots", "--out", csv,
         ]
         var environment = ProcessInfo.processInfo.environment
         environment["TMPDIR"] = directory
@@ -76,12 +76,12 @@ struct ResourceLimitTests {
         #expect(shell.terminationStatus == 1)
         let rows = try TestSupport.readCSV(csv)
         let status = Dictionary(uniqueKeysWithValues: rows.map { ("\($0["mechanism"]!) \($0["message_bytes"]!)", $0["status"]!) })
-        let small = status["shm-posix 64"] ?? ""
+        let small = status["shm-posix 16384"] ?? ""
         #expect(small.hasPrefix("failed: the ring needs ") && small.hasSuffix(" bytes but /dev/shm has 262144 bytes free"), "\(small)")
         let large = status["shm-posix 65536"] ?? ""
         #expect(large.hasPrefix("unavailable: message of 65536 bytes exceeds the limit of ") && large.contains("(free space in /dev/shm 262144 bytes"),
                 "\(large)")
-        #expect(status["pipe 64"] == "ok" && status["pipe 65536"] == "ok")
+        #expect(status["pipe 16384"] == "ok" && status["pipe 65536"] == "ok")
         #expect(listing == "left:\n", "\(listing)")
         #expect(Set(TestSupport.entries(in: directory)) == ["r.csv", "r.metadata.json"])
     }

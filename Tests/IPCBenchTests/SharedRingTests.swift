@@ -251,7 +251,7 @@ struct RingLeftovers {
     }
 
     private static func rows(_ path: String) -> [[String]] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        guard let text = SystemFacts.readWhole(path) else { return [] }
         return text.split(separator: "\n").dropFirst().map { $0.split(separator: " ").map(String.init) }
     }
 }

@@ -91,7 +91,7 @@ public enum Leftovers {
 
     /// /proc/sysvipc/* lines: key id perms … uid …; the uid column's position comes from the header.
     private static func sysV(_ path: String, kind: Leftover.Kind, _ include: (pid_t) -> Bool) -> [Leftover] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        guard let text = SystemFacts.readWhole(path) else { return [] }
         var lines = text.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
         guard !lines.isEmpty else { return [] }
         let header = lines.removeFirst()
@@ -106,7 +106,7 @@ public enum Leftovers {
     }
 
     private static func isMountPoint(_ path: String) -> Bool {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        let mounts = SystemFacts.readWhole("/proc/self/mounts") ?? ""
         return mounts.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first == Substring(path) }
     }
 }

@@ -169,9 +169,18 @@ public struct RunMetadata: Codable, Sendable {
 /// Facts about this machine, read from /proc and /sys.
 public enum SystemFacts {
     public static func read(_ path: String) -> String? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        guard let text = readWhole(path) else { return nil }
         let trimmed = text.trimmingWhitespace()
         return trimmed.isEmpty ? nil : trimmed
+    }
+
+    /// The whole file, read to its end. /proc and /sys files report size 0, and
+    /// String(contentsOfFile:) then returns only what one read() gives: the first 4 KiB.
+    public static func readWhole(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.readToEnd() else { return "" }
+        return String(decoding: data, as: UTF8.self)
     }
 
     public static func readInt(_ path: String) -> Int? { read(path).flatMap { Int($0) } }
@@ -196,7 +205,7 @@ public enum SystemFacts {
         func field<T>(_ value: T) -> String {
             withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         }
-        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let cpuinfo = readWhole("/proc/cpuinfo") ?? ""
         let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?
             .split(separator: ":", maxSplits: 1).last.map { String($0).trimmingWhitespace() }
         let flags = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
