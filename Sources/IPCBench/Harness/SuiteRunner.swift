@@ -23,7 +23,7 @@ public enum SuiteRunner {
             if Interruption.requested { break }
             let load = MachineLoad.begin()
             let floorBefore = floorProbe(cell)
-            guard var outcome = runCell(cell, configuration, pairs: pairs) else { break }
+            guard var outcome = runCell(cell, configuration, pairs: pairs, cacheLineRoundTrip: floorBefore) else { break }
             outcome.machineLoad = MachineLoad.finish(load)
             if floorBefore != nil {
                 outcome.floorBefore = floorBefore
@@ -46,7 +46,9 @@ public enum SuiteRunner {
     }
 
     /// Measures one cell, or returns nil if the run was interrupted during it.
-    public static func runCell(_ cell: Cell, _ configuration: RunConfiguration, pairs: PairRunner = localPair) -> CellOutcome? {
+    public static func runCell(
+        _ cell: Cell, _ configuration: RunConfiguration, pairs: PairRunner = localPair, cacheLineRoundTrip: Double? = nil
+    ) -> CellOutcome? {
         if let reason = unavailableReason(cell) {
             return CellOutcome(cell: cell, status: .unavailable(reason))
         }
@@ -57,7 +59,8 @@ public enum SuiteRunner {
         case let .node(node): memoryNode = node
         case let .unavailable(reason): return CellOutcome(cell: cell, status: .unavailable(reason))
         }
-        let task = configuration.task(for: cell, memoryNode: memoryNode)
+        var task = configuration.task(for: cell, memoryNode: memoryNode)
+        task.options.cacheLineRoundTripNanoseconds = cacheLineRoundTrip
         var runs: [ProcessPair.Results] = []
         let started = MonotonicClock.now()
         while needsAnotherRepetition(cell, runs, configuration, since: started) {

@@ -97,6 +97,9 @@ public struct EndpointOptions: Codable, Sendable {
     /// `--memory-node`, resolved for the cell: shared-memory mechanisms place their segment's pages on
     /// this NUMA node (nil: wherever the kernel puts them; always nil for the other mechanisms).
     public var memoryNode: Int?
+    /// Shared-memory cells: the round trip of a bare cache-line ping-pong between the cell's two CPUs,
+    /// probed right before the cell (nil: not probed). Spinning waiters pace their polls by it.
+    public var cacheLineRoundTripNanoseconds: Double?
 
     public init(mode: Mode, messageBytes: Int, variant: String, memoryNode: Int? = nil) {
         self.mode = mode

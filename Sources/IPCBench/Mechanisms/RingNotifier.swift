@@ -94,11 +94,17 @@ struct SystemVSemaphoreNotifier: RingNotifier {
 /// returns at once.
 struct SpinNotifier: RingNotifier {
     static let spinsBeforeYield = 256
-    /// Pauses between two polls. A sparser poll pulls the line back from a writer less often but
-    /// notices a message later: here 3 pauses per poll took a round trip from ≈1.5× to ≈1.2× the
-    /// cache-line floor in the host's far vCPU placement, but from ≈1.3× to ≈2.2× in the near one.
-    /// One pause per poll has the smaller worst case.
-    static let pausesPerPoll = 1
+    /// Pauses between two polls (see `init(cacheLineRoundTrip:)`).
+    let pausesPerPoll: Int
+
+    /// A sparser poll pulls the line back from the writer less often, but notices a message later.
+    /// Which wins depends on how far apart the CPUs are. Measured here (2-vCPU VM, 16-byte
+    /// ping-pong, round trip ÷ cache-line floor): with the floor at ≈55 ns, 1 pause per poll ≈1.3×,
+    /// 3 pauses ≈2.2×; with the floor at ≈150–200 ns, 1 pause ≈1.5×, 3 pauses ≈1.2×. So the
+    /// ring polls after every pause when a line crosses in under 100 ns round trip, else after 3.
+    init(cacheLineRoundTrip: Double?) {
+        pausesPerPoll = (cacheLineRoundTrip ?? 0) < 100 ? 1 : 3
+    }
 
     @inline(__always)
     func waitForSpace(_ ring: Ring, head: UInt32) throws {
@@ -108,7 +114,7 @@ struct SpinNotifier: RingNotifier {
             let tail = ipcb_load_acquire_u32(ring.tail)
             ring.seenPeerIndex.pointee = tail
             if head &- tail < ring.slotCount { return }
-            Self.pause(&spins)
+            pause(&spins)
         }
     }
 
@@ -126,7 +132,7 @@ struct SpinNotifier: RingNotifier {
         let published = ring.stamp(of: tail)
         var spins = 0
         while ipcb_load_acquire_u32(word) != published {
-            Self.pause(&spins)
+            pause(&spins)
         }
     }
 
@@ -134,10 +140,10 @@ struct SpinNotifier: RingNotifier {
     func release(_ ring: Ring, tail: UInt32) throws { ipcb_store_release_u32(ring.tail, tail) }
 
     @inline(__always)
-    private static func pause(_ spins: inout Int) {
+    private func pause(_ spins: inout Int) {
         for _ in 0..<pausesPerPoll { ipcb_cpu_relax() }
         spins &+= pausesPerPoll
-        if spins >= spinsBeforeYield {
+        if spins >= Self.spinsBeforeYield {
             sched_yield()
             spins = 0
         }

@@ -450,7 +450,8 @@ enum SharedRing {
             case .semaphore:
                 return SemaphoreRingEndpoint(channel: channel { _ in SemaphoreNotifier() })
             case .spin:
-                return SpinRingEndpoint(channel: channel { _ in SpinNotifier() })
+                let notifier = SpinNotifier(cacheLineRoundTrip: options.cacheLineRoundTripNanoseconds)
+                return SpinRingEndpoint(channel: channel { _ in notifier })
             case .futex:
                 return FutexRingEndpoint(channel: channel { _ in FutexNotifier(sleeper: FutexSleeper()) })
             case .eventfd:
