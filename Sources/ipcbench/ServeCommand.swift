@@ -54,7 +54,9 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("--data-port must be a port from 1 to 65535 (leave it out for kernel-chosen ports)")
         }
         options.dataPort = dataPort
-        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be a positive number of seconds (got \(idleTimeout))") }
+        guard idleTimeout > 0, idleTimeout <= 86_400 else {
+            throw ValidationError("--idle-timeout must be a number of seconds from 0 to 86400 (got \(idleTimeout))")
+        }
         options.idleTimeoutSeconds = idleTimeout
         options.once = once
         return options

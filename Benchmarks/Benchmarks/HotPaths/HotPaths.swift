@@ -94,7 +94,8 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(histogram.count)
     }
 
-    // 2. MonotonicClock.now: two to three reads per message in the timed loops.
+    // 2. MonotonicClock.now: the latency loops read a clock two to three times per message (this one
+    // where the TSC is unusable, see LoopClock).
     Benchmark("MonotonicClock.now") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(MonotonicClock.now())

@@ -7,6 +7,9 @@ enum Loops {
     /// the whole reply has arrived. Paced (open-loop) tasks send on a fixed schedule and measure from
     /// each message's intended send time, so a slow reply delays later messages' figures too instead
     /// of silently thinning the samples (no coordinated omission).
+    ///
+    /// Both latency loops alternate strictly (send one, then receive one): the shared-memory ring's
+    /// latency mode relies on it (one slot carries request and reply; see RingChannel.receive).
     static func latencyProducer<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, _ task: WorkerTask) throws -> WorkerResult {
         let size = task.options.messageBytes
         let verify = task.touch == .verify
@@ -19,6 +22,8 @@ enum Loops {
         var loopStart: UInt64 = 0
         var deadline = UInt64.max
         let interval = clock.ticks(nanoseconds: task.sendIntervalNanoseconds)
+        // Pacer sleeps until CLOCK_MONOTONIC times, so paced send times must be in that clock.
+        precondition(interval == 0 || !clock.usesTimeStampCounter, "paced sends need the monotonic loop clock")
         var meter = CPUMeter()
         let cpuBefore = Affinity.currentCPU()
         var loopStartNanoseconds: UInt64 = 0
@@ -48,7 +53,7 @@ enum Loops {
             let returnedAt = clock.now()
             guard answered else { throw IPCError.peerClosed("consumer closed the channel before answering message \(sequence)") }
             if replySequence != sequence { wrongReplies &+= 1 }
-            if sequence >= warmup { roundTrips.record(clock.nanoseconds(returnedAt &- sentAt)) }
+            if sequence >= warmup { roundTrips.record(clock.nanoseconds(from: sentAt, to: returnedAt)) }
             sequence &+= 1
             if returnedAt >= deadline { break }
         }
@@ -101,7 +106,7 @@ enum Loops {
             check.observe(sequence)
             if sequence >= warmup {
                 if timed == 0 { meter.start() }
-                if recordsOneWay { oneWay.record(clock.nanoseconds(arrivedAt &- sentAt)) }
+                if recordsOneWay { oneWay.record(clock.nanoseconds(from: sentAt, to: arrivedAt)) }
                 timed &+= 1
             }
         }

@@ -1,31 +1,15 @@
 import CIPCShim
 import Foundation
 
-/// The one clock every timestamp in a run uses: CLOCK_MONOTONIC in nanoseconds. It is shared by all
-/// processes of a host, which is what lets the consumer compute one-way delays from the producer's
-/// embedded send time.
+/// CLOCK_MONOTONIC in nanoseconds: the clock of deadlines, timeouts, pacing and throughput intervals,
+/// shared by all processes of a host. (Closed-loop latency loops use LoopClock.)
 public enum MonotonicClock {
     @inline(__always)
     public static func now() -> UInt64 { ipcb_now_ns() }
-
-    /// Cost of one clock read, measured by timing back-to-back reads; written to the run metadata.
-    public static func measureOverhead(reads: Int = 1_000_000) -> TimerOverhead {
-        var smallestStep = UInt64.max
-        let start = now()
-        var previous = start
-        for _ in 0..<reads {
-            let current = now()
-            let step = current &- previous
-            if step > 0, step < smallestStep { smallestStep = step }
-            previous = current
-        }
-        let perRead = Double(previous - start) / Double(reads)
-        return TimerOverhead(nanosecondsPerRead: perRead, smallestStepNanoseconds: smallestStep == .max ? 0 : smallestStep)
-    }
 }
 
 public struct TimerOverhead: Codable, Sendable {
-    /// Mean cost of one read (clock_gettime(CLOCK_MONOTONIC), or RDTSCP for the TSC loop clock).
+    /// Mean cost of one read (clock_gettime(CLOCK_MONOTONIC), or RDTSC for the TSC loop clock).
     public var nanosecondsPerRead: Double
     /// The smallest non-zero difference between consecutive reads: the clock's effective resolution.
     public var smallestStepNanoseconds: UInt64
@@ -57,6 +41,13 @@ public struct LoopClock: Codable, Sendable, Equatable {
     @inline(__always)
     public func nanoseconds(_ ticks: UInt64) -> UInt64 {
         usesTimeStampCounter ? UInt64(Double(ticks) * nanosecondsPerTick) : ticks
+    }
+
+    /// Nanoseconds from `start` to `end`, read on the same or on different CPUs; 0 if `end` reads
+    /// earlier (counters of two CPUs may differ by a few ticks), rather than a wrapped-around value.
+    @inline(__always)
+    public func nanoseconds(from start: UInt64, to end: UInt64) -> UInt64 {
+        end > start ? nanoseconds(end &- start) : 0
     }
 
     /// A duration in ticks.

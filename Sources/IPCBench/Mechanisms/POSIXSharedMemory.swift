@@ -34,7 +34,7 @@ public struct POSIXSharedMemoryMechanism: Mechanism {
         access(Self.directory, W_OK) == 0 ? nil : "POSIX shared memory is not available (\(Self.directory) is missing or not writable)"
     }
 
-    /// The segment (two rings of at least 8 slots in latency mode) must fit in /dev/shm's free space
+    /// The segment (a throughput ring of at least 8 slots) must fit in /dev/shm's free space
     /// and in available memory.
     public func messageLimit() -> MessageLimit? {
         let space = SharedRing.availableBytes(onFileSystemOf: Self.directory).map { [($0, "free space in \(Self.directory) \($0) bytes")] } ?? []

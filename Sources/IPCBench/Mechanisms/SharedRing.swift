@@ -201,8 +201,9 @@ struct Ring {
         (slots + Int(index & mask) &* slotBytes).assumingMemoryBound(to: UInt32.self)
     }
 
-    /// What the stamp word holds once this ring's message `index` is in the slot. Never 0, the value
-    /// of a fresh segment; a stale value is a message of the other ring or one lap earlier.
+    /// What the stamp word holds once this ring's message `index` is in the slot. A stale value is a
+    /// message of the other ring (the low bit differs) or one lap earlier. A fresh segment holds 0,
+    /// which ring 0 reaches again only at index 2³¹ − 1, long after every slot was first written.
     @inline(__always)
     func stamp(of index: UInt32) -> UInt32 {
         (index &+ 1) &<< 1 | stampTag

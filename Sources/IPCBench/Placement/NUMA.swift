@@ -98,7 +98,12 @@ public enum NUMA {
         guard api.set_mempolicy(Int32(IPCB_MPOL_BIND), try mask(node), maxNode) == 0 else {
             throw IPCError.lastSystemError("set_mempolicy(MPOL_BIND)", "node \(node)")
         }
-        defer { _ = api.set_mempolicy(savedMode, savedMode == Int32(IPCB_MPOL_DEFAULT) ? nil : savedNodes, maxNode) }
+        defer {
+            // Left bound, every later allocation of this thread would come from `node`: never carry on.
+            if api.set_mempolicy(savedMode, savedMode == Int32(IPCB_MPOL_DEFAULT) ? nil : savedNodes, maxNode) != 0 {
+                fatalError("set_mempolicy could not restore this thread's memory policy (errno \(errno))")
+            }
+        }
         return try body()
     }
 

@@ -79,6 +79,15 @@ public enum ControlMessage: Codable, Sendable {
     case bye
 
     /// For error messages: what kind of message this is.
+    /// The repetition a per-repetition message belongs to.
+    var cell: Int? {
+        switch self {
+        case let .ready(cell, _), let .go(cell): cell
+        case let .error(cell, _): cell
+        default: nil
+        }
+    }
+
     var name: String {
         switch self {
         case .hello: "hello"

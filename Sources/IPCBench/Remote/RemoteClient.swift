@@ -27,6 +27,9 @@ public final class RemoteClient {
             Glibc.close(fd)
             let hint = code == ECONNREFUSED ? " (is `ipcbench serve` running there, bound to that address?)" : ""
             throw IPCError.setup("cannot connect to the server at \(target): \(String(cString: strerror(code == EINPROGRESS ? ETIMEDOUT : code)))\(hint)")
+        } catch {
+            Glibc.close(fd)
+            throw error
         }
         connection = ControlConnection(descriptor: fd)
         try connection.send(.hello(client: RunMetadata.version))
@@ -118,10 +121,10 @@ public final class RemoteClient {
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, nil, &hints, &list)
+        defer { if status == 0 { freeaddrinfo(list) } }
         guard status == 0, let first = list, let socketAddress = first.pointee.ai_addr else {
-            throw IPCError.setup("cannot resolve '\(host)' to an IPv4 address: \(String(cString: gai_strerror(status)))")
+            throw IPCError.setup("cannot resolve '\(host)' to an IPv4 address: \(status == 0 ? "no IPv4 address" : String(cString: gai_strerror(status)))")
         }
-        defer { freeaddrinfo(list) }
         return socketAddress.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { RemoteServer.describe($0.pointee).split(separator: ":")[0].description }
     }
 }

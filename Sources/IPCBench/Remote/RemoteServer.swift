@@ -101,7 +101,11 @@ public final class RemoteServer {
             let fd = withUnsafeMutablePointer(to: &peer) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(listener, $0, &length) }
             }
-            guard fd >= 0 else { continue } // the client gave up already, or EINTR: keep serving
+            guard fd >= 0 else {
+                // Out of descriptors: the listener stays readable, so wait instead of spinning.
+                if errno == EMFILE || errno == ENFILE { usleep(100_000) }
+                continue // otherwise the client gave up already, or EINTR: keep serving
+            }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             let client = Self.describe(peer)
             log("client \(client) connected")
@@ -216,13 +220,17 @@ final class ServerSession {
                     return "closed: \(text)"
                 } catch {
                     failures += 1
-                    _ = reply(.error(cell: cell, message: "\(error)"))
+                    // A reply that could not be written whole leaves the stream out of frame: end here.
+                    if !reply(.error(cell: cell, message: "\(error)")) { return "could not answer: the client stopped reading" }
                 }
             case .bye:
                 return "the client said bye"
             default:
                 let text = greeted ? "unexpected '\(message.name)' between repetitions" : "the first message must be 'hello'"
-                if !reply(.error(cell: nil, message: text)) { return "could not answer: the client stopped reading" }
+                // A late message of a repetition that already ended (its `go` arrived after the set-up
+                // deadline) is answered under that repetition's number, which the client skips; with
+                // no number it would count against the client's next repetition.
+                if !reply(.error(cell: message.cell, message: text)) { return "could not answer: the client stopped reading" }
             }
         }
     }

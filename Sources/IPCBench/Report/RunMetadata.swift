@@ -127,7 +127,7 @@ public struct RunMetadata: Codable, Sendable {
         cellsUnavailable = 0
         host = SystemFacts.host()
         topology = try? Topology.read()
-        timerOverhead = MonotonicClock.measureOverhead()
+        timerOverhead = LoopClock.monotonic.measureOverhead()
         latencyClock = configuration.loopClock.description
         latencyClockOverhead = configuration.loopClock.measureOverhead()
         let cpus = Affinity.allowedCPUs()
