@@ -131,6 +131,30 @@ struct LoopClockTests {
     }
 }
 
+@Suite("Interval recorder")
+struct IntervalRecorderTests {
+    @Test("Short intervals counted tick by tick and long ones in the histogram add up to the same distribution")
+    func shortAndLongIntervalsAgreeWithTheHistogram() {
+        var recorder = IntervalRecorder(clock: .monotonic)
+        var reference = LatencyHistogram()
+        let limit = UInt64(IntervalRecorder.exactTicks)
+        // Both sides of the boundary, zero, and values far beyond it.
+        let intervals: [UInt64] = [0, 1, 57, 180, 180, 181, limit - 1, limit, limit + 1, 25_000, 3_000_000_000]
+        for (index, interval) in intervals.enumerated() {
+            let start = UInt64(1_000_000 + index * 10)
+            recorder.record(from: start, to: start + interval)
+            reference.record(interval)
+        }
+        // An end that reads earlier than its start (two CPUs' counters) counts as 0, not as a wrap-around.
+        recorder.record(from: 500, to: 499)
+        reference.record(0)
+        let recorded = recorder.finish()
+        #expect(recorded.count == UInt64(intervals.count + 1))
+        #expect(recorded.summary() == reference.summary())
+        #expect(recorded.summary()?.max ?? 0 >= 2_990_000_000)
+    }
+}
+
 @Suite("Floor probe")
 struct FloorProbeTests {
     @Test("A cache-line ping-pong between two CPUs gives a plausible floor and leaves the caller's affinity alone")

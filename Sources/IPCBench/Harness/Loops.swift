@@ -23,7 +23,7 @@ enum Loops {
         let warmup = UInt64(task.warmupMessages)
         let limit = warmup + UInt64(task.maximumMessages)
         let clock = task.clock
-        var roundTrips = LatencyHistogram()
+        var roundTrips = IntervalRecorder(clock: clock)
         var wrongReplies: UInt64 = 0
         var sequence: UInt64 = 0
         var loopStart: UInt64 = 0
@@ -47,9 +47,9 @@ enum Loops {
             let timed = sequence >= warmup
             let sentAt = paced && timed ? loopStart &+ (sequence - warmup) &* interval : clock.now()
             // Closed loop: this read ends the previous message's round trip.
-            let finishedRoundTrip = !paced && sequence > warmup ? clock.nanoseconds(from: previousSentAt, to: sentAt) : nil
+            let finishesRoundTrip = !paced && sequence > warmup
             if sequence == limit || sentAt >= deadline {
-                if let finishedRoundTrip { roundTrips.record(finishedRoundTrip) }
+                if finishesRoundTrip { roundTrips.record(from: previousSentAt, to: sentAt) }
                 break
             }
             if paced && timed { Pacer.wait(until: sentAt) }
@@ -57,7 +57,7 @@ enum Loops {
                 MessageFormat.stamp(message, sequence: sequence, sentAt: sentAt)
                 if verify { MessageFormat.writePattern(message, sequence: sequence) }
             }
-            if let finishedRoundTrip { roundTrips.record(finishedRoundTrip) }
+            if finishesRoundTrip { roundTrips.record(from: previousSentAt, to: sentAt) }
             var replySequence: UInt64 = 0
             let answered = try endpoint.receive(size: size) { reply in
                 replySequence = MessageFormat.sequence(of: reply)
@@ -68,7 +68,7 @@ enum Loops {
             previousSentAt = sentAt
             sequence &+= 1
             if paced && timed {
-                roundTrips.record(clock.nanoseconds(from: sentAt, to: returnedAt))
+                roundTrips.record(from: sentAt, to: returnedAt)
                 // A schedule the channel cannot keep falls behind the clock: stop on the clock.
                 if returnedAt >= deadline { break }
             }
@@ -79,7 +79,7 @@ enum Loops {
         var result = WorkerResult(
             role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
             messagesSentByProducer: timed, payloadBytes: timed * UInt64(size), lost: 0, reordered: wrongReplies,
-            corrupt: 0, roundTrip: roundTrips, loopStartNanoseconds: loopStartNanoseconds, loopEndNanoseconds: loopEnd,
+            corrupt: 0, roundTrip: roundTrips.finish(), loopStartNanoseconds: loopStartNanoseconds, loopEndNanoseconds: loopEnd,
             readChecksum: 0)
         result.cpuUsage = meter.finish()
         return result
@@ -93,7 +93,7 @@ enum Loops {
         let warmup = UInt64(task.warmupMessages)
         let clock = task.clock
         var inspector = PayloadInspector(touch: task.touch)
-        var oneWay = LatencyHistogram()
+        var oneWay = IntervalRecorder(clock: clock)
         var check = SequenceCheck()
         var timed: UInt64 = 0
         // A mechanism whose messages cannot carry the send time leaves the one-way columns empty.
@@ -124,7 +124,7 @@ enum Loops {
             check.observe(sequence)
             if sequence >= warmup {
                 if timed == 0 { meter.start() }
-                if recordsOneWay { oneWay.record(clock.nanoseconds(from: sentAt, to: arrivedAt)) }
+                if recordsOneWay { oneWay.record(from: sentAt, to: arrivedAt) }
                 timed &+= 1
             }
         }
@@ -132,7 +132,7 @@ enum Loops {
             role: .consumer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
             messagesSentByProducer: check.expected > warmup ? check.expected - warmup : 0,
             payloadBytes: timed * UInt64(size), lost: check.lost, reordered: check.reordered,
-            corrupt: inspector.corrupt, oneWay: oneWay, loopStartNanoseconds: 0, loopEndNanoseconds: 0,
+            corrupt: inspector.corrupt, oneWay: oneWay.finish(), loopStartNanoseconds: 0, loopEndNanoseconds: 0,
             readChecksum: inspector.checksum)
         result.cpuUsage = meter.finish()
         return result

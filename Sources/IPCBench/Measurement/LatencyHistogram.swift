@@ -17,6 +17,13 @@ public struct LatencyHistogram: Sendable {
         }
     }
 
+    /// Records `count` occurrences of one value, clamped like `record(_:)`.
+    public mutating func record(_ nanoseconds: UInt64, count: UInt64) {
+        if !histogram.record(nanoseconds, count: count) {
+            _ = histogram.record(histogram.highestTrackableValue, count: count)
+        }
+    }
+
     public mutating func merge(_ other: LatencyHistogram) {
         histogram.add(other.histogram)
     }
