@@ -89,7 +89,7 @@ struct SystemVSemaphoreNotifier: RingNotifier {
 ///
 /// An endpoint cannot know whether both workers share one CPU (EndpointOptions does not say), and
 /// there a pure spin would hold the CPU until the scheduler tick preempts it (milliseconds per
-/// message). So after `spinsBeforeYield` pauses (~4 µs at ~16 ns per PAUSE here) the waiter calls
+/// message). So after `spinsBeforeYield` pauses (~3.4 µs at ~13.4 ns per PAUSE here) the waiter calls
 /// sched_yield to let the peer run, and starts spinning again; on an otherwise idle CPU the yield
 /// returns at once.
 struct SpinNotifier: RingNotifier {
@@ -99,11 +99,14 @@ struct SpinNotifier: RingNotifier {
 
     /// A sparser poll pulls the line back from the writer less often, but notices a message later.
     /// Which wins depends on how far apart the CPUs are. Measured here (2-vCPU VM, 16-byte
-    /// ping-pong, round trip ÷ cache-line floor): with the floor at ≈55 ns, 1 pause per poll ≈1.3×,
-    /// 3 pauses ≈2.2×; with the floor at ≈150–200 ns, 1 pause ≈1.5×, 3 pauses ≈1.2×. So the
-    /// ring polls after every pause when a line crosses in under 100 ns round trip, else after 3.
+    /// ping-pong, p50 round trip ÷ the cache-line floor probed before and after, rounds where the
+    /// two probes agree, pause counts interleaved round by round): with the floor at ≈55 ns,
+    /// 1 pause per poll ≈1.3×, 3 pauses ≈2.2×; with the floor at ≈150–200 ns, 1 pause ≈2.0×,
+    /// 3 ≈1.3–1.5×, 4 ≈1.16×, 5 ≈1.06–1.29× (best in each of three batches), 6 ≈1.17×, 12 ≈1.6×.
+    /// So the ring polls after every pause when a line crosses in under 100 ns round trip, else
+    /// after 5 (≈67 ns at ≈13.4 ns per PAUSE here).
     init(cacheLineRoundTrip: Double?) {
-        pausesPerPoll = (cacheLineRoundTrip ?? 0) < 100 ? 1 : 3
+        pausesPerPoll = (cacheLineRoundTrip ?? 0) < 100 ? 1 : 5
     }
 
     @inline(__always)
