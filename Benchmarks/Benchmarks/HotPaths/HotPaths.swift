@@ -94,7 +94,23 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(histogram.count)
     }
 
-    // 2. MonotonicClock.now: the latency loops read a clock two to three times per message (this one
+    // 1b. IntervalRecorder.record: what the timed loops actually call per message — short intervals
+    // counted tick by tick, long ones into the histogram (the values above reach both paths).
+    // Made once (its counts are allocated then) and kept: the loops make one per repetition.
+    let recorderSlot = Slot(IntervalRecorder(clock: .monotonic))
+    Benchmark("IntervalRecorder.record") { benchmark in
+        var recorder = recorderSlot.take()
+        defer { recorderSlot.value = recorder }
+        values.withUnsafeBufferPointer { values in
+            benchmark.startMeasurement()
+            for index in benchmark.scaledIterations {
+                recorder.record(from: 1_000, to: 1_000 &+ values[index & 4095])
+            }
+            benchmark.stopMeasurement()
+        }
+    }
+
+    // 2. MonotonicClock.now: the latency loops read a clock once per message on each side (this one
     // where the TSC is unusable, see LoopClock).
     Benchmark("MonotonicClock.now") { benchmark in
         for _ in benchmark.scaledIterations {
