@@ -7,9 +7,9 @@ enum Loops {
     /// before its send, which also ends the previous message's round trip (so a round trip runs from
     /// one send to the next and includes the reply check, a few ns). A second read after each reply
     /// looked free but is not: here the clock read that follows a spin-wait stalls until the wait's
-    /// load settles, and three reads per round trip made the spinning ring's round trip ≈1.4× the
-    /// cache-line floor, against ≈1.0× with one. Each round trip is recorded while the next message
-    /// is in flight, off the measured path.
+    /// load settles: in a C replica of the spinning ring's ping-pong, three reads per round trip
+    /// made the round trip ≈1.5× a bare cache-line ping-pong, against ≈1.0× with one. Each round
+    /// trip is recorded while the next message is in flight, off the measured path.
     ///
     /// Paced (open-loop) tasks send on a fixed schedule and measure from each message's intended
     /// send time to its reply, so a slow reply delays later messages' figures too instead of
