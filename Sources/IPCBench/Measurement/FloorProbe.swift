@@ -13,16 +13,26 @@ public enum FloorProbe {
         let stop = Atomic<Bool>(false)
     }
 
-    /// Mean round-trip time in ns of `roundTrips` cache-line ping-pongs between two threads pinned to
-    /// `first` and `second` (capped at `maximumSeconds`), or nil when both are one CPU (spinning
-    /// there would only measure the scheduler tick) or pinning fails.
+    /// Round trips bounced before timing, so both CPUs are running and the line is hot.
+    static let warmupRoundTrips: UInt64 = 2_000
+    /// Round trips per timed batch; the probe reports the median of the batches' means.
+    static let batchRoundTrips: UInt64 = 1_000
+
+    /// Round-trip time in ns of a cache line bounced between two threads pinned to `first` and
+    /// `second`: the median of the mean round trip of `roundTrips / batchRoundTrips` batches, after a
+    /// warm-up (capped at `maximumSeconds` in all), or nil when both are one CPU (spinning there would
+    /// only measure the scheduler tick) or pinning fails.
+    ///
+    /// The median of batches rather than one mean over all of them: here the host now and then takes
+    /// a vCPU away for milliseconds, and one such pause in a 4 ms probe doubled its mean (a probe as
+    /// the first thing in a fresh process read 400–2000 ns half the time, against 130–230 ns when
+    /// repeated a second later). The cell's p50 shrugs such pauses off; its yardstick must too.
     public static func roundTripNanoseconds(between first: Int, and second: Int, roundTrips: UInt64 = 20_000, maximumSeconds: Double = 0.1) -> Double? {
         guard first != second else { return nil }
         let originalCPUs = Affinity.allowedCPUs()
         let line = Line()
         let done = DispatchSemaphore(value: 0)
         let pongPinned = Atomic<Bool>(false)
-        let limit = roundTrips
         let thread = Thread {
             pongPinned.store(ipcb_pin_to_cpu(Int32(second)) == 0, ordering: .releasing)
             line.go.store(true, ordering: .releasing)
@@ -40,25 +50,31 @@ public enum FloorProbe {
         let pinned = ipcb_pin_to_cpu(Int32(first)) == 0
         while !line.go.load(ordering: .acquiring) {}
         let deadline = MonotonicClock.now() + UInt64(maximumSeconds * 1e9)
-        let start = MonotonicClock.now()
-        var completed: UInt64 = 0
-        var end = start
-        for trip in 0..<limit {
-            let ping = 2 * trip + 1
-            line.value.store(ping, ordering: .releasing)
-            while line.value.load(ordering: .acquiring) != ping + 1 {}
-            completed += 1
-            if trip & 255 == 255 {
-                end = MonotonicClock.now()
-                if end >= deadline { break }
+        var nextPing: UInt64 = 1
+        /// Bounces the line `count` times and returns the time it took, or nil past the deadline.
+        func bounce(_ count: UInt64) -> UInt64? {
+            let start = MonotonicClock.now()
+            for _ in 0..<count {
+                line.value.store(nextPing, ordering: .releasing)
+                while line.value.load(ordering: .acquiring) != nextPing + 1 {}
+                nextPing += 2
+            }
+            let end = MonotonicClock.now()
+            return end < deadline ? end - start : nil
+        }
+        var batchMeans: [Double] = []
+        if bounce(warmupRoundTrips) != nil {
+            let batchSize = min(batchRoundTrips, max(roundTrips, 1))
+            for _ in 0..<max(1, roundTrips / batchSize) {
+                guard let elapsed = bounce(batchSize) else { break }
+                batchMeans.append(Double(elapsed) / Double(batchSize))
             }
         }
-        end = MonotonicClock.now()
         line.stop.store(true, ordering: .relaxed)
         done.wait()
         // The calling thread goes back to any CPU of its original mask.
         _ = ipcb_set_affinity(originalCPUs.map(Int32.init), Int32(originalCPUs.count))
-        guard pinned, pongPinned.load(ordering: .acquiring), completed > 0 else { return nil }
-        return Double(end - start) / Double(completed)
+        guard pinned, pongPinned.load(ordering: .acquiring), !batchMeans.isEmpty else { return nil }
+        return Statistics.median(batchMeans)
     }
 }
