@@ -952,7 +952,9 @@ def metadata_rows(run: Run) -> list[tuple[str, str]]:
     timer_text = ""
     if timer.get("nanoseconds_per_read") is not None:
         timer_text = f"{timer['nanoseconds_per_read']:.1f} ns per clock read"
-        if timer.get("smallest_step_nanoseconds") is not None:
+        if timer.get("typical_step_nanoseconds") is not None:
+            timer_text += f", resolution {timer['typical_step_nanoseconds']:.1f} ns"
+        elif timer.get("smallest_step_nanoseconds") is not None:
             timer_text += f", smallest step {timer['smallest_step_nanoseconds']} ns"
     command = meta.get("command_line")
     command_text = " ".join(command) if isinstance(command, list) else (command or "")

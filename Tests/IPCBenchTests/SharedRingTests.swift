@@ -82,6 +82,36 @@ struct SharedRingTests {
         leftovers.expectNone(createdBy: getpid())
     }
 
+    @Test("The spinning ping-pong's own loop: verified on one CPU (where it must yield) and across two; paced runs keep the generic loop")
+    func spinPingPong() throws {
+        let leftovers = RingLeftovers()
+        let cpus = Affinity.allowedCPUs()
+        var configuration = RunConfiguration(
+            mechanisms: [POSIXSharedMemoryMechanism()], modes: [.latency], variants: ["in-place/spin"], sizes: [16, 200], touch: .verify,
+            placement: Placement(producerCPU: cpus[0], consumerCPU: cpus[0]), repetitions: 1, durationSeconds: 0,
+            maximumMessages: 2_000, warmupMessages: 100, limits: TestSupport.limits)
+        if cpus.count >= 2 { configuration.placements.append(Placement(producerCPU: cpus[0], consumerCPU: cpus[1])) }
+        let closedLoop = SuiteRunner.run(configuration) { _, _, _ in }
+        Self.expectVerified(closedLoop, count: 2 * configuration.placements.count, messages: 2_000)
+        for outcome in closedLoop {
+            // One-way ends when the consumer has answered, within the round trip it is part of.
+            let oneWay = try #require(outcome.oneWay?.p50)
+            let roundTrip = try #require(outcome.halfRoundTrip?.p50)
+            #expect(oneWay > 0 && oneWay < 4 * roundTrip, "one-way \(oneWay) ns vs RTT/2 \(roundTrip) ns")
+        }
+        configuration.pacedRate = 20_000
+        configuration.durationSeconds = 0.1
+        configuration.maximumMessages = 1_000_000
+        configuration.sizes = [16]
+        for outcome in SuiteRunner.run(configuration) { _, _, _ in } {
+            #expect(outcome.status == .ok, "\(outcome.status.text)")
+            // 0.1 s at 20,000/s: the schedule, not the channel, sets the count.
+            #expect((1_500...2_100).contains(outcome.messages), "paced messages \(outcome.messages)")
+            #expect(outcome.lost == 0 && outcome.reordered == 0 && outcome.corrupt == 0)
+        }
+        leftovers.expectNone(createdBy: getpid())
+    }
+
     @Test("A two-slot ring wraps on every message with no torn or stale slot, every variant")
     func tinyRingWrapsAround() throws {
         let leftovers = RingLeftovers()

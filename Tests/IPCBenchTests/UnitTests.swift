@@ -109,7 +109,7 @@ struct UnitTests {
 @Suite("Loop clock")
 struct LoopClockTests {
     @Test("The latency loops' clock converts its ticks to the same nanoseconds as CLOCK_MONOTONIC")
-    func loopClockAgreesWithMonotonic() {
+    func loopClockAgreesWithMonotonic() throws {
         for clock in [LoopClock.host, .monotonic] {
             let ticksBefore = clock.now()
             let before = MonotonicClock.now()
@@ -123,6 +123,9 @@ struct LoopClockTests {
             #expect(abs(second - 1e9) < 100, "\(second)")
             let overhead = clock.measureOverhead(reads: 100_000)
             #expect(overhead.nanosecondsPerRead > 0 && overhead.nanosecondsPerRead < 1_000)
+            // The most common step is a real step: no finer than the smallest one.
+            let typical = try #require(overhead.typicalStepNanoseconds)
+            #expect(typical >= Double(overhead.smallestStepNanoseconds) - 1 && typical < 1_000, "\(typical) ns")
         }
         #if arch(x86_64)
         // Where the kernel keeps time with the TSC, the loops use it too.

@@ -3,6 +3,16 @@ import Glibc
 /// The timed loops. They are generic over the endpoint type so each mechanism's calls are direct
 /// (specialised), and they allocate nothing, take no locks and call no Foundation code.
 enum Loops {
+    /// The generic loop for the task's mode and role.
+    static func run<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, _ task: WorkerTask) throws -> WorkerResult {
+        switch (task.options.mode, task.role) {
+        case (.latency, .producer): try latencyProducer(endpoint, task)
+        case (.latency, .consumer): try latencyConsumer(endpoint, task)
+        case (.throughput, .producer): try throughputProducer(endpoint, task)
+        case (.throughput, .consumer): try throughputConsumer(endpoint, task)
+        }
+    }
+
     /// Producer side of ping-pong. Closed loop (the default): one clock read per message, just
     /// before its send, which also ends the previous message's round trip (so a round trip runs from
     /// one send to the next and includes the reply check, a few ns). A second read after each reply
@@ -85,9 +95,10 @@ enum Loops {
         return result
     }
 
-    /// Consumer side of ping-pong: checks and touches each message, records its one-way delay from
-    /// the embedded send time, and answers with a message of the same size. The bookkeeping comes
-    /// after the answer, so it does not lengthen the round trip.
+    /// Consumer side of ping-pong: checks and touches each message, records its one-way delay (from
+    /// the embedded send time to when the message is received and touched), and answers with a
+    /// message of the same size. The bookkeeping comes after the answer, so it does not lengthen
+    /// the round trip.
     static func latencyConsumer<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, _ task: WorkerTask) throws -> WorkerResult {
         let size = task.options.messageBytes
         let warmup = UInt64(task.warmupMessages)
@@ -106,10 +117,12 @@ enum Loops {
             var sentAt: UInt64 = 0
             var arrivedAt: UInt64 = 0
             let received = try endpoint.receive(size: size) { message in
-                arrivedAt = clock.now()
                 sequence = MessageFormat.sequence(of: message)
                 sentAt = MessageFormat.sentAt(of: message)
                 if sequence & MessageFormat.endMarker == 0 { inspector.inspect(message, sequence: sequence) }
+                // Arrival: the message is in hand and the touch policy applied (an in-place ring's
+                // payload is read where it lies, as a copying mechanism's is copied out).
+                arrivedAt = clock.now()
             }
             guard received else { throw IPCError.peerClosed("producer closed the channel before its end marker") }
             if sequence & MessageFormat.endMarker != 0 {

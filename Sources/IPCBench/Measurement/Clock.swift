@@ -11,8 +11,13 @@ public enum MonotonicClock {
 public struct TimerOverhead: Codable, Sendable {
     /// Mean cost of one read (clock_gettime(CLOCK_MONOTONIC), or RDTSC for the TSC loop clock).
     public var nanosecondsPerRead: Double
-    /// The smallest non-zero difference between consecutive reads: the clock's effective resolution.
+    /// The smallest non-zero difference between consecutive reads.
     public var smallestStepNanoseconds: UInt64
+    /// The most common non-zero difference between consecutive reads: the clock's resolution in
+    /// practice (its update step, or one read's cost when that is longer). It can be far coarser
+    /// than the smallest step: this VM's TSC mostly advances 26 ticks (10 ns) at a time with an
+    /// occasional step of 1, so single intervals, and percentiles of them, come in ≈10 ns steps.
+    public var typicalStepNanoseconds: Double?
 }
 
 /// The clock of the timed latency loops: the time-stamp counter where the kernel itself keeps time
@@ -62,8 +67,11 @@ public struct LoopClock: Codable, Sendable, Equatable {
             : "clock_gettime(CLOCK_MONOTONIC)"
     }
 
-    /// Mean cost of one read, as measured for the monotonic clock.
+    /// Mean cost of one read, and the smallest and most common steps between consecutive reads.
     public func measureOverhead(reads: Int = 1_000_000) -> TimerOverhead {
+        // Steps of up to `countedSteps` ticks are counted one by one to find the most common one.
+        let countedSteps = 1024
+        var stepCounts = [Int](repeating: 0, count: countedSteps)
         let start = now()
         var previous = start
         var smallestStep = UInt64.max
@@ -71,11 +79,14 @@ public struct LoopClock: Codable, Sendable, Equatable {
             let current = now()
             let step = current &- previous
             if step > 0, step < smallestStep { smallestStep = step }
+            if step < UInt64(countedSteps) { stepCounts[Int(step)] += 1 }
             previous = current
         }
+        let commonest = stepCounts.indices.dropFirst().max { stepCounts[$0] < stepCounts[$1] }
         return TimerOverhead(
             nanosecondsPerRead: Double(nanoseconds(previous &- start)) / Double(reads),
-            smallestStepNanoseconds: smallestStep == .max ? 0 : max(1, nanoseconds(smallestStep)))
+            smallestStepNanoseconds: smallestStep == .max ? 0 : max(1, nanoseconds(smallestStep)),
+            typicalStepNanoseconds: commonest.flatMap { stepCounts[$0] > 0 ? Double($0) * nanosecondsPerTick : nil })
     }
 
     /// x86-64 with an invariant TSC (constant_tsc, nonstop_tsc) that the kernel keeps time with.

@@ -64,19 +64,15 @@ public protocol MessageEndpoint: AnyObject {
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool
     /// Releases the endpoint; called once after the loops.
     func close()
-    /// Runs the task's timed loop. Every endpoint uses the default below; it is a requirement so the
-    /// loop is instantiated for each concrete endpoint type and its calls are direct.
+    /// Runs the task's timed loop. Endpoints use the generic loops (the default below) unless they
+    /// have a leaner one of their own; it is a requirement so the loop is instantiated for each
+    /// concrete endpoint type and its calls are direct.
     func runTimedLoop(_ task: WorkerTask) throws -> WorkerResult
 }
 
 extension MessageEndpoint {
     public func runTimedLoop(_ task: WorkerTask) throws -> WorkerResult {
-        switch (task.options.mode, task.role) {
-        case (.latency, .producer): try Loops.latencyProducer(self, task)
-        case (.latency, .consumer): try Loops.latencyConsumer(self, task)
-        case (.throughput, .producer): try Loops.throughputProducer(self, task)
-        case (.throughput, .consumer): try Loops.throughputConsumer(self, task)
-        }
+        try Loops.run(self, task)
     }
 }
 

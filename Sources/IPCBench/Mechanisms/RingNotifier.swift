@@ -98,15 +98,15 @@ struct SpinNotifier: RingNotifier {
     let pausesPerPoll: Int
 
     /// A sparser poll pulls the line back from the writer less often, but notices a message later.
-    /// Which wins depends on how far apart the CPUs are. Measured here (2-vCPU VM, 16-byte
-    /// ping-pong, p50 round trip ÷ the cache-line floor probed before and after, rounds where the
-    /// two probes agree, pause counts interleaved round by round): with the floor at ≈55 ns,
-    /// 1 pause per poll ≈1.3×, 3 pauses ≈2.2×; with the floor at ≈150–200 ns, 1 pause ≈2.0×,
-    /// 3 ≈1.3–1.5×, 4 ≈1.16×, 5 ≈1.06–1.29× (best in each of three batches), 6 ≈1.17×, 12 ≈1.6×.
-    /// So the ring polls after every pause when a line crosses in under 100 ns round trip, else
-    /// after 5 (≈67 ns at ≈13.4 ns per PAUSE here).
+    /// Which wins depends on how far apart the host put the two vCPUs. Measured here (2-vCPU VM,
+    /// 16-byte ping-pong in SpinPingPong, p50 round trip ÷ the cache-line floor probed before and
+    /// after, rounds where the two probes agree, pause counts interleaved round by round): with the
+    /// floor at 80–135 ns, 0 pauses ≈1.15–1.4×, 1 pause ≈0.8–0.9×, 3 ≈0.9–1.2×, 5 ≈1.3–1.8×; in
+    /// a placement at ≈170–320 ns, 0 ≈1.6×, 1 ≈1.15×, 3 ≈1.0×, 5 ≈1.04×. (Below 1: the probe
+    /// polls without pausing, which its own writer pays for.) So the ring polls after every pause
+    /// when a line crosses in under 150 ns round trip, else after every third.
     init(cacheLineRoundTrip: Double?) {
-        pausesPerPoll = (cacheLineRoundTrip ?? 0) < 100 ? 1 : 5
+        pausesPerPoll = (cacheLineRoundTrip ?? 0) < 150 ? 1 : 3
     }
 
     @inline(__always)

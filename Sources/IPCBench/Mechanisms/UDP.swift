@@ -135,13 +135,7 @@ final class LossyDatagramEndpoint: MessageEndpoint {
         // Test-only: an injected drop fault also makes this endpoint lose datagrams on purpose, so
         // lost data, pings, answers, end markers and acknowledgements are all exercised.
         if task.fault == .drop { dropInterval = 499 }
-        var result: WorkerResult
-        switch (task.options.mode, task.role) {
-        case (.latency, .producer): result = try Loops.latencyProducer(self, task)
-        case (.latency, .consumer): result = try Loops.latencyConsumer(self, task)
-        case (.throughput, .producer): result = try Loops.throughputProducer(self, task)
-        case (.throughput, .consumer): result = try Loops.throughputConsumer(self, task)
-        }
+        var result = try Loops.run(self, task)
         // Every ping arrives in the end, so the loop's sequence check sees no gap; report the
         // retransmissions instead.
         result.lost &+= retransmissionsSeen

@@ -1,0 +1,170 @@
+import CIPCShim
+import Glibc
+
+/// The spinning ring's closed-loop ping-pong, written out for its one shared slot.
+///
+/// In latency mode the ring has one slot, both directions use it, and a stamp in the slot's first
+/// cache line says whose turn it is (see RingLayout). A round trip is then a cache line bounced
+/// between the two CPUs, the same hand-off the floor probe times, so the harness's own instructions
+/// are most of what separates the two. The generic loops go through `RingChannel.send/receive`,
+/// which keep the ring's indices, check the ring on every call and reload the endpoint's fields
+/// after each store to shared memory: measured here, that turnaround made a round trip ≈1.2–1.45×
+/// the floor. This loop keeps the slot, the stamp word and both stamps in locals, and between
+/// noticing a message and answering it does only what the answer needs.
+///
+/// Same measurement as the generic loops (Loops.latencyProducer/Consumer): warm-up, one clock read
+/// per round trip on the producer, sequence check, touch policy, one-way delay, CPU cost. The reply
+/// is the request itself, left in the slot and handed back by flipping the stamp to the reply ring's
+/// (an in-place echo: its header already holds the sequence and send time the generic loop's reply
+/// writes), so the producer still checks that each answer carries its own sequence number.
+/// The ring's head and tail indices are not used.
+struct SpinPingPong {
+    /// The message, in the one slot.
+    let message: UnsafeMutableRawPointer
+    /// The slot's stamp word, shared by both directions.
+    let stampWord: UnsafeMutablePointer<UInt32>
+    /// The rings this side sends on and receives from (for their stamps).
+    let outgoing: Ring
+    let incoming: Ring
+    let pausesPerPoll: Int
+
+    /// The one-slot exchange for `task`, or nil when the task needs the generic loops: throughput,
+    /// the copy path, or paced sends (whose sleeps need nothing from a leaner turnaround).
+    init?(_ channel: RingChannel<SpinNotifier>, _ task: WorkerTask) {
+        guard task.options.mode == .latency, !channel.copying, task.sendIntervalNanoseconds == 0,
+              let outgoing = channel.outgoing, let incoming = channel.incoming, outgoing.ring.slotCount == 1
+        else { return nil }
+        self.outgoing = outgoing.ring
+        self.incoming = incoming.ring
+        message = outgoing.ring.slot(0)
+        stampWord = outgoing.ring.stampWord(0)
+        precondition(stampWord == incoming.ring.stampWord(0), "a one-slot ring's directions share the slot")
+        pausesPerPoll = outgoing.notifier.pausesPerPoll
+    }
+
+    /// Spins until the stamp word holds `stamp` (acquire: the message's bytes are then visible).
+    @inline(__always)
+    private func wait(for stamp: UInt32) {
+        var spins = 0
+        while ipcb_load_acquire_u32(stampWord) != stamp {
+            for _ in 0..<pausesPerPoll { ipcb_cpu_relax() }
+            // Each poll counts as at least one pause, so a pause-free poll loop yields too.
+            spins &+= max(pausesPerPoll, 1)
+            if spins >= SpinNotifier.spinsBeforeYield {
+                sched_yield()
+                spins = 0
+            }
+        }
+    }
+
+    /// Producer: writes message i (sequence, send time, pattern under touch=verify), publishes it by
+    /// storing its stamp, and waits for the reply stamp. The clock is read once per round trip, right
+    /// before a send; that read also ends the previous round trip, which is recorded while the next
+    /// message is in flight.
+    func runProducer(_ task: WorkerTask) -> WorkerResult {
+        let size = task.options.messageBytes
+        let verify = task.touch == .verify
+        let buffer = UnsafeMutableRawBufferPointer(start: message, count: size)
+        let warmup = UInt64(task.warmupMessages)
+        let limit = warmup + UInt64(task.maximumMessages)
+        let clock = task.clock
+        var roundTrips = IntervalRecorder(clock: clock)
+        var meter = CPUMeter()
+        let cpuBefore = Affinity.currentCPU()
+        var wrongReplies: UInt64 = 0
+        var loopStartNanoseconds: UInt64 = 0
+        var deadline = UInt64.max
+        var sequence: UInt64 = 0
+        var index: UInt32 = 0
+        var previousSentAt: UInt64 = 0
+
+        while true {
+            if sequence == warmup {
+                meter.start()
+                loopStartNanoseconds = MonotonicClock.now()
+                if task.durationNanoseconds > 0 { deadline = clock.now() + clock.ticks(nanoseconds: task.durationNanoseconds) }
+            }
+            let sentAt = clock.now()
+            if sequence == limit || sentAt >= deadline {
+                if sequence > warmup { roundTrips.record(from: previousSentAt, to: sentAt) }
+                break
+            }
+            MessageFormat.stamp(buffer, sequence: sequence, sentAt: sentAt)
+            if verify { MessageFormat.writePattern(buffer, sequence: sequence) }
+            ipcb_store_release_u32(stampWord, outgoing.stamp(of: index))
+            if sequence > warmup { roundTrips.record(from: previousSentAt, to: sentAt) }
+            wait(for: incoming.stamp(of: index))
+            if MessageFormat.sequence(of: UnsafeRawBufferPointer(buffer)) != sequence { wrongReplies &+= 1 }
+            previousSentAt = sentAt
+            sequence &+= 1
+            index &+= 1
+        }
+        let loopEnd = MonotonicClock.now()
+        let timed = sequence > warmup ? sequence - warmup : 0
+        MessageFormat.stamp(buffer, sequence: MessageFormat.endMarker | timed, sentAt: MonotonicClock.now())
+        ipcb_store_release_u32(stampWord, outgoing.stamp(of: index))
+        var result = WorkerResult(
+            role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
+            messagesSentByProducer: timed, payloadBytes: timed * UInt64(size), lost: 0, reordered: wrongReplies,
+            corrupt: 0, roundTrip: roundTrips.finish(), loopStartNanoseconds: loopStartNanoseconds, loopEndNanoseconds: loopEnd,
+            readChecksum: 0)
+        result.cpuUsage = meter.finish()
+        return result
+    }
+
+    /// Consumer: waits for message i's stamp, reads the header, applies the touch policy (before
+    /// answering: once answered, the producer may overwrite the slot), answers by storing the reply
+    /// stamp, and only then reads the clock for the one-way delay. The sequence check and the
+    /// one-way record come after the answer too.
+    func runConsumer(_ task: WorkerTask) -> WorkerResult {
+        let size = task.options.messageBytes
+        let buffer = UnsafeRawBufferPointer(start: message, count: size)
+        let warmup = UInt64(task.warmupMessages)
+        let clock = task.clock
+        var inspector = PayloadInspector(touch: task.touch)
+        var oneWay = IntervalRecorder(clock: clock)
+        var check = SequenceCheck()
+        let recordsOneWay = task.carriesSendTimestamp
+        var meter = CPUMeter()
+        let cpuBefore = Affinity.currentCPU()
+        var timed: UInt64 = 0
+        var index: UInt32 = 0
+
+        while true {
+            wait(for: incoming.stamp(of: index))
+            let sequence = MessageFormat.sequence(of: buffer)
+            let sentAt = MessageFormat.sentAt(of: buffer)
+            if sequence & MessageFormat.endMarker != 0 {
+                check.finish(sentCount: warmup + (sequence & ~MessageFormat.endMarker))
+                break
+            }
+            inspector.inspect(buffer, sequence: sequence)
+            ipcb_store_release_u32(stampWord, outgoing.stamp(of: index))
+            // Arrival is read once the message is in hand and answered: a clock read before the
+            // answer held it back by one read's latency, ≈25% of a round trip in the near placement.
+            let arrivedAt = clock.now()
+            index &+= 1
+            check.observe(sequence)
+            if sequence >= warmup {
+                if timed == 0 { meter.start() }
+                if recordsOneWay { oneWay.record(from: sentAt, to: arrivedAt) }
+                timed &+= 1
+            }
+        }
+        var result = WorkerResult(
+            role: .consumer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
+            messagesSentByProducer: check.expected > warmup ? check.expected - warmup : 0,
+            payloadBytes: timed * UInt64(size), lost: check.lost, reordered: check.reordered,
+            corrupt: inspector.corrupt, oneWay: oneWay.finish(), loopStartNanoseconds: 0, loopEndNanoseconds: 0,
+            readChecksum: inspector.checksum)
+        result.cpuUsage = meter.finish()
+        return result
+    }
+}
+
+extension SpinRingEndpoint {
+    func runTimedLoop(_ task: WorkerTask) throws -> WorkerResult {
+        guard let pingPong = SpinPingPong(channel, task) else { return try Loops.run(self, task) }
+        return task.role == .producer ? pingPong.runProducer(task) : pingPong.runConsumer(task)
+    }
+}
