@@ -89,7 +89,8 @@ struct SystemVSemaphoreNotifier: RingNotifier {
 ///
 /// An endpoint cannot know whether both workers share one CPU (EndpointOptions does not say), and
 /// there a pure spin would hold the CPU until the scheduler tick preempts it (milliseconds per
-/// message). So after `spinsBeforeYield` pauses (~3.4 µs at ~13.4 ns per PAUSE here) the waiter calls
+/// message). So after `spinsBeforeYield` pauses (≈3.4 µs at ≈13.4 ns per PAUSE on a Xeon VM, ≈6 µs
+/// at ≈24 ns on an AMD EPYC one) the waiter calls
 /// sched_yield to let the peer run, and starts spinning again; on an otherwise idle CPU the yield
 /// returns at once.
 struct SpinNotifier: RingNotifier {
@@ -98,13 +99,14 @@ struct SpinNotifier: RingNotifier {
     let pausesPerPoll: Int
 
     /// A sparser poll pulls the line back from the writer less often, but notices a message later.
-    /// Which wins depends on how far apart the host put the two vCPUs. Measured here (2-vCPU VM,
-    /// 16-byte ping-pong in SpinPingPong, p50 round trip ÷ the cache-line floor probed before and
-    /// after, rounds where the two probes agree, pause counts interleaved round by round): with the
-    /// floor at 80–135 ns, 0 pauses ≈1.15–1.4×, 1 pause ≈0.8–0.9×, 3 ≈0.9–1.2×, 5 ≈1.3–1.8×; in
-    /// a placement at ≈170–320 ns, 0 ≈1.6×, 1 ≈1.15×, 3 ≈1.0×, 5 ≈1.04×. (Below 1: the probe
-    /// polls without pausing, which its own writer pays for.) So the ring polls after every pause
-    /// when a line crosses in under 150 ns round trip, else after every third.
+    /// Which wins depends on how far apart the host put the two vCPUs. Measured on 2-vCPU VMs
+    /// (16-byte ping-pong in SpinPingPong, p50 round trip ÷ the cache-line floor probed before and
+    /// after, rounds where the two probes agree, pause counts interleaved round by round):
+    /// - AMD EPYC guest, floor 80–135 ns: 0 pauses ≈1.0–1.4×, 1 ≈0.7–0.9×, 2 ≈0.9×, 3 ≈0.9–1.3×,
+    ///   5 ≈1.3–1.8×;
+    /// - Xeon guest, far placement (floor ≈170–320 ns): 0 ≈1.6×, 1 ≈1.15×, 3 ≈1.0×, 5 ≈1.04×.
+    /// (Below 1: the probe polls without pausing, which its own writer pays for.) So the ring polls
+    /// after every pause when a line crosses in under 150 ns round trip, else after every third.
     init(cacheLineRoundTrip: Double?) {
         pausesPerPoll = (cacheLineRoundTrip ?? 0) < 150 ? 1 : 3
     }
