@@ -33,8 +33,7 @@ enum Loops {
         let warmup = UInt64(task.warmupMessages)
         let limit = warmup + UInt64(task.maximumMessages)
         let clock = task.clock
-        var roundTrips = IntervalRecorder(clock: clock)
-        var wrongReplies: UInt64 = 0
+        var tally = PingPongProducerTally(task)
         var sequence: UInt64 = 0
         var loopStart: UInt64 = 0
         var deadline = UInt64.max
@@ -42,15 +41,11 @@ enum Loops {
         let paced = interval > 0
         // Pacer sleeps until CLOCK_MONOTONIC times, so paced send times must be in that clock.
         precondition(!paced || !clock.usesTimeStampCounter, "paced sends need the monotonic loop clock")
-        var meter = CPUMeter()
-        let cpuBefore = Affinity.currentCPU()
-        var loopStartNanoseconds: UInt64 = 0
         var previousSentAt: UInt64 = 0
 
         while true {
             if sequence == warmup {
-                meter.start()
-                loopStartNanoseconds = MonotonicClock.now()
+                tally.startTiming()
                 loopStart = clock.now()
                 if task.durationNanoseconds > 0 { deadline = loopStart + clock.ticks(nanoseconds: task.durationNanoseconds) }
             }
@@ -59,7 +54,7 @@ enum Loops {
             // Closed loop: this read ends the previous message's round trip.
             let finishesRoundTrip = !paced && sequence > warmup
             if sequence == limit || sentAt >= deadline {
-                if finishesRoundTrip { roundTrips.record(from: previousSentAt, to: sentAt) }
+                if finishesRoundTrip { tally.roundTrips.record(from: previousSentAt, to: sentAt) }
                 break
             }
             if paced && timed { Pacer.wait(until: sentAt) }
@@ -67,18 +62,18 @@ enum Loops {
                 MessageFormat.stamp(message, sequence: sequence, sentAt: sentAt)
                 if verify { MessageFormat.writePattern(message, sequence: sequence) }
             }
-            if finishesRoundTrip { roundTrips.record(from: previousSentAt, to: sentAt) }
+            if finishesRoundTrip { tally.roundTrips.record(from: previousSentAt, to: sentAt) }
             var replySequence: UInt64 = 0
             let answered = try endpoint.receive(size: size) { reply in
                 replySequence = MessageFormat.sequence(of: reply)
             }
             let returnedAt = paced ? clock.now() : 0
             guard answered else { throw IPCError.peerClosed("consumer closed the channel before answering message \(sequence)") }
-            if replySequence != sequence { wrongReplies &+= 1 }
+            if replySequence != sequence { tally.wrongReplies &+= 1 }
             previousSentAt = sentAt
             sequence &+= 1
             if paced && timed {
-                roundTrips.record(from: sentAt, to: returnedAt)
+                tally.roundTrips.record(from: sentAt, to: returnedAt)
                 // A schedule the channel cannot keep falls behind the clock: stop on the clock.
                 if returnedAt >= deadline { break }
             }
@@ -86,13 +81,7 @@ enum Loops {
         let loopEnd = MonotonicClock.now()
         let timed = sequence > warmup ? sequence - warmup : 0
         try sendEndMarker(endpoint, size: size, timedMessages: timed)
-        var result = WorkerResult(
-            role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
-            messagesSentByProducer: timed, payloadBytes: timed * UInt64(size), lost: 0, reordered: wrongReplies,
-            corrupt: 0, roundTrip: roundTrips.finish(), loopStartNanoseconds: loopStartNanoseconds, loopEndNanoseconds: loopEnd,
-            readChecksum: 0)
-        result.cpuUsage = meter.finish()
-        return result
+        return tally.result(timedMessages: timed, messageBytes: size, loopEnd: loopEnd)
     }
 
     /// Consumer side of ping-pong: checks and touches each message, records its one-way delay (from
@@ -101,16 +90,8 @@ enum Loops {
     /// the round trip.
     static func latencyConsumer<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, _ task: WorkerTask) throws -> WorkerResult {
         let size = task.options.messageBytes
-        let warmup = UInt64(task.warmupMessages)
         let clock = task.clock
-        var inspector = PayloadInspector(touch: task.touch)
-        var oneWay = IntervalRecorder(clock: clock)
-        var check = SequenceCheck()
-        var timed: UInt64 = 0
-        // A mechanism whose messages cannot carry the send time leaves the one-way columns empty.
-        let recordsOneWay = task.carriesSendTimestamp
-        var meter = CPUMeter()
-        let cpuBefore = Affinity.currentCPU()
+        var tally = PingPongConsumerTally(task)
 
         while true {
             var sequence: UInt64 = 0
@@ -119,14 +100,14 @@ enum Loops {
             let received = try endpoint.receive(size: size) { message in
                 sequence = MessageFormat.sequence(of: message)
                 sentAt = MessageFormat.sentAt(of: message)
-                if sequence & MessageFormat.endMarker == 0 { inspector.inspect(message, sequence: sequence) }
+                if sequence & MessageFormat.endMarker == 0 { tally.inspector.inspect(message, sequence: sequence) }
                 // Arrival: the message is in hand and the touch policy applied (an in-place ring's
                 // payload is read where it lies, as a copying mechanism's is copied out).
                 arrivedAt = clock.now()
             }
             guard received else { throw IPCError.peerClosed("producer closed the channel before its end marker") }
             if sequence & MessageFormat.endMarker != 0 {
-                check.finish(sentCount: warmup + (sequence & ~MessageFormat.endMarker))
+                tally.finish(endMarker: sequence)
                 break
             }
             try endpoint.send(size: size) { reply in
@@ -134,21 +115,9 @@ enum Loops {
                 // that waited for the clock read would lengthen the round trip it is part of.
                 MessageFormat.stamp(reply, sequence: sequence, sentAt: sentAt)
             }
-            check.observe(sequence)
-            if sequence >= warmup {
-                if timed == 0 { meter.start() }
-                if recordsOneWay { oneWay.record(from: sentAt, to: arrivedAt) }
-                timed &+= 1
-            }
+            tally.count(sequence: sequence, sentAt: sentAt, arrivedAt: arrivedAt)
         }
-        var result = WorkerResult(
-            role: .consumer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
-            messagesSentByProducer: check.expected > warmup ? check.expected - warmup : 0,
-            payloadBytes: timed * UInt64(size), lost: check.lost, reordered: check.reordered,
-            corrupt: inspector.corrupt, oneWay: oneWay.finish(), loopStartNanoseconds: 0, loopEndNanoseconds: 0,
-            readChecksum: inspector.checksum)
-        result.cpuUsage = meter.finish()
-        return result
+        return tally.result(messageBytes: size)
     }
 
     /// Producer side of streaming: sends as fast as the endpoint accepts, then the end marker.

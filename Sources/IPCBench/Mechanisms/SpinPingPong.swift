@@ -68,11 +68,7 @@ struct SpinPingPong {
         let warmup = UInt64(task.warmupMessages)
         let limit = warmup + UInt64(task.maximumMessages)
         let clock = task.clock
-        var roundTrips = IntervalRecorder(clock: clock)
-        var meter = CPUMeter()
-        let cpuBefore = Affinity.currentCPU()
-        var wrongReplies: UInt64 = 0
-        var loopStartNanoseconds: UInt64 = 0
+        var tally = PingPongProducerTally(task)
         var deadline = UInt64.max
         var sequence: UInt64 = 0
         var index: UInt32 = 0
@@ -80,21 +76,20 @@ struct SpinPingPong {
 
         while true {
             if sequence == warmup {
-                meter.start()
-                loopStartNanoseconds = MonotonicClock.now()
+                tally.startTiming()
                 if task.durationNanoseconds > 0 { deadline = clock.now() + clock.ticks(nanoseconds: task.durationNanoseconds) }
             }
             let sentAt = clock.now()
             if sequence == limit || sentAt >= deadline {
-                if sequence > warmup { roundTrips.record(from: previousSentAt, to: sentAt) }
+                if sequence > warmup { tally.roundTrips.record(from: previousSentAt, to: sentAt) }
                 break
             }
             MessageFormat.stamp(buffer, sequence: sequence, sentAt: sentAt)
             if verify { MessageFormat.writePattern(buffer, sequence: sequence) }
             ipcb_store_release_u32(stampWord, outgoing.stamp(of: index))
-            if sequence > warmup { roundTrips.record(from: previousSentAt, to: sentAt) }
+            if sequence > warmup { tally.roundTrips.record(from: previousSentAt, to: sentAt) }
             wait(for: incoming.stamp(of: index))
-            if MessageFormat.sequence(of: UnsafeRawBufferPointer(buffer)) != sequence { wrongReplies &+= 1 }
+            if MessageFormat.sequence(of: UnsafeRawBufferPointer(buffer)) != sequence { tally.wrongReplies &+= 1 }
             previousSentAt = sentAt
             sequence &+= 1
             index &+= 1
@@ -103,13 +98,7 @@ struct SpinPingPong {
         let timed = sequence > warmup ? sequence - warmup : 0
         MessageFormat.stamp(buffer, sequence: MessageFormat.endMarker | timed, sentAt: MonotonicClock.now())
         ipcb_store_release_u32(stampWord, outgoing.stamp(of: index))
-        var result = WorkerResult(
-            role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
-            messagesSentByProducer: timed, payloadBytes: timed * UInt64(size), lost: 0, reordered: wrongReplies,
-            corrupt: 0, roundTrip: roundTrips.finish(), loopStartNanoseconds: loopStartNanoseconds, loopEndNanoseconds: loopEnd,
-            readChecksum: 0)
-        result.cpuUsage = meter.finish()
-        return result
+        return tally.result(timedMessages: timed, messageBytes: size, loopEnd: loopEnd)
     }
 
     /// Consumer: waits for message i's stamp, reads the header, applies the touch policy (before
@@ -119,15 +108,8 @@ struct SpinPingPong {
     func runConsumer(_ task: WorkerTask) -> WorkerResult {
         let size = task.options.messageBytes
         let buffer = UnsafeRawBufferPointer(start: message, count: size)
-        let warmup = UInt64(task.warmupMessages)
         let clock = task.clock
-        var inspector = PayloadInspector(touch: task.touch)
-        var oneWay = IntervalRecorder(clock: clock)
-        var check = SequenceCheck()
-        let recordsOneWay = task.carriesSendTimestamp
-        var meter = CPUMeter()
-        let cpuBefore = Affinity.currentCPU()
-        var timed: UInt64 = 0
+        var tally = PingPongConsumerTally(task)
         var index: UInt32 = 0
 
         while true {
@@ -135,30 +117,18 @@ struct SpinPingPong {
             let sequence = MessageFormat.sequence(of: buffer)
             let sentAt = MessageFormat.sentAt(of: buffer)
             if sequence & MessageFormat.endMarker != 0 {
-                check.finish(sentCount: warmup + (sequence & ~MessageFormat.endMarker))
+                tally.finish(endMarker: sequence)
                 break
             }
-            inspector.inspect(buffer, sequence: sequence)
+            tally.inspector.inspect(buffer, sequence: sequence)
             ipcb_store_release_u32(stampWord, outgoing.stamp(of: index))
             // Arrival is read once the message is in hand and answered: a clock read before the
             // answer held it back by one read's latency, ≈25% of a round trip in the near placement.
             let arrivedAt = clock.now()
             index &+= 1
-            check.observe(sequence)
-            if sequence >= warmup {
-                if timed == 0 { meter.start() }
-                if recordsOneWay { oneWay.record(from: sentAt, to: arrivedAt) }
-                timed &+= 1
-            }
+            tally.count(sequence: sequence, sentAt: sentAt, arrivedAt: arrivedAt)
         }
-        var result = WorkerResult(
-            role: .consumer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
-            messagesSentByProducer: check.expected > warmup ? check.expected - warmup : 0,
-            payloadBytes: timed * UInt64(size), lost: check.lost, reordered: check.reordered,
-            corrupt: inspector.corrupt, oneWay: oneWay.finish(), loopStartNanoseconds: 0, loopEndNanoseconds: 0,
-            readChecksum: inspector.checksum)
-        result.cpuUsage = meter.finish()
-        return result
+        return tally.result(messageBytes: size)
     }
 }
 
