@@ -199,3 +199,20 @@ struct CompareTests {
         #expect(bad.stderr.contains("is not an ipcbench results CSV"), "\(bad.stderr)")
     }
 }
+
+@Suite("Ring loopback")
+struct RingLoopbackTests {
+    @Test("Both ends in one process: every message comes back with its sequence number, round and round the ring", arguments: [false, true])
+    func exchangesComeBack(copying: Bool) throws {
+        let ring = try RingLoopback(messageBytes: 64, copying: copying)
+        // 64-byte messages give a throughput ring of 2 MiB / 128-byte slots: 20,000 wraps it more than once.
+        for sequence in UInt64(0)..<20_000 {
+            let received = try ring.exchange(sequence: sequence)
+            guard received == sequence else {
+                Issue.record("sent \(sequence), got \(received) back")
+                return
+            }
+        }
+        #expect(throws: IPCError.self) { try RingLoopback(messageBytes: 8, copying: false) }
+    }
+}

@@ -118,6 +118,44 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // 2b. The latency loops' own clock (LoopClock.host: RDTSC where the kernel keeps time with the
+    // TSC, else CLOCK_MONOTONIC), read once per round trip by the producer and once per message by
+    // the consumer.
+    let loopClock = LoopClock.host
+    Benchmark("LoopClock.now (\(loopClock.usesTimeStampCounter ? "TSC" : "monotonic"))") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(loopClock.now())
+        }
+    }
+
+    // 2c. The shared ring's enqueue and dequeue of one 64-byte message, both ends in this process
+    // (RingLoopback: no waiting, no other process), in place and through private buffers (the copy
+    // path): what RingChannel.send and .receive cost per message in the throughput loops.
+    for copying in [false, true] {
+        let name = "ring enqueue+dequeue 64 B \(copying ? "copy" : "in-place")"
+        let ring: RingLoopback
+        do {
+            ring = try RingLoopback(messageBytes: 64, copying: copying)
+        } catch {
+            fputs("HotPaths: \(name) skipped: \(error)\n", stderr)
+            continue
+        }
+        Benchmark(name) { benchmark in
+            var wrong = 0
+            benchmark.startMeasurement()
+            do {
+                for index in benchmark.scaledIterations {
+                    let sequence = UInt64(truncatingIfNeeded: index)
+                    if try ring.exchange(sequence: sequence) != sequence { wrong &+= 1 }
+                }
+            } catch {
+                benchmark.error("ring exchange failed: \(error)")
+            }
+            benchmark.stopMeasurement()
+            if wrong > 0 { benchmark.error("\(wrong) messages came back with the wrong sequence number") }
+        }
+    }
+
     // 3. The per-message bookkeeping around a 64-byte message: the producer stamps sequence number and
     // send time; the consumer reads both back and checks the sequence.
     let headerMessage = patternedMessage(size: 64, sequence: 0)

@@ -2,8 +2,9 @@ import Benchmark
 import Foundation
 import IPCBench
 
-// One real ping-pong cell per stream mechanism (64-byte messages, closed loop, touch=read, both
-// workers on one CPU; IPCBENCH_CROSS_CPU=1 adds a set on two CPUs), run exactly as `ipcbench run`
+// One real ping-pong cell per mechanism, in its first default variant (64-byte messages, or the
+// mechanism's limit when smaller; closed loop, touch=read, both workers on one CPU;
+// IPCBENCH_CROSS_CPU=1 adds a set on two CPUs), run exactly as `ipcbench run`
 // runs it: SuiteRunner.runCell starts a consumer and a producer process (the built `ipcbench`
 // binary re-executed as `worker`), times a fixed number of round trips and tears everything down. Each benchmark iteration is one whole cell, so wall clock is per cell
 // (process start-up and teardown included); the cell's own median RTT/2 is a custom metric.
@@ -93,45 +94,52 @@ let benchmarks: @Sendable () -> Void = {
     }
     let limits = PairLimits(workerExecutable: worker ?? "/nonexistent/ipcbench", cellTimeoutSeconds: 30, setupTimeoutSeconds: 10)
 
-    for id in ["pipe", "unix-stream", "tcp"] {
-        guard let mechanism = MechanismRegistry.mechanism(id: id) else {
-            printToStandardError("PingPong: mechanism \(id) is not registered; skipped")
+    for mechanism in MechanismRegistry.all {
+        let id = mechanism.id
+        if let reason = mechanism.unavailableReason() {
+            printToStandardError("PingPong: \(id) skipped: \(reason)")
             continue
         }
-        for (placement, thresholds) in placements {
-            let configuration = RunConfiguration(
-                mechanisms: [mechanism], modes: [.latency], sizes: [messageBytes], touch: .read, placement: placement,
-                repetitions: 1, durationSeconds: 0, maximumMessages: timedMessages, warmupMessages: 500, limits: limits)
-            guard let cell = configuration.cells.first else { continue }
+        guard let firstVariant = mechanism.variants(for: .latency).first else { continue }
+        // The spinning ring has a timed loop of its own (SpinPingPong), so it gets its own cell.
+        let variants = id == "shm-posix" ? [firstVariant, "in-place/spin"] : [firstVariant]
+        let size = min(messageBytes, mechanism.messageLimit()?.bytes ?? messageBytes)
+        for variant in variants {
+            for (placement, thresholds) in placements {
+                let configuration = RunConfiguration(
+                    mechanisms: [mechanism], modes: [.latency], variants: [variant], sizes: [size], touch: .read, placement: placement,
+                    repetitions: 1, durationSeconds: 0, maximumMessages: timedMessages, warmupMessages: 500, limits: limits)
+                guard let cell = configuration.cells.first else { continue }
 
-            Benchmark(
-                "ping-pong \(id) \(messageBytes) B \(placement.name)",
-                configuration: .init(
-                    metrics: [.wallClock, halfRoundTripP50, halfRoundTripP99],
-                    tags: ["messages": "\(timedMessages)"],
-                    warmupIterations: 1,
-                    scalingFactor: .one,
-                    maxDuration: .seconds(5),
-                    maxIterations: 25,
-                    skip: worker == nil,
-                    thresholds: thresholds)
-            ) { benchmark in
-                guard let outcome = SuiteRunner.runCell(cell, configuration) else {
-                    benchmark.error("interrupted")
-                    return
+                Benchmark(
+                    "ping-pong \(id) \(variant) \(size) B \(placement.name)",
+                    configuration: .init(
+                        metrics: [.wallClock, halfRoundTripP50, halfRoundTripP99],
+                        tags: ["messages": "\(timedMessages)"],
+                        warmupIterations: 1,
+                        scalingFactor: .one,
+                        maxDuration: .seconds(5),
+                        maxIterations: 25,
+                        skip: worker == nil,
+                        thresholds: thresholds)
+                ) { benchmark in
+                    guard let outcome = SuiteRunner.runCell(cell, configuration) else {
+                        benchmark.error("interrupted")
+                        return
+                    }
+                    benchmark.stopMeasurement()
+                    guard outcome.status.isOK, let halfRoundTrip = outcome.halfRoundTrip else {
+                        benchmark.error("\(id) cell \(outcome.status.text) (worker \(limits.workerExecutable))")
+                        return
+                    }
+                    guard outcome.messages == UInt64(timedMessages), outcome.lost == 0, outcome.reordered == 0, outcome.corrupt == 0 else {
+                        benchmark.error(
+                            "\(id) cell: \(outcome.messages) messages, lost \(outcome.lost), reordered \(outcome.reordered), corrupt \(outcome.corrupt)")
+                        return
+                    }
+                    benchmark.measurement(halfRoundTripP50, Int(halfRoundTrip.p50.rounded()))
+                    benchmark.measurement(halfRoundTripP99, Int(halfRoundTrip.p99.rounded()))
                 }
-                benchmark.stopMeasurement()
-                guard outcome.status.isOK, let halfRoundTrip = outcome.halfRoundTrip else {
-                    benchmark.error("\(id) cell \(outcome.status.text) (worker \(limits.workerExecutable))")
-                    return
-                }
-                guard outcome.messages == UInt64(timedMessages), outcome.lost == 0, outcome.reordered == 0, outcome.corrupt == 0 else {
-                    benchmark.error(
-                        "\(id) cell: \(outcome.messages) messages, lost \(outcome.lost), reordered \(outcome.reordered), corrupt \(outcome.corrupt)")
-                    return
-                }
-                benchmark.measurement(halfRoundTripP50, Int(halfRoundTrip.p50.rounded()))
-                benchmark.measurement(halfRoundTripP99, Int(halfRoundTrip.p99.rounded()))
             }
         }
     }
