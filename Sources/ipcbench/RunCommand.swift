@@ -44,6 +44,11 @@ struct RunCommand: ParsableCommand {
         valueName: "node"))
     var memoryNode: String?
 
+    @Option(help: ArgumentHelp(
+        "PAUSE instructions between two polls of a spinning waiter (the shared-memory rings' spin variants), \(RunConfiguration.spinPausesRange.lowerBound) to \(RunConfiguration.spinPausesRange.upperBound). Polling too often pulls the cache line away from the writer, too rarely notices a message late; the best pace depends on how far apart the two CPUs are. Default: 1 when the cell's cache-line floor is under 150 ns round trip, else 3.",
+        valueName: "count"))
+    var spinPauses: String?
+
     @Option(help: "Process pairs per cell; figures are aggregated over them (median, coefficient of variation).")
     var repetitions = 3
 
@@ -335,6 +340,13 @@ struct RunCommand: ParsableCommand {
         configuration.throughputPlacements = throughputPlacements
         configuration.stopAtFirstFailure = failFast
         configuration.memoryNode = try memoryNode.map(Self.parseMemoryNode)
+        if let spinPauses {
+            guard let count = Int(spinPauses), RunConfiguration.spinPausesRange.contains(count) else {
+                let range = RunConfiguration.spinPausesRange
+                throw ValidationError("--spin-pauses '\(spinPauses)' is not a pause count; expected a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            configuration.spinPausesPerPoll = count
+        }
         configuration.remote = target?.description
         if let rate {
             let number = rate.hasSuffix("/s") ? String(rate.dropLast(2)) : rate

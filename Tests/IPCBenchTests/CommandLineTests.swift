@@ -38,6 +38,9 @@ struct CommandLineTests {
         BadInput(arguments: ["--placements", "same-cpu", "--producer-cpu", "0"], expected: ["cannot be combined", "--producer-cpu"]),
         BadInput(arguments: ["--memory-node", "4095"], expected: ["--memory-node 4095", "no such NUMA node", "nodes: ", "local, remote"]),
         BadInput(arguments: ["--memory-node", "far"], expected: ["--memory-node 'far'", "a node number", "local or remote"]),
+        BadInput(arguments: ["--spin-pauses", "65"], expected: ["--spin-pauses '65'", "from 0 to 64"]),
+        BadInput(arguments: ["--spin-pauses=-1"], expected: ["--spin-pauses '-1'", "from 0 to 64"]),
+        BadInput(arguments: ["--spin-pauses", "often"], expected: ["--spin-pauses 'often'", "pause count"]),
     ]
 
     @Test("Bad input exits 2 with a one-line message, before any worker starts", arguments: badInputs)
@@ -151,6 +154,28 @@ struct CommandLineTests {
         #expect((Double(row["rtt_half_p50_ns"] ?? "") ?? 1e9) < 250_000)
     }
 
+    @Test("--spin-pauses sets the spinning waiters' pace for every cell and is recorded in the metadata")
+    func spinPauses() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/spin.csv"
+        // 0 pauses: polls flat out, and still yields on one CPU (each poll counts toward the yield).
+        let result = try TestSupport.runCLI(
+            ["run", "--mechanisms", "shm-posix", "--variants", "in-place/spin", "--sizes", "16", "--mode", "latency",
+             "--placements", "cross-cpu,same-cpu", "--spin-pauses", "0", "--messages", "2000", "--repetitions", "1",
+             "--touch", "verify", "--out", csv])
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = try TestSupport.readCSV(csv)
+        #expect(!rows.isEmpty)
+        for row in rows {
+            #expect(row["status"] == "ok" && row["messages"] == "2000" && row["lost"] == "0" && row["corrupt"] == "0", "\(row)")
+        }
+        let metadataPath = scratch + "/spin.metadata.json"
+        let metadata = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: metadataPath))) as? [String: Any])
+        let configuration = try #require(metadata["configuration"] as? [String: Any])
+        #expect(configuration["spin_pauses_per_poll"] as? Int == 0)
+    }
+
     @Test("list shows every mechanism with its copy count and availability")
     func listShowsMechanisms() throws {
         let result = try TestSupport.runCLI(["list"])
@@ -166,7 +191,7 @@ struct CommandLineTests {
         let run = try TestSupport.runCLI(["run", "--help"])
         for option in ["--mechanisms", "--sizes", "--mode", "--variants", "--producer-cpu", "--consumer-cpu", "--repetitions",
                        "--duration", "--messages", "--warmup", "--touch", "--out", "--cell-timeout", "--quick", "--quiet",
-                       "--placements", "--memory-node"] {
+                       "--placements", "--memory-node", "--spin-pauses"] {
             #expect(run.stdout.contains(option), "\(option) missing from run --help")
         }
         #expect(!run.stdout.contains("inject-fault"))

@@ -86,6 +86,10 @@ public struct RunConfiguration: Sendable {
     public var repetitionBudgetSeconds = 30.0
     /// `--memory-node`: the NUMA node for shared-memory mechanisms' segments (nil: the kernel decides).
     public var memoryNode: MemoryNodeChoice?
+    /// `--spin-pauses`: pauses between polls of spinning waiters (nil: chosen per cell from its floor).
+    public var spinPausesPerPoll: Int?
+    /// The range `--spin-pauses` accepts.
+    public static let spinPausesRange = 0...64
     /// `HOST:PORT` of an `ipcbench serve` that runs every consumer (`run --remote`); nil for local runs.
     public var remote: String?
 
@@ -149,6 +153,7 @@ public struct RunConfiguration: Sendable {
     public func task(for cell: Cell, memoryNode: Int? = nil) -> WorkerTask {
         var options = cell.options
         options.memoryNode = memoryNode
+        options.spinPausesPerPoll = spinPausesPerPoll
         var task = WorkerTask(
             mechanismID: cell.mechanism.id, role: .producer, options: options, touch: cell.touch, cpu: nil,
             warmupMessages: warmupMessages(for: cell), maximumMessages: maximumMessages,

@@ -96,6 +96,9 @@ public struct EndpointOptions: Codable, Sendable {
     /// Shared-memory cells: the round trip of a bare cache-line ping-pong between the cell's two CPUs,
     /// probed right before the cell (nil: not probed). Spinning waiters pace their polls by it.
     public var cacheLineRoundTripNanoseconds: Double?
+    /// `--spin-pauses`: PAUSE instructions between two polls of a spinning waiter (nil: chosen from
+    /// the cache-line round trip, see SpinNotifier).
+    public var spinPausesPerPoll: Int?
 
     public init(mode: Mode, messageBytes: Int, variant: String, memoryNode: Int? = nil) {
         self.mode = mode

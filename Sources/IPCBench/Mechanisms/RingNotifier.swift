@@ -99,16 +99,16 @@ struct SpinNotifier: RingNotifier {
     let pausesPerPoll: Int
 
     /// A sparser poll pulls the line back from the writer less often, but notices a message later.
-    /// Which wins depends on how far apart the host put the two vCPUs. Measured on 2-vCPU VMs
-    /// (16-byte ping-pong in SpinPingPong, p50 round trip ÷ the cache-line floor probed before and
-    /// after, rounds where the two probes agree, pause counts interleaved round by round):
-    /// - AMD EPYC guest, floor 80–135 ns: 0 pauses ≈1.0–1.4×, 1 ≈0.7–0.9×, 2 ≈0.9×, 3 ≈0.9–1.3×,
-    ///   5 ≈1.3–1.8×;
-    /// - Xeon guest, far placement (floor ≈170–320 ns): 0 ≈1.6×, 1 ≈1.15×, 3 ≈1.0×, 5 ≈1.04×.
+    /// Which wins depends on how far apart the host put the two vCPUs. Measured on a 2-vCPU AMD EPYC
+    /// guest (scripts/ab-spin, results/vm-epyc-2026-12-03/ab-spin.txt: 16-byte ping-pong, p50 round
+    /// trip ÷ the cache-line floor probed around the cell, steady rounds, interleaved):
+    /// - floor 74–150 ns: 0 pauses 0.98, 1 pause 0.58–0.68, 2 0.92, 3 1.10–1.15, 5 1.62;
+    /// - floor ≈380–450 ns: 0 pauses 1.49, 1 pause 1.01, 2 0.89, 3 0.74–0.82, 5 0.79.
     /// (Below 1: the probe polls without pausing, which its own writer pays for.) So the ring polls
     /// after every pause when a line crosses in under 150 ns round trip, else after every third.
-    init(cacheLineRoundTrip: Double?) {
-        pausesPerPoll = (cacheLineRoundTrip ?? 0) < 150 ? 1 : 3
+    /// `pausesPerPoll` (`--spin-pauses`) overrides the choice, to tune for another host.
+    init(cacheLineRoundTrip: Double?, pausesPerPoll override: Int? = nil) {
+        pausesPerPoll = override ?? ((cacheLineRoundTrip ?? 0) < 150 ? 1 : 3)
     }
 
     @inline(__always)

@@ -451,7 +451,7 @@ enum SharedRing {
             case .semaphore:
                 return SemaphoreRingEndpoint(channel: channel { _ in SemaphoreNotifier() })
             case .spin:
-                let notifier = SpinNotifier(cacheLineRoundTrip: options.cacheLineRoundTripNanoseconds)
+                let notifier = SpinNotifier(cacheLineRoundTrip: options.cacheLineRoundTripNanoseconds, pausesPerPoll: options.spinPausesPerPoll)
                 return SpinRingEndpoint(channel: channel { _ in notifier })
             case .futex:
                 return FutexRingEndpoint(channel: channel { _ in FutexNotifier(sleeper: FutexSleeper()) })

@@ -54,11 +54,14 @@ public struct RunMetadata: Codable, Sendable {
         /// `--memory-node` as given (a node, `local` or `remote`); nil when not given. Each row's
         /// memory_node says where that cell's shared memory was bound.
         public var memoryNode: String?
+        /// `--spin-pauses`: pauses between polls of spinning waiters; nil when chosen per cell from
+        /// its floor probe (1 under 150 ns, else 3).
+        public var spinPausesPerPoll: Int?
 
         enum CodingKeys: String, CodingKey {
             case mechanisms, modes, variants, messageBytes, touch, placements, repetitions
             case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
-            case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode
+            case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode, spinPausesPerPoll
         }
     }
 
@@ -142,7 +145,8 @@ public struct RunMetadata: Codable, Sendable {
             durationSecondsPerRepetition: configuration.durationSeconds,
             maximumMessagesPerRepetition: configuration.maximumMessages, warmupMessages: configuration.warmupMessages,
             cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds, targetRelativeCI: configuration.targetRelativeCI,
-            pacedRatePerSecond: configuration.pacedRate, memoryNode: configuration.memoryNode?.description)
+            pacedRatePerSecond: configuration.pacedRate, memoryNode: configuration.memoryNode?.description,
+            spinPausesPerPoll: configuration.spinPausesPerPoll)
         csvColumns = CSVReport.columns
     }
 
