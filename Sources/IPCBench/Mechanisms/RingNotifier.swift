@@ -144,10 +144,12 @@ struct SpinNotifier: RingNotifier {
     @inline(__always)
     func release(_ ring: Ring, tail: UInt32) throws { ipcb_store_release_u32(ring.tail, tail) }
 
+    /// Waits between two polls: `pausesPerPoll` pauses, and a yield once `spinsBeforeYield` have
+    /// passed (each poll counts as at least one, so a pause-free poll loop yields too).
     @inline(__always)
-    private func pause(_ spins: inout Int) {
+    func pause(_ spins: inout Int) {
         for _ in 0..<pausesPerPoll { ipcb_cpu_relax() }
-        spins &+= pausesPerPoll
+        spins &+= max(pausesPerPoll, 1)
         if spins >= Self.spinsBeforeYield {
             sched_yield()
             spins = 0

@@ -26,7 +26,8 @@ struct SpinPingPong {
     /// The rings this side sends on and receives from (for their stamps).
     let outgoing: Ring
     let incoming: Ring
-    let pausesPerPoll: Int
+    /// How to wait between polls (pauses per poll, when to yield).
+    let notifier: SpinNotifier
 
     /// The one-slot exchange for `task`, or nil when the task needs the generic loops: throughput,
     /// the copy path, or paced sends (whose sleeps need nothing from a leaner turnaround).
@@ -39,7 +40,7 @@ struct SpinPingPong {
         message = outgoing.ring.slot(0)
         stampWord = outgoing.ring.stampWord(0)
         precondition(stampWord == incoming.ring.stampWord(0), "a one-slot ring's directions share the slot")
-        pausesPerPoll = outgoing.notifier.pausesPerPoll
+        notifier = outgoing.notifier
     }
 
     /// Spins until the stamp word holds `stamp` (acquire: the message's bytes are then visible).
@@ -47,13 +48,7 @@ struct SpinPingPong {
     private func wait(for stamp: UInt32) {
         var spins = 0
         while ipcb_load_acquire_u32(stampWord) != stamp {
-            for _ in 0..<pausesPerPoll { ipcb_cpu_relax() }
-            // Each poll counts as at least one pause, so a pause-free poll loop yields too.
-            spins &+= max(pausesPerPoll, 1)
-            if spins >= SpinNotifier.spinsBeforeYield {
-                sched_yield()
-                spins = 0
-            }
+            notifier.pause(&spins)
         }
     }
 
