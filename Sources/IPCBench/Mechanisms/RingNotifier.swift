@@ -89,8 +89,8 @@ struct SystemVSemaphoreNotifier: RingNotifier {
 ///
 /// An endpoint cannot know whether both workers share one CPU (EndpointOptions does not say), and
 /// there a pure spin would hold the CPU until the scheduler tick preempts it (milliseconds per
-/// message). So after `spinsBeforeYield` pauses (≈3.4 µs at ≈13.4 ns per PAUSE on a Xeon VM, ≈6 µs
-/// at ≈24 ns on an AMD EPYC one) the waiter calls
+/// message). So after `spinsBeforeYield` pauses (≈3.4 µs at ≈13.4 ns per PAUSE on a Xeon VM; PAUSE
+/// is slower on an AMD EPYC one, where a same-CPU spin ping-pong reads ≈8 µs RTT/2) the waiter calls
 /// sched_yield to let the peer run, and starts spinning again; on an otherwise idle CPU the yield
 /// returns at once.
 struct SpinNotifier: RingNotifier {

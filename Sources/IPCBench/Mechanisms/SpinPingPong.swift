@@ -118,7 +118,7 @@ struct SpinPingPong {
             tally.inspector.inspect(buffer, sequence: sequence)
             ipcb_store_release_u32(stampWord, outgoing.stamp(of: index))
             // Arrival is read once the message is in hand and answered: a clock read before the
-            // answer held it back by one read's latency, ≈25% of a round trip in the near placement.
+            // answer held it back by one read's latency (10–15 ns here, against a 60–80 ns round trip).
             let arrivedAt = clock.now()
             index &+= 1
             tally.count(sequence: sequence, sentAt: sentAt, arrivedAt: arrivedAt)
