@@ -8,9 +8,10 @@ import Glibc
 /// between the two CPUs, the same hand-off the floor probe times, so the harness's own instructions
 /// are most of what separates the two. The generic loops go through `RingChannel.send/receive`,
 /// which keep the ring's indices, check the ring on every call and reload the endpoint's fields
-/// after each store to shared memory: measured here, that turnaround made a round trip ≈1.2–1.45×
-/// the floor. This loop keeps the slot, the stamp word and both stamps in locals, and between
-/// noticing a message and answering it does only what the answer needs.
+/// after each store to shared memory. This loop keeps the slot, the stamp word and both stamps in
+/// locals, and between noticing a message and answering it does only what the answer needs: with
+/// the floor under 150 ns, the p50 round trip went from 1.13–1.15× the floor to 0.60–0.65×
+/// (scripts/ab-spin, results/vm-epyc-2026-12-03/ab-spin.txt).
 ///
 /// Same measurement as the generic loops (Loops.latencyProducer/Consumer): warm-up, one clock read
 /// per round trip on the producer, sequence check, touch policy, one-way delay, CPU cost. The reply
