@@ -67,7 +67,10 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Untimed warm-up messages per repetition. Default: 200 round trips, or up to 16 MiB of streaming.", valueName: "count"))
     var warmup: Int?
 
-    @Option(help: ArgumentHelp("What the consumer does with each payload: none (header only), read (every byte once), verify (check a per-message pattern).", valueName: "policy"))
+    @Option(help: ArgumentHelp("What the producer writes into each message: write (every payload byte, a per-message pattern; the default) or header (the 16-byte header only: signalling alone, the payload never moves).", valueName: "policy"))
+    var produce = "write"
+
+    @Option(help: ArgumentHelp("What the consumer does with each payload: none (header only), read (every byte once), verify (check the producer's pattern; needs --produce write).", valueName: "policy"))
     var touch = "read"
 
     @Option(help: ArgumentHelp("Results CSV path; its directory must exist. Default ipcbench-out/<host>-<time>/results.csv.", valueName: "path"))
@@ -284,8 +287,14 @@ struct RunCommand: ParsableCommand {
         let modes = try Self.parseList(mode, option: "--mode", allowed: Mode.allCases.map(\.rawValue)).map { Mode(rawValue: $0)! }
         let allVariants = Array(Set(mechanismList.flatMap { m in modes.flatMap { m.variants(for: $0) + m.optionalVariants(for: $0) } })).sorted()
         let variantList = try variants.map { try Self.parseList($0, option: "--variants", allowed: allVariants) }
+        guard let producePolicy = Produce(rawValue: produce) else {
+            throw ValidationError("--produce '\(produce)' is not a produce policy; allowed: \(Produce.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         guard let touchPolicy = Touch(rawValue: touch) else {
             throw ValidationError("--touch '\(touch)' is not a touch policy; allowed: \(Touch.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if touchPolicy == .verify, producePolicy != .write {
+            throw ValidationError("--touch verify checks the pattern the producer writes, so it needs --produce write (got --produce \(produce))")
         }
         let sizeList = try Self.parseSizes(sizes ?? (quick ? Self.quickSizes : Self.defaultSizes))
         try Self.checkSizesFit(sizeList, explicit: sizes != nil, mechanisms: mechanismList)
@@ -336,6 +345,7 @@ struct RunCommand: ParsableCommand {
             durationSeconds: duration ?? (messages != nil ? 0 : 0.05),
             maximumMessages: messages ?? 1_000_000, warmupMessages: warmup ?? (quick ? 100 : nil),
             limits: PairLimits(cellTimeoutSeconds: cellTimeout), fault: fault)
+        configuration.produce = producePolicy
         configuration.placements = placementList
         configuration.throughputPlacements = throughputPlacements
         configuration.stopAtFirstFailure = failFast

@@ -81,9 +81,17 @@ struct SoakTests {
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("0 failed, 0 leaked objects"), "\(result.stdout)")
         let passes = result.stdout.firstMatch(of: /Soak: (\d+) passes/).flatMap { Int($0.1) } ?? 0
-        #expect(passes >= 2)
+        #expect(passes >= 1)
         // Per pass, per mechanism: latency at cross-cpu and same-cpu, throughput at cross-cpu.
         #expect(try TestSupport.readCSV(scratch + "/soak.csv").count == passes * 6)
+        // It loops until the soak time is up: it never stops sooner, so the run lasts at least 4 s
+        // however fast this machine is (a single pass takes well under that on a free machine, so a soak
+        // that ran one pass and stopped fails here). How many passes fit depends on the machine, so
+        // the count is not bounded beyond being the one reported.
+        let metadata = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/soak.metadata.json"))) as? [String: Any])
+        #expect(metadata["soak_passes"] as? Int == passes)
+        let wall = try #require(metadata["wall_seconds"] as? Double, "\(metadata)")
+        #expect(wall >= 4, "the soak stopped after \(wall) s (\(passes) passes), before its 4 s were up")
     }
 
     @Test("An object this process still holds is found as a leak")

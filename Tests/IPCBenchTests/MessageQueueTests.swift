@@ -67,12 +67,17 @@ struct MessageQueueTests {
     @Test("A consumer killed mid-run leaves no System V queue behind and fails its row", arguments: SysVMessageQueueMechanism().variants(for: .latency) + SysVMessageQueueMechanism().optionalVariants(for: .latency))
     func killedWorkerLeavesNoSysVQueue(variant: String) throws {
         var queues: Set<Int32> = []
+        let expected = variant == SysVMessageQueueMechanism.twoQueues ? 2 : 1
         let (result, rows) = try Self.runAndKillConsumer(mechanism: "sysv-msg", variant: variant) { _, workers in
-            // The queues this pair uses are the ones its workers last sent to or received from.
-            queues = Self.sysVQueues(usedBy: workers)
+            // The queues this pair uses are the ones its workers last sent to or received from; wait
+            // until both directions have been used (a slow start-up may not have got that far yet).
+            _ = TestSupport.waitFor(seconds: 10) {
+                queues = Self.sysVQueues(usedBy: workers)
+                return queues.count >= expected
+            }
             #expect(!queues.isEmpty && queues.allSatisfy(SysVMessageQueueMechanism.queueExists(id:)), "queues seen: \(queues)")
         }
-        #expect(queues.count == (variant == SysVMessageQueueMechanism.twoQueues ? 2 : 1))
+        #expect(queues.count == expected)
         for id in queues {
             #expect(!SysVMessageQueueMechanism.queueExists(id: id), "queue \(id) is still there after the run")
         }
@@ -87,7 +92,8 @@ struct MessageQueueTests {
             cliProcess = parent
             let pair = POSIXMessageQueueMechanism.queueNames(processID: parent, number: 0)
             names = [pair.toConsumer, pair.toProducer]
-            #expect(names.allSatisfy(POSIXMessageQueueMechanism.queueExists(named:)), "queues \(names) not found while running")
+            let found = TestSupport.waitFor(seconds: 10) { names.allSatisfy(POSIXMessageQueueMechanism.queueExists(named:)) }
+            #expect(found, "queues \(names) not found while running")
         }
         for name in names {
             #expect(!POSIXMessageQueueMechanism.queueExists(named: name), "\(name) is still there after the run")
@@ -125,7 +131,7 @@ struct MessageQueueTests {
 
     // MARK: - Helpers
 
-    /// Runs one latency cell of `mechanism` through the CLI for up to 5 s, calls `whileRunning` with
+    /// Runs one latency cell of `mechanism` through the CLI for up to 60 s, calls `whileRunning` with
     /// the CLI's pid and both worker pids once the timed loop runs, then SIGKILLs the consumer.
     static func runAndKillConsumer(
         mechanism: String, variant: String?, whileRunning: @escaping (pid_t, [pid_t]) -> Void
@@ -134,7 +140,9 @@ struct MessageQueueTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let csv = directory + "/r.csv"
         var arguments = [
-            "run", "--placements", "cross-cpu", "--mechanisms", mechanism, "--modes", "latency", "--sizes", "1000", "--duration", "5", "--repetitions", "1",
+            // A long loop, so that the kill lands in it however slowly the workers start here (the
+            // consumer is killed after well under a second of it, so the test does not take longer).
+            "run", "--placements", "cross-cpu", "--mechanisms", mechanism, "--modes", "latency", "--sizes", "1000", "--duration", "60", "--repetitions", "1",
             "--out", csv, "--quiet",
         ]
         if let variant { arguments += ["--variants", variant] }
@@ -177,7 +185,10 @@ struct MessageQueueTests {
 
     /// Where an mqueue file system is mounted (it need not be), no queue named with `prefix` may remain.
     static func expectNoMountedLeftovers(prefix: String) {
-        guard let mounts = SystemFacts.readWhole("/proc/self/mounts") else { return }
+        guard let mounts = SystemFacts.readWhole("/proc/self/mounts") else {
+            Issue.record("cannot read /proc/self/mounts to look for leftover queues")
+            return
+        }
         for line in mounts.split(separator: "\n") {
             let fields = line.split(separator: " ")
             guard fields.count > 2, fields[2] == "mqueue" else { continue }

@@ -170,11 +170,13 @@ struct RemoteTests {
         var generator = SystemRandomNumberGenerator()
         let valid = try ControlProtocol.frame(.start(cell: 1, request: Self.request(mechanism: "tcp")))
         let hello = try ControlProtocol.frame(.hello(client: "fuzz"))
+        // At least 24 exchanges (every kind three times over, then random kinds) and for at least 3 s:
+        // a count, not a time box, so a slow machine runs fewer random extras but never too few.
         let deadline = Date().addingTimeInterval(3)
         var exchanges = 0
         var errorsSeen = 0
-        while Date() < deadline {
-            let kind = Int.random(in: 0..<8, using: &generator)
+        while exchanges < 24 || Date() < deadline {
+            let kind = exchanges < 24 ? exchanges % 8 : Int.random(in: 0..<8, using: &generator)
             var bytes: [UInt8]
             switch kind {
             case 0: // noise
@@ -202,7 +204,7 @@ struct RemoteTests {
                 bytes = try hello + ControlProtocol.frame(.start(cell: 3, request: request))
             }
             let outcome = try Self.exchange(bytes, port: server.port)
-            #expect(outcome.ended, "kind \(kind): the server neither answered nor closed within 5 s")
+            #expect(outcome.ended, "kind \(kind): the server neither answered nor closed within 15 s")
             #expect(outcome.unexpected.isEmpty, "kind \(kind): replies other than error/welcome: \(outcome.unexpected)")
             if kind == 7 { #expect(outcome.errors > 0, "kind \(kind): a bad request was not refused") }
             errorsSeen += outcome.errors
@@ -210,16 +212,22 @@ struct RemoteTests {
             #expect(server.isRunning, "the server died after kind \(kind): \(server.log)")
             if !server.isRunning { return }
         }
-        #expect(exchanges >= 20)
-        #expect(errorsSeen > 0)
+        #expect(exchanges >= 24)
+        #expect(errorsSeen > 0) // kind 7 alone (run three times) must have been refused
 
         // A client that connects and says nothing is hung up on after the idle timeout.
+        // The server says why before it closes; a server that never hung up leaves receive to time out
+        // (the 30 s is only a hang guard), which fails here — no bound on how quickly this machine answers.
         let silent = try Self.connect(port: server.port)
-        let silentStart = Date()
         var reply: ControlMessage?
-        do { reply = try silent.receive(timeoutSeconds: 5) } catch {}
-        if case .error(_, let text)? = reply { #expect(text.contains("no complete control message within 1")) }
-        #expect(Date().timeIntervalSince(silentStart) < 3)
+        var receiveError: Error?
+        do { reply = try silent.receive(timeoutSeconds: 30) } catch { receiveError = error }
+        #expect(receiveError == nil, "the server did not hang up on a silent client: \(String(describing: receiveError))")
+        if case .error(_, let text)? = reply {
+            #expect(text.contains("no complete control message within 1"), "\(text)")
+        } else {
+            Issue.record("expected the idle-timeout error before the hang-up, got \(String(describing: reply))")
+        }
         silent.close()
 
         // Still serving: a real run against it succeeds, and no consumer is left behind.
@@ -230,7 +238,7 @@ struct RemoteTests {
         ])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try TestSupport.readCSV(csv).first?["status"] == "ok")
-        #expect(TestSupport.waitFor(seconds: 2) { TestSupport.children(of: server.pid).isEmpty })
+        #expect(TestSupport.waitFor(seconds: 10) { TestSupport.children(of: server.pid).isEmpty })
         #expect(server.stop() == 128 + SIGTERM, "\(server.log)")
     }
 
@@ -324,7 +332,8 @@ struct RemoteTests {
         shutdown(connection.descriptor, Int32(SHUT_WR))
         var errors = 0
         var unexpected: [String] = []
-        let deadline = Date().addingTimeInterval(5)
+        // A hang guard only: the server answers or closes at once (the sending side is shut down).
+        let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             do {
                 guard let reply = try connection.receive(timeoutSeconds: deadline.timeIntervalSinceNow) else { return (true, errors, unexpected) }

@@ -13,7 +13,6 @@ struct ResourceLimitTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let csv = directory + "/r.csv"
         var parent: pid_t = 0
-        let started = Date()
         // The test-only knob lowers each new queue's msg_qbytes to 1000 bytes (IPC_SET): without the
         // check, msgsnd of 2000 bytes would block forever and the cell would end only by timeout.
         let result = try TestSupport.runCLI(
@@ -22,7 +21,9 @@ struct ResourceLimitTests {
             environment: ["TMPDIR": directory, "IPCBENCH_TEST_MSG_QBYTES": "1000"]
         ) { parent = $0 }
         #expect(result.status == 1, "\(result.stderr)")
-        #expect(Date().timeIntervalSince(started) < 15)
+        // "At once" is shown by the reason below, not by the clock (start-up time varies with the
+        // machine): a msgsnd that blocked would end the cell only at the 30 s cell timeout, with a
+        // timeout as its status instead of the limit.
         let rows = try TestSupport.readCSV(csv)
         try #require(rows.count == 2)
         #expect(rows[0]["status"]?.hasPrefix("failed: sysv-msg: a 2000-byte message does not fit queue ") == true, "\(rows[0]["status"] ?? "")")

@@ -97,7 +97,7 @@ let benchmarks: @Sendable () -> Void = {
     // 1b. IntervalRecorder.record: what the timed loops actually call per message — short intervals
     // counted tick by tick, long ones into the histogram (the values above reach both paths).
     // Made once (its counts are allocated then) and kept: the loops make one per repetition.
-    let recorderSlot = Slot(IntervalRecorder(clock: .monotonic))
+    let recorderSlot = Slot(IntervalRecorder(nanosecondsPerTick: 1))
     Benchmark("IntervalRecorder.record") { benchmark in
         var recorder = recorderSlot.take()
         defer { recorderSlot.value = recorder }

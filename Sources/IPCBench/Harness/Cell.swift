@@ -6,6 +6,17 @@ public enum Mode: String, Codable, Sendable, CaseIterable {
     case throughput
 }
 
+/// What the producer writes into each message; recorded in every row so zero-copy and copying paths
+/// are compared doing the same work. Data that nobody writes does not move between caches: an
+/// in-place ring whose producer writes only headers lets the consumer re-read lines it already holds.
+public enum Produce: String, Codable, Sendable, CaseIterable {
+    /// Every payload byte of every message, a per-message pattern (MessageFormat.writePattern): into
+    /// a private buffer on copying paths, straight into shared memory on in-place ones.
+    case write
+    /// Only the 16-byte header: signalling alone, the payload never moves.
+    case header
+}
+
 /// What the consumer does with each payload; recorded in every row so zero-copy and copying paths
 /// are compared doing the same work.
 public enum Touch: String, Codable, Sendable, CaseIterable {
@@ -13,7 +24,7 @@ public enum Touch: String, Codable, Sendable, CaseIterable {
     case none
     /// Every byte is read once, as a real consumer would.
     case read
-    /// The producer writes a per-message pattern and the consumer checks every byte of it.
+    /// Every byte is checked against the message's pattern (needs `Produce.write`).
     case verify
 }
 
@@ -22,6 +33,7 @@ public struct WorkerTask: Codable, Sendable {
     public var mechanismID: String
     public var role: Role
     public var options: EndpointOptions
+    public var produce: Produce = .write
     public var touch: Touch
     /// CPU to pin to, or nil to leave placement to the OS.
     public var cpu: Int?
@@ -72,15 +84,17 @@ public struct WorkerResult: Codable, Sendable {
     public var corrupt: UInt64
     /// Producer, latency mode: round-trip times.
     public var roundTrip: LatencyHistogram?
+    /// Producer, latency mode: the round trips of the first and of the second half of the timed loop
+    /// (split at half the message limit or half the duration, whichever comes first), for the drift check.
+    public var roundTripHalves: [LatencyHistogram]?
     /// Consumer, latency mode: one-way delays from the embedded send timestamp.
     public var oneWay: LatencyHistogram?
-    /// Consumer, throughput mode: the producer's first timed send and the consumer's last receive.
-    public var firstSendNanoseconds: UInt64?
+    /// Consumer, throughput mode: CLOCK_MONOTONIC after the last timed message was received.
     public var lastReceiveNanoseconds: UInt64?
     /// Consumer, throughput mode: arrival of the first timed message (the start of the interval when
     /// the producer's clock is on another host).
     public var firstReceiveNanoseconds: UInt64?
-    /// Producer: start and end of its timed loop.
+    /// Producer: start and end of its timed loop (CLOCK_MONOTONIC ns).
     public var loopStartNanoseconds: UInt64
     public var loopEndNanoseconds: UInt64
     /// A value derived from every byte read under touch=read, reported so the reads cannot be optimised away.

@@ -26,6 +26,9 @@ public struct CellOutcome: Sendable {
     /// Latency mode: RTT/2 from the producer's round trips, and the consumer's true one-way delay.
     public var halfRoundTrip: LatencySummary?
     public var oneWay: LatencySummary?
+    /// Latency mode: p50 RTT/2 over the first and over the second half of the timed loops (merged
+    /// over repetitions). A figure that moves between them depends on how long the cell ran.
+    public var halfRoundTripP50ByHalf: (first: Double, second: Double)?
     /// Median over repetitions. In latency mode msgs/s counts round trips.
     public var messagesPerSecond: Double?
     public var bytesPerSecond: Double?
@@ -55,6 +58,23 @@ public struct CellOutcome: Sendable {
     /// repetitions), nil when not bound.
     public var verifiedMemoryPages: Int?
 
+    /// How far the second half's p50 RTT/2 is from the first half's, in percent of the first.
+    public var driftPercent: Double? {
+        guard let halves = halfRoundTripP50ByHalf, halves.first > 0 else { return nil }
+        return (halves.second / halves.first - 1) * 100
+    }
+
+    /// True when the halves differ by more than `driftThresholdPercent` and by more than
+    /// `driftThresholdNanoseconds` (two steps of a 10 ns clock, below which single percentiles are
+    /// quantised): run the cell longer, or repeat it, before trusting its figure.
+    public var drifted: Bool? {
+        guard let halves = halfRoundTripP50ByHalf, let percent = driftPercent else { return nil }
+        return abs(percent) > Self.driftThresholdPercent && abs(halves.second - halves.first) > Self.driftThresholdNanoseconds
+    }
+
+    public static let driftThresholdPercent = 10.0
+    public static let driftThresholdNanoseconds = 20.0
+
     public init(cell: Cell, status: CellStatus) {
         self.cell = cell
         self.status = status
@@ -65,6 +85,7 @@ public struct CellOutcome: Sendable {
         var outcome = CellOutcome(cell: cell, status: .ok)
         outcome.repetitions = runs.count
         var roundTrips = LatencyHistogram()
+        var roundTripHalves = [LatencyHistogram(), LatencyHistogram()]
         var oneWay = LatencyHistogram()
         var headline: [Double] = []
         var rates: [Double] = []
@@ -87,6 +108,10 @@ public struct CellOutcome: Sendable {
                     roundTrips.merge(trips)
                     headline.append(trips.median / 2)
                 }
+                if let halves = run.producer.roundTripHalves, halves.count == 2 {
+                    roundTripHalves[0].merge(halves[0])
+                    roundTripHalves[1].merge(halves[1])
+                }
                 if let delays = run.consumer.oneWay { oneWay.merge(delays) }
                 let seconds = Double(run.producer.loopEndNanoseconds - run.producer.loopStartNanoseconds) / 1e9
                 if seconds > 0 { rates.append(Double(run.producer.messages) / seconds) }
@@ -103,6 +128,9 @@ public struct CellOutcome: Sendable {
             }
         }
         outcome.halfRoundTrip = roundTrips.summary(scale: 0.5)
+        if roundTripHalves.allSatisfy({ $0.count > 0 }) {
+            outcome.halfRoundTripP50ByHalf = (roundTripHalves[0].median / 2, roundTripHalves[1].median / 2)
+        }
         outcome.oneWay = oneWay.summary()
         outcome.messagesPerSecond = Statistics.median(rates)
         outcome.bytesPerSecond = Statistics.median(byteRates)

@@ -1,14 +1,26 @@
 /// The layout every message shares, whatever the mechanism:
 ///
-///     offset 0: sequence number (UInt64, little-endian; the top bit marks the end-of-stream marker)
-///     offset 8: producer's CLOCK_MONOTONIC send time in ns (UInt64)
-///     offset 16…: payload (a per-message pattern when touch=verify)
+///     offset 0: sequence number (UInt64, little-endian; bit 63 marks the end-of-stream marker,
+///               bit 62 a reply)
+///     offset 8: send time (UInt64): in latency mode a reading of the task's loop clock (TSC ticks
+///               or CLOCK_MONOTONIC ns, see LoopClock); in throughput mode unused by the consumer
+///     offset 16…: payload: the message's pattern under produce=write, else left as it was
 public enum MessageFormat {
     public static let headerBytes = 16
     public static let minimumMessageBytes = headerBytes
     /// Set in the sequence field of the end marker, whose other bits carry the number of timed
     /// messages the producer sent.
     public static let endMarker: UInt64 = 1 << 63
+    /// Set in the sequence field of a ping-pong reply, whose other bits are the sequence number the
+    /// consumer saw: a reply is written by the consumer, so a request handed back unanswered (an
+    /// in-place slot whose stamp flipped with nothing written) never passes for one.
+    public static let replyFlag: UInt64 = 1 << 62
+
+    /// Writes a reply's header: the sequence number seen, flagged, and the request's send time.
+    @inline(__always)
+    public static func stampReply(_ reply: UnsafeMutableRawBufferPointer, answering sequence: UInt64, sentAt: UInt64) {
+        stamp(reply, sequence: sequence | replyFlag, sentAt: sentAt)
+    }
 
     @inline(__always)
     public static func stamp(_ message: UnsafeMutableRawBufferPointer, sequence: UInt64, sentAt: UInt64) {
@@ -33,6 +45,8 @@ public enum MessageFormat {
         (sequence &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(truncatingIfNeeded: index)
     }
 
+    /// Writes every payload byte of message `sequence` (produce=write).
+    @inline(__always)
     public static func writePattern(_ message: UnsafeMutableRawBufferPointer, sequence: UInt64) {
         let payload = message.count - headerBytes
         let words = payload / 8

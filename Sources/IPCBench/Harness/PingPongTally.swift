@@ -1,37 +1,63 @@
-/// The producer's bookkeeping in ping-pong (round trips, wrong replies, CPU cost), shared by the
-/// generic loop (Loops.latencyProducer) and the spinning ring's own (SpinPingPong).
+/// The producer's bookkeeping in ping-pong (Loops.latencyProducer): round trips, split into the
+/// first and second half of the timed loop for the drift check, wrong replies, CPU cost.
 struct PingPongProducerTally {
-    var roundTrips: IntervalRecorder
+    /// Round trips of the first and the second half of the timed loop.
+    private var firstHalf: IntervalRecorder
+    private var secondHalf: IntervalRecorder
+    private var inSecondHalf = false
+    /// The second half starts with this message, or at `halfwayTick`, whichever comes first.
+    private let halfwaySequence: UInt64
+    private var halfwayTick = UInt64.max
+    private let halfDuration: UInt64
     /// Replies that did not carry the sequence number of the message they answer.
     var wrongReplies: UInt64 = 0
     private var meter = CPUMeter()
     private let cpuBefore = Affinity.currentCPU()
     private var loopStartNanoseconds: UInt64 = 0
 
-    init(_ task: WorkerTask) {
-        roundTrips = IntervalRecorder(clock: task.clock)
+    init<Clock: TimedLoopClock>(_ task: WorkerTask, clock: Clock) {
+        firstHalf = IntervalRecorder(nanosecondsPerTick: clock.nanosecondsPerTick)
+        secondHalf = IntervalRecorder(nanosecondsPerTick: clock.nanosecondsPerTick)
+        halfwaySequence = UInt64(task.warmupMessages) + UInt64(task.maximumMessages) / 2
+        halfDuration = task.durationNanoseconds > 0 ? clock.ticks(nanoseconds: task.durationNanoseconds / 2) : .max
     }
 
-    /// Called once, when the warm-up is over.
-    mutating func startTiming() {
+    /// Called once, when the warm-up is over: the loop clock's and CLOCK_MONOTONIC's readings then.
+    mutating func startTiming(at loopStart: UInt64, monotonic: UInt64) {
         meter.start()
-        loopStartNanoseconds = MonotonicClock.now()
+        loopStartNanoseconds = monotonic
+        if halfDuration != .max { halfwayTick = loopStart &+ halfDuration }
+    }
+
+    /// Records the round trip of message `sequence`, sent at `start` and answered by `end` (ticks).
+    @inline(__always)
+    mutating func recordRoundTrip(of sequence: UInt64, from start: UInt64, to end: UInt64) {
+        if !inSecondHalf, sequence >= halfwaySequence || start >= halfwayTick { inSecondHalf = true }
+        if inSecondHalf {
+            secondHalf.record(from: start, to: end)
+        } else {
+            firstHalf.record(from: start, to: end)
+        }
     }
 
     /// The result after `timedMessages` timed round trips, the loop having ended at `loopEnd`.
     mutating func result(timedMessages: UInt64, messageBytes: Int, loopEnd: UInt64) -> WorkerResult {
+        let halves = [firstHalf.finish(), secondHalf.finish()]
+        var roundTrips = halves[0]
+        roundTrips.merge(halves[1])
         var result = WorkerResult(
             role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timedMessages,
             messagesSentByProducer: timedMessages, payloadBytes: timedMessages * UInt64(messageBytes), lost: 0,
-            reordered: wrongReplies, corrupt: 0, roundTrip: roundTrips.finish(), loopStartNanoseconds: loopStartNanoseconds,
+            reordered: wrongReplies, corrupt: 0, roundTrip: roundTrips, loopStartNanoseconds: loopStartNanoseconds,
             loopEndNanoseconds: loopEnd, readChecksum: 0)
+        result.roundTripHalves = halves
         result.cpuUsage = meter.finish()
         return result
     }
 }
 
-/// The consumer's bookkeeping in ping-pong (touch policy, sequence check, one-way delays, CPU
-/// cost), shared by the generic loop (Loops.latencyConsumer) and the spinning ring's own.
+/// The consumer's bookkeeping in ping-pong (Loops.latencyConsumer): touch policy, sequence check,
+/// one-way delays, CPU cost.
 struct PingPongConsumerTally {
     var inspector: PayloadInspector
     private var oneWay: IntervalRecorder
@@ -43,9 +69,9 @@ struct PingPongConsumerTally {
     /// A mechanism whose messages cannot carry the send time leaves the one-way columns empty.
     private let recordsOneWay: Bool
 
-    init(_ task: WorkerTask) {
+    init<Clock: TimedLoopClock>(_ task: WorkerTask, clock: Clock) {
         inspector = PayloadInspector(touch: task.touch)
-        oneWay = IntervalRecorder(clock: task.clock)
+        oneWay = IntervalRecorder(nanosecondsPerTick: clock.nanosecondsPerTick)
         warmup = UInt64(task.warmupMessages)
         recordsOneWay = task.carriesSendTimestamp
     }

@@ -38,6 +38,7 @@ public struct Cell: Sendable {
     public var mode: Mode
     public var variant: String
     public var messageBytes: Int
+    public var produce: Produce = .write
     public var touch: Touch
     public var placement: Placement
     /// Open-loop latency: messages per second on a fixed schedule (nil: closed-loop ping-pong).
@@ -59,6 +60,8 @@ public struct RunConfiguration: Sendable {
     /// Only these variants (nil: every variant of each mechanism).
     public var variants: [String]?
     public var sizes: [Int]
+    /// What the producer writes into each message (default: every payload byte).
+    public var produce = Produce.write
     public var touch: Touch
     /// Every cell runs at each of these placements (the initializer's `placement` alone by default).
     public var placements: [Placement]
@@ -119,7 +122,7 @@ public struct RunConfiguration: Sendable {
                 selectedVariants(mechanism, mode).flatMap { variant in
                     sizes.flatMap { size in
                         placements(for: mode).map {
-                            Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: size, touch: touch, placement: $0,
+                            Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: size, produce: produce, touch: touch, placement: $0,
                                  pacedRate: mode == .latency ? pacedRate : nil, memoryNode: memoryNode, remote: remote)
                         }
                     }
@@ -140,12 +143,12 @@ public struct RunConfiguration: Sendable {
     }
 
     /// Enough untimed messages to fault in buffers, fill kernel queues and settle the CPUs:
-    /// 200 round trips, or up to 16 MiB (2,000 messages at most) of streaming.
+    /// 200 round trips, or 16 MiB of streaming (at least one message, at most 2,000).
     public func warmupMessages(for cell: Cell) -> Int {
         if let warmupMessages { return warmupMessages }
         switch cell.mode {
         case .latency: return 200
-        case .throughput: return max(8, min(2000, (16 << 20) / cell.messageBytes))
+        case .throughput: return max(1, min(2000, (16 << 20) / cell.messageBytes))
         }
     }
 
@@ -155,7 +158,7 @@ public struct RunConfiguration: Sendable {
         options.memoryNode = memoryNode
         options.spinPausesPerPoll = spinPausesPerPoll
         var task = WorkerTask(
-            mechanismID: cell.mechanism.id, role: .producer, options: options, touch: cell.touch, cpu: nil,
+            mechanismID: cell.mechanism.id, role: .producer, options: options, produce: cell.produce, touch: cell.touch, cpu: nil,
             warmupMessages: warmupMessages(for: cell), maximumMessages: maximumMessages,
             durationNanoseconds: UInt64(durationSeconds * 1e9), rendezvous: Rendezvous(), published: [:], fault: fault)
         // Across hosts the send time is on the client's clock, meaningless to the server's consumer.

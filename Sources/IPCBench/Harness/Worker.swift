@@ -53,7 +53,9 @@ public enum Worker {
         guard WorkerControl.waitForGo() else { throw IPCError.worker("parent closed the control channel before go") }
         if task.fault == .exitEarly, task.role == .consumer, task.options.mode == .latency { exitSoon() }
 
-        var result = try endpoint.runTimedLoop(task)
+        if task.fault == .drop { endpoint.injectLoss() }
+        let timedEndpoint = FaultInjectingEndpoint.wrapping(endpoint, for: task) ?? endpoint
+        var result = try timedEndpoint.runHarnessLoop(task)
         result.boundMemoryPages = boundMemoryPages
         if let cpu = task.cpu, result.cpuBefore != cpu || result.cpuAfter != cpu {
             throw IPCError.setup("\(task.role) pinned to CPU \(cpu) ran on CPU \(result.cpuBefore)…\(result.cpuAfter)")

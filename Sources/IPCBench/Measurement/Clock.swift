@@ -20,16 +20,32 @@ public struct TimerOverhead: Codable, Sendable {
     public var typicalStepNanoseconds: Double?
 }
 
+/// What the timed loops read time from, behind a protocol so that the loop arithmetic can be tested
+/// against a scripted clock. The loops read only through it.
+public protocol TimedLoopClock {
+    /// A reading in ticks, for latency intervals and send times.
+    func now() -> UInt64
+    /// Nanoseconds per tick, for converting intervals (IntervalRecorder).
+    var nanosecondsPerTick: Double { get }
+    /// A duration in ticks.
+    func ticks(nanoseconds: UInt64) -> UInt64
+    /// CLOCK_MONOTONIC in ns: loop start and end, deadlines, and the throughput interval, whose two
+    /// ends are read by different workers.
+    func monotonicNow() -> UInt64
+    /// Paced sends: returns at tick `time` (ticks of a clock whose ticks are CLOCK_MONOTONIC ns).
+    func wait(until time: UInt64)
+}
+
 /// The clock of the timed latency loops: the time-stamp counter where the kernel itself keeps time
 /// with it, else CLOCK_MONOTONIC.
 ///
-/// A ping-pong takes up to three timestamps per round trip, and between two spinning CPUs a round
-/// trip is only ~60–300 ns here: clock_gettime costs ~25–40 ns a call (more right after a
-/// cache-line transfer), RDTSC ~7 ns. The kernel uses the TSC as its clocksource only when the
+/// A ping-pong's producer reads it once per round trip and its consumer once per message, and
+/// between two spinning CPUs a round trip is only ~60–300 ns here: clock_gettime costs ~25–40 ns a
+/// call (more right after a cache-line transfer), RDTSC ~7 ns. The kernel uses the TSC as its clocksource only when the
 /// counter is invariant and synchronised across CPUs, so a send time read on one CPU and an arrival
 /// time read on another still give a true one-way delay. Both workers of a run use the parent's one
 /// calibration, so their ticks convert to nanoseconds alike; only differences are ever converted.
-public struct LoopClock: Codable, Sendable, Equatable {
+public struct LoopClock: TimedLoopClock, Codable, Sendable, Equatable {
     /// True: ticks are TSC cycles; false: ticks are CLOCK_MONOTONIC nanoseconds.
     public var usesTimeStampCounter: Bool
     public var nanosecondsPerTick: Double
@@ -42,10 +58,25 @@ public struct LoopClock: Codable, Sendable, Equatable {
     @inline(__always)
     public func now() -> UInt64 { usesTimeStampCounter ? ipcb_read_tsc() : ipcb_now_ns() }
 
-    /// A difference of two `now()` readings in nanoseconds.
+    @inline(__always)
+    public func monotonicNow() -> UInt64 { ipcb_now_ns() }
+
+    public func wait(until time: UInt64) {
+        // Pacer sleeps until CLOCK_MONOTONIC times, so paced send times must be in that clock.
+        precondition(!usesTimeStampCounter, "paced sends need the monotonic loop clock")
+        Pacer.wait(until: time)
+    }
+
+    /// A difference of two `now()` readings in nanoseconds, rounded to the nearest.
     @inline(__always)
     public func nanoseconds(_ ticks: UInt64) -> UInt64 {
-        usesTimeStampCounter ? UInt64(Double(ticks) * nanosecondsPerTick) : ticks
+        usesTimeStampCounter ? Self.nanoseconds(ticks, perTick: nanosecondsPerTick) : ticks
+    }
+
+    /// `ticks` at `perTick` ns each, rounded to the nearest ns.
+    @inline(__always)
+    public static func nanoseconds(_ ticks: UInt64, perTick: Double) -> UInt64 {
+        perTick == 1 ? ticks : UInt64((Double(ticks) * perTick).rounded())
     }
 
     /// Nanoseconds from `start` to `end`, read on the same or on different CPUs; 0 if `end` reads
@@ -57,7 +88,7 @@ public struct LoopClock: Codable, Sendable, Equatable {
 
     /// A duration in ticks.
     public func ticks(nanoseconds: UInt64) -> UInt64 {
-        usesTimeStampCounter ? UInt64(Double(nanoseconds) / nanosecondsPerTick) : nanoseconds
+        usesTimeStampCounter ? UInt64((Double(nanoseconds) / nanosecondsPerTick).rounded()) : nanoseconds
     }
 
     /// For the metadata: which clock, at what rate.

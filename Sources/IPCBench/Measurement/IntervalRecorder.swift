@@ -10,11 +10,11 @@ public struct IntervalRecorder {
     /// 2 µs with the monotonic clock (1 tick = 1 ns). 16 KiB of counts.
     public static let exactTicks = 2048
     private let counts: UnsafeMutablePointer<UInt64>
-    private let clock: LoopClock
+    private let nanosecondsPerTick: Double
     private var histogram = LatencyHistogram()
 
-    public init(clock: LoopClock) {
-        self.clock = clock
+    public init(nanosecondsPerTick: Double) {
+        self.nanosecondsPerTick = nanosecondsPerTick
         counts = .allocate(capacity: Self.exactTicks)
         counts.initialize(repeating: 0, count: Self.exactTicks)
     }
@@ -27,14 +27,14 @@ public struct IntervalRecorder {
         if ticks < UInt64(Self.exactTicks) {
             counts[Int(truncatingIfNeeded: ticks)] &+= 1
         } else {
-            histogram.record(clock.nanoseconds(ticks))
+            histogram.record(LoopClock.nanoseconds(ticks, perTick: nanosecondsPerTick))
         }
     }
 
     /// Folds the exact counts into the histogram, releases them, and returns the histogram.
     public mutating func finish() -> LatencyHistogram {
         for ticks in 0..<Self.exactTicks where counts[ticks] > 0 {
-            histogram.record(clock.nanoseconds(UInt64(ticks)), count: counts[ticks])
+            histogram.record(LoopClock.nanoseconds(UInt64(ticks), perTick: nanosecondsPerTick), count: counts[ticks])
         }
         counts.deallocate()
         return histogram

@@ -51,11 +51,14 @@ public struct Rendezvous: Codable, Sendable {
     }
 }
 
-/// One side's open endpoint, used by the timed loops.
+/// One side's open endpoint: the hand-off primitives the harness's one timed loop (Loops) calls.
 ///
 /// Messages are handed over through closures so that copying and in-place (zero-copy) mechanisms
-/// share one loop: a copying endpoint lets `fill` write its private buffer and then copies it into the
-/// kernel; an in-place endpoint lets `fill` write straight into shared memory.
+/// share that loop: a copying endpoint lets `fill` write its private buffer and then copies it into
+/// the kernel; an in-place endpoint lets `fill` write straight into shared memory. The harness decides
+/// what `fill` writes (produce policy), what `consume` reads (touch policy), and reads every clock.
+/// In latency mode the loops alternate strictly: the producer sends one message and receives one
+/// reply; the consumer receives one message and sends one reply.
 public protocol MessageEndpoint: AnyObject {
     /// Sends one message of `size` bytes whose content `fill` writes.
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws
@@ -64,15 +67,23 @@ public protocol MessageEndpoint: AnyObject {
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool
     /// Releases the endpoint; called once after the loops.
     func close()
-    /// Runs the task's timed loop. Endpoints use the generic loops (the default below) unless they
-    /// have a leaner one of their own; it is a requirement so the loop is instantiated for each
-    /// concrete endpoint type and its calls are direct.
-    func runTimedLoop(_ task: WorkerTask) throws -> WorkerResult
+    /// Messages lost and then recovered by the mechanism itself (UDP's retransmissions): the
+    /// harness's sequence check cannot see them, so the harness adds them to the lost count.
+    var recoveredLosses: UInt64 { get }
+    /// Test-only (`--inject-fault drop` on a mechanism that may lose messages): lose some on purpose.
+    func injectLoss()
+    /// Runs the harness's timed loop (Loops.run) over this endpoint. Not for mechanisms to implement:
+    /// it is a requirement only so that the one loop is specialised for each concrete endpoint type,
+    /// making its calls to send and receive direct. (A test checks that no mechanism defines it.)
+    func runHarnessLoop(_ task: WorkerTask) throws -> WorkerResult
 }
 
 extension MessageEndpoint {
-    public func runTimedLoop(_ task: WorkerTask) throws -> WorkerResult {
-        try Loops.run(self, task)
+    public var recoveredLosses: UInt64 { 0 }
+    public func injectLoss() {}
+
+    public func runHarnessLoop(_ task: WorkerTask) throws -> WorkerResult {
+        try Loops.run(self, task, clock: task.clock)
     }
 }
 

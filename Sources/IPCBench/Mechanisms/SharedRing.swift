@@ -452,7 +452,7 @@ enum SharedRing {
                 return SemaphoreRingEndpoint(channel: channel { _ in SemaphoreNotifier() })
             case .spin:
                 let notifier = SpinNotifier(cacheLineRoundTrip: options.cacheLineRoundTripNanoseconds, pausesPerPoll: options.spinPausesPerPoll)
-                return SpinRingEndpoint(channel: channel { _ in notifier })
+                return SpinRingEndpoint(channel: channel { _ in notifier }, mode: options.mode)
             case .futex:
                 return FutexRingEndpoint(channel: channel { _ in FutexNotifier(sleeper: FutexSleeper()) })
             case .eventfd:
@@ -611,8 +611,35 @@ final class SystemVSemaphoreRingEndpoint: SharedRingEndpoint {
 final class SpinRingEndpoint: SharedRingEndpoint {
     let channel: RingChannel<SpinNotifier>
     let descriptors: [Int32] = []
-    init(channel: RingChannel<SpinNotifier>) { self.channel = channel }
-    deinit { channel.deallocate() }
+    /// Latency mode, in place: the one-slot hand-off; nil elsewhere.
+    let pingPong: SpinPingPong?
+
+    init(channel: RingChannel<SpinNotifier>, mode: Mode) {
+        self.channel = channel
+        pingPong = SpinPingPong(channel, mode: mode)
+    }
+
+    deinit {
+        channel.deallocate()
+        pingPong?.deallocate()
+    }
+
+    @inline(__always)
+    func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        if let pingPong {
+            pingPong.send(size: size, fill: fill)
+        } else {
+            try channel.send(size: size, fill: fill)
+        }
+    }
+
+    @inline(__always)
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+        if let pingPong {
+            return pingPong.receive(size: size, consume: consume)
+        }
+        return try channel.receive(size: size, consume: consume)
+    }
 }
 
 final class FutexRingEndpoint: SharedRingEndpoint {

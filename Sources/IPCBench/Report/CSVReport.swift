@@ -7,11 +7,11 @@ public final class CSVReport {
     public static let latencyStatistics = ["min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "mean", "stddev"]
 
     public static let columns: [String] =
-        ["run_id", "mechanism", "variant", "copies", "touch", "mode", "paced_rate_per_s", "message_bytes", "messages", "repetitions",
+        ["run_id", "mechanism", "variant", "copies", "produce", "touch", "mode", "paced_rate_per_s", "message_bytes", "messages", "repetitions",
          "placement", "producer_cpu", "consumer_cpu", "memory_node"]
         + latencyStatistics.map { "rtt_half_\($0)_ns" }
         + latencyStatistics.map { "one_way_\($0)_ns" }
-        + ["msgs_per_s", "bytes_per_s", "cv", "ci95_low", "ci95_high"]
+        + ["msgs_per_s", "bytes_per_s", "cv", "ci95_low", "ci95_high", "drift_percent", "drifted"]
         + ["producer_user_cpu_s", "producer_sys_cpu_s", "consumer_user_cpu_s", "consumer_sys_cpu_s",
            "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg", "cpu_ns_per_kib",
            "producer_cpu_utilization", "consumer_cpu_utilization",
@@ -62,7 +62,7 @@ public final class CSVReport {
         let cpu = { (value: Int?) in value.map(String.init) ?? "" }
         let measured = outcome.status.isOK || outcome.messages > 0
         return [
-            runID, cell.mechanism.id, cell.variant, String(cell.copies), cell.touch.rawValue, cell.mode.rawValue,
+            runID, cell.mechanism.id, cell.variant, String(cell.copies), cell.produce.rawValue, cell.touch.rawValue, cell.mode.rawValue,
             cell.pacedRate.map { number($0, decimals: 0) } ?? "",
             String(cell.messageBytes), measured ? String(outcome.messages) : "", String(outcome.repetitions),
             cell.placement.name, cpu(cell.placement.producerCPU ?? outcome.producerCPUSeen),
@@ -70,7 +70,8 @@ public final class CSVReport {
         ]
             + latency(outcome.halfRoundTrip) + latency(outcome.oneWay)
             + [number(outcome.messagesPerSecond), number(outcome.bytesPerSecond), number(outcome.coefficientOfVariation, decimals: 4),
-               number(outcome.confidenceInterval?.lowerBound), number(outcome.confidenceInterval?.upperBound)]
+               number(outcome.confidenceInterval?.lowerBound), number(outcome.confidenceInterval?.upperBound),
+               number(outcome.driftPercent), outcome.drifted.map { $0 ? "yes" : "no" } ?? ""]
             + cpuFields(outcome, number)
             + [number(outcome.machineLoad.loadAverageBefore, decimals: 2), number(outcome.machineLoad.stealPercent, decimals: 2),
                number(outcome.floorBefore), number(outcome.floorAfter)]

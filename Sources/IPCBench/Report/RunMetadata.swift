@@ -40,6 +40,7 @@ public struct RunMetadata: Codable, Sendable {
         public var modes: [String]
         public var variants: [String]?
         public var messageBytes: [Int]
+        public var produce: String
         public var touch: String
         /// Each placement as `name` (`producer,consumer` CPUs) or `name: unavailable reason`.
         public var placements: [String]
@@ -59,7 +60,7 @@ public struct RunMetadata: Codable, Sendable {
         public var spinPausesPerPoll: Int?
 
         enum CodingKeys: String, CodingKey {
-            case mechanisms, modes, variants, messageBytes, touch, placements, repetitions
+            case mechanisms, modes, variants, messageBytes, produce, touch, placements, repetitions
             case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
             case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode, spinPausesPerPoll
         }
@@ -140,7 +141,8 @@ public struct RunMetadata: Codable, Sendable {
         limits = SystemFacts.limits()
         self.configuration = Configuration(
             mechanisms: configuration.mechanisms.map(\.id), modes: configuration.modes.map(\.rawValue),
-            variants: configuration.variants, messageBytes: configuration.sizes, touch: configuration.touch.rawValue,
+            variants: configuration.variants, messageBytes: configuration.sizes, produce: configuration.produce.rawValue,
+            touch: configuration.touch.rawValue,
             placements: configuration.placements.map(Self.describe), repetitions: configuration.repetitions,
             durationSecondsPerRepetition: configuration.durationSeconds,
             maximumMessagesPerRepetition: configuration.maximumMessages, warmupMessages: configuration.warmupMessages,

@@ -1,0 +1,70 @@
+/// Test-only (`--inject-fault drop|reorder|corrupt`): wraps a streaming producer's endpoint and spoils
+/// its stream once, a little after the warm-up, so tests can prove each kind of error is detected.
+/// The timed loop knows nothing of it; the messages it spoils were built by the loop as usual.
+final class FaultInjectingEndpoint: MessageEndpoint {
+    private let inner: any MessageEndpoint
+    private let fault: InjectedFault
+    /// The sequence number the fault falls on.
+    private let target: UInt64
+    private let message: UnsafeMutableRawBufferPointer
+    private let held: UnsafeMutableRawBufferPointer
+    private var holding = false
+
+    /// Wraps `endpoint` when `task` asks for a fault in a producer's stream; nil otherwise.
+    static func wrapping(_ endpoint: any MessageEndpoint, for task: WorkerTask) -> FaultInjectingEndpoint? {
+        guard let fault = task.fault, [.drop, .reorder, .corrupt].contains(fault),
+              task.role == .producer, task.options.mode == .throughput
+        else { return nil }
+        return FaultInjectingEndpoint(endpoint, fault: fault, task: task)
+    }
+
+    private init(_ inner: any MessageEndpoint, fault: InjectedFault, task: WorkerTask) {
+        self.inner = inner
+        self.fault = fault
+        let warmup = UInt64(task.warmupMessages)
+        let limit = warmup + UInt64(task.maximumMessages)
+        target = Swift.min(warmup + 10, limit > 2 ? limit - 2 : 0)
+        message = .allocate(byteCount: task.options.messageBytes, alignment: 64)
+        held = .allocate(byteCount: task.options.messageBytes, alignment: 64)
+    }
+
+    deinit {
+        message.deallocate()
+        held.deallocate()
+    }
+
+    func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        let built = UnsafeMutableRawBufferPointer(rebasing: message[0..<size])
+        fill(built)
+        let sequence = MessageFormat.sequence(of: UnsafeRawBufferPointer(built))
+        switch fault {
+        case .drop where sequence == target:
+            return
+        case .reorder where sequence == target:
+            UnsafeMutableRawBufferPointer(rebasing: held[0..<size]).copyMemory(from: UnsafeRawBufferPointer(built))
+            holding = true
+            return
+        case .corrupt where sequence == target:
+            built[size - 1] ^= 0xFF
+        default:
+            break
+        }
+        try forward(built)
+        if holding {
+            holding = false
+            try forward(UnsafeMutableRawBufferPointer(rebasing: held[0..<size]))
+        }
+    }
+
+    private func forward(_ bytes: UnsafeMutableRawBufferPointer) throws {
+        try inner.send(size: bytes.count) { $0.copyMemory(from: UnsafeRawBufferPointer(bytes)) }
+    }
+
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+        try inner.receive(size: size, consume: consume)
+    }
+
+    func close() { inner.close() }
+    var recoveredLosses: UInt64 { inner.recoveredLosses }
+    func injectLoss() { inner.injectLoss() }
+}
