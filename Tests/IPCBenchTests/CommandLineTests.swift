@@ -189,7 +189,7 @@ struct CommandLineTests {
         let csv = scratch + "/spin.csv"
         // 0 pauses: polls flat out, and still yields on one CPU (each poll counts toward the yield;
         // a waiter that never yielded there would wait out a scheduler tick per message and hit the
-        // cell timeout). Both the spinning ping-pong's own loop and the generic loops (copy path,
+        // cell timeout). Both the spinning ring's one-slot hand-off and its general path (copy path,
         // streaming) wait this way.
         let result = try TestSupport.runCLI(
             ["run", "--mechanisms", "shm-posix", "--variants", "in-place/spin,copy/spin", "--sizes", "16", "--mode", "latency,throughput",

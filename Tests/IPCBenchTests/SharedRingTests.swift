@@ -82,7 +82,7 @@ struct SharedRingTests {
         leftovers.expectNone(createdBy: getpid())
     }
 
-    @Test("The spinning ping-pong's own loop: verified on one CPU (where it must yield) and across two; paced runs keep the generic loop")
+    @Test("The spinning ring's one-slot hand-off: verified on one CPU (where it must yield) and across two, closed and open loop")
     func spinPingPong() throws {
         let leftovers = RingLeftovers()
         let cpus = Affinity.allowedCPUs()

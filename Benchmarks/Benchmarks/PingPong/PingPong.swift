@@ -101,7 +101,7 @@ let benchmarks: @Sendable () -> Void = {
             continue
         }
         guard let firstVariant = mechanism.variants(for: .latency).first else { continue }
-        // The spinning ring has a timed loop of its own (SpinPingPong), so it gets its own cell.
+        // The spinning ring's one-slot hand-off (SpinPingPong) is a path of its own, so it gets its own cell.
         let variants = id == "shm-posix" ? [firstVariant, "in-place/spin"] : [firstVariant]
         let size = min(messageBytes, mechanism.messageLimit()?.bytes ?? messageBytes)
         for variant in variants {
