@@ -17,7 +17,12 @@ enum TestSupport {
         return "ipcbench-binary-not-found"
     }
 
-    static var limits: PairLimits { PairLimits(workerExecutable: binary, cellTimeoutSeconds: 60, setupTimeoutSeconds: 10) }
+    /// A hung cell fails after 60 s, or after `IPCBENCH_TEST_CELL_TIMEOUT` seconds (scripts/mutation-check
+    /// shortens it, since many of its mutants hang a peer rather than crash it).
+    static var limits: PairLimits {
+        let timeout = ProcessInfo.processInfo.environment["IPCBENCH_TEST_CELL_TIMEOUT"].flatMap(Double.init) ?? 60
+        return PairLimits(workerExecutable: binary, cellTimeoutSeconds: timeout, setupTimeoutSeconds: 10)
+    }
 
     /// The default placement (two CPUs when there are two).
     static var placement: Placement { Placement.defaultPlacement(allowedCPUs: Affinity.allowedCPUs()) }

@@ -35,7 +35,7 @@ enum Loops {
         _ endpoint: Endpoint, _ task: WorkerTask, _ clock: Clock
     ) throws -> WorkerResult {
         let size = task.options.messageBytes
-        let writesPayload = task.produce == .write
+        let writesPayload = task.produce == .write && size > MessageFormat.headerBytes
         let warmup = UInt64(task.warmupMessages)
         let limit = warmup + UInt64(task.maximumMessages)
         var tally = PingPongProducerTally(task, clock: clock)
@@ -61,13 +61,13 @@ enum Loops {
                 break
             }
             if paced && timed { clock.wait(until: sentAt) }
-            try endpoint.send(size: size) { message in
+            var reply: UInt64 = 0
+            let answered = try endpoint.sendAndReceive(size: size) { message in
                 MessageFormat.stamp(message, sequence: sequence, sentAt: sentAt)
                 if writesPayload { MessageFormat.writePattern(message, sequence: sequence) }
-            }
-            if finishesRoundTrip { tally.recordRoundTrip(of: sequence - 1, from: previousSentAt, to: sentAt) }
-            var reply: UInt64 = 0
-            let answered = try endpoint.receive(size: size) { message in
+            } sent: {
+                if finishesRoundTrip { tally.recordRoundTrip(of: sequence - 1, from: previousSentAt, to: sentAt) }
+            } consume: { message in
                 reply = MessageFormat.sequence(of: message)
             }
             let returnedAt = paced ? clock.now() : 0
@@ -87,11 +87,10 @@ enum Loops {
         return tally.result(timedMessages: timed, messageBytes: size, loopEnd: loopEnd)
     }
 
-    /// Consumer side of ping-pong: checks and touches each message, reads its arrival time (the
-    /// message in hand and the touch policy applied: an in-place payload is read where it lies, as a
-    /// copied one is copied out), and answers with a message of the same size whose header it writes
-    /// (the sequence seen, flagged as a reply). The bookkeeping comes after the answer, so it does not
-    /// lengthen the round trip.
+    /// Consumer side of ping-pong: checks and touches each message, reads its arrival time once it
+    /// is in hand (see MessageEndpoint.receiveAndAnswer), and answers with a message of the same size
+    /// whose header it writes (the sequence seen, flagged as a reply). The bookkeeping comes after
+    /// the answer, so it does not lengthen the round trip.
     static func latencyConsumer<Endpoint: MessageEndpoint, Clock: TimedLoopClock>(
         _ endpoint: Endpoint, _ task: WorkerTask, _ clock: Clock
     ) throws -> WorkerResult {
@@ -102,21 +101,23 @@ enum Loops {
             var sequence: UInt64 = 0
             var sentAt: UInt64 = 0
             var arrivedAt: UInt64 = 0
-            let received = try endpoint.receive(size: size) { message in
+            let received = try endpoint.receiveAndAnswer(size: size) { message in
                 sequence = MessageFormat.sequence(of: message)
                 sentAt = MessageFormat.sentAt(of: message)
-                if sequence & MessageFormat.endMarker == 0 { tally.inspector.inspect(message, sequence: sequence) }
+                if sequence & MessageFormat.endMarker != 0 { return false }
+                tally.inspector.inspect(message, sequence: sequence)
+                return true
+            } answer: { reply in
+                // The reply echoes the request's send time rather than carrying the arrival time: a reply
+                // that waited for the clock read would lengthen the round trip it is part of.
+                MessageFormat.stampReply(reply, answering: sequence, sentAt: sentAt)
+            } arrived: {
                 arrivedAt = clock.now()
             }
             guard received else { throw IPCError.peerClosed("producer closed the channel before its end marker") }
             if sequence & MessageFormat.endMarker != 0 {
                 tally.finish(endMarker: sequence)
                 break
-            }
-            try endpoint.send(size: size) { reply in
-                // The reply echoes the request's send time rather than carrying the arrival time: a reply
-                // that waited for the clock read would lengthen the round trip it is part of.
-                MessageFormat.stampReply(reply, answering: sequence, sentAt: sentAt)
             }
             tally.count(sequence: sequence, sentAt: sentAt, arrivedAt: arrivedAt)
         }
@@ -136,7 +137,7 @@ enum Loops {
         _ endpoint: Endpoint, _ task: WorkerTask, _ clock: Clock
     ) throws -> WorkerResult {
         let size = task.options.messageBytes
-        let writesPayload = task.produce == .write
+        let writesPayload = task.produce == .write && size > MessageFormat.headerBytes
         let warmup = UInt64(task.warmupMessages)
         let limit = warmup + UInt64(task.maximumMessages)
         let checkMask = deadlineCheckInterval(messageBytes: size) - 1

@@ -46,7 +46,6 @@ public enum MessageFormat {
     }
 
     /// Writes every payload byte of message `sequence` (produce=write).
-    @inline(__always)
     public static func writePattern(_ message: UnsafeMutableRawBufferPointer, sequence: UInt64) {
         let payload = message.count - headerBytes
         let words = payload / 8

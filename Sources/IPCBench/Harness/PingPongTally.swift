@@ -1,9 +1,7 @@
 /// The producer's bookkeeping in ping-pong (Loops.latencyProducer): round trips, split into the
 /// first and second half of the timed loop for the drift check, wrong replies, CPU cost.
 struct PingPongProducerTally {
-    /// Round trips of the first and the second half of the timed loop.
-    private var firstHalf: IntervalRecorder
-    private var secondHalf: IntervalRecorder
+    private var roundTrips: IntervalRecorder
     private var inSecondHalf = false
     /// The second half starts with this message, or at `halfwayTick`, whichever comes first.
     private let halfwaySequence: UInt64
@@ -16,8 +14,7 @@ struct PingPongProducerTally {
     private var loopStartNanoseconds: UInt64 = 0
 
     init<Clock: TimedLoopClock>(_ task: WorkerTask, clock: Clock) {
-        firstHalf = IntervalRecorder(nanosecondsPerTick: clock.nanosecondsPerTick)
-        secondHalf = IntervalRecorder(nanosecondsPerTick: clock.nanosecondsPerTick)
+        roundTrips = IntervalRecorder(nanosecondsPerTick: clock.nanosecondsPerTick)
         halfwaySequence = UInt64(task.warmupMessages) + UInt64(task.maximumMessages) / 2
         halfDuration = task.durationNanoseconds > 0 ? clock.ticks(nanoseconds: task.durationNanoseconds / 2) : .max
     }
@@ -32,23 +29,22 @@ struct PingPongProducerTally {
     /// Records the round trip of message `sequence`, sent at `start` and answered by `end` (ticks).
     @inline(__always)
     mutating func recordRoundTrip(of sequence: UInt64, from start: UInt64, to end: UInt64) {
-        if !inSecondHalf, sequence >= halfwaySequence || start >= halfwayTick { inSecondHalf = true }
-        if inSecondHalf {
-            secondHalf.record(from: start, to: end)
-        } else {
-            firstHalf.record(from: start, to: end)
+        if !inSecondHalf, sequence >= halfwaySequence || start >= halfwayTick {
+            inSecondHalf = true
+            roundTrips.startSecondHalf()
         }
+        roundTrips.record(from: start, to: end)
     }
 
     /// The result after `timedMessages` timed round trips, the loop having ended at `loopEnd`.
     mutating func result(timedMessages: UInt64, messageBytes: Int, loopEnd: UInt64) -> WorkerResult {
-        let halves = [firstHalf.finish(), secondHalf.finish()]
-        var roundTrips = halves[0]
-        roundTrips.merge(halves[1])
+        let halves = roundTrips.finishByHalf()
+        var whole = halves[0]
+        whole.merge(halves[1])
         var result = WorkerResult(
             role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timedMessages,
             messagesSentByProducer: timedMessages, payloadBytes: timedMessages * UInt64(messageBytes), lost: 0,
-            reordered: wrongReplies, corrupt: 0, roundTrip: roundTrips, loopStartNanoseconds: loopStartNanoseconds,
+            reordered: wrongReplies, corrupt: 0, roundTrip: whole, loopStartNanoseconds: loopStartNanoseconds,
             loopEndNanoseconds: loopEnd, readChecksum: 0)
         result.roundTripHalves = halves
         result.cpuUsage = meter.finish()

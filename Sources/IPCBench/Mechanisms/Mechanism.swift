@@ -65,6 +65,21 @@ public protocol MessageEndpoint: AnyObject {
     /// Receives one message of `size` bytes and shows it to `consume` where it lies.
     /// Returns false when the peer closed the channel cleanly before a new message began.
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool
+    /// Producer side of ping-pong: sends one message whose content `fill` writes, calls `sent`, then
+    /// receives the reply and shows it to `consume` where it lies. The default is `send`, `sent`,
+    /// `receive`. Returns false when the peer closed the channel cleanly instead of answering.
+    func sendAndReceive(
+        size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void, sent: () -> Void, consume: (UnsafeRawBufferPointer) -> Void
+    ) throws -> Bool
+    /// Consumer side of ping-pong: receives one message and shows it to `consume` where it lies;
+    /// when `consume` returns true, answers it with a message of the same size whose content `answer`
+    /// writes. Calls `arrived` once the message is in hand: before the answer when answering is a
+    /// system call (the default: `receive`, `arrived`, `send`), after it when the answer is a store
+    /// into memory the producer polls, which a clock read first would only hold back. Returns false
+    /// when the peer closed the channel cleanly before a new message began.
+    func receiveAndAnswer(
+        size: Int, consume: (UnsafeRawBufferPointer) -> Bool, answer: (UnsafeMutableRawBufferPointer) -> Void, arrived: () -> Void
+    ) throws -> Bool
     /// Releases the endpoint; called once after the loops.
     func close()
     /// Messages lost and then recovered by the mechanism itself (UDP's retransmissions): the
@@ -79,6 +94,40 @@ public protocol MessageEndpoint: AnyObject {
 }
 
 extension MessageEndpoint {
+    public func sendAndReceive(
+        size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void, sent: () -> Void, consume: (UnsafeRawBufferPointer) -> Void
+    ) throws -> Bool {
+        try sendThenReceive(size: size, fill: fill, sent: sent, consume: consume)
+    }
+
+    public func receiveAndAnswer(
+        size: Int, consume: (UnsafeRawBufferPointer) -> Bool, answer: (UnsafeMutableRawBufferPointer) -> Void, arrived: () -> Void
+    ) throws -> Bool {
+        try receiveThenAnswer(size: size, consume: consume, answer: answer, arrived: arrived)
+    }
+
+    /// The default exchange: `send`, `sent`, `receive`.
+    @inline(__always)
+    public func sendThenReceive(
+        size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void, sent: () -> Void, consume: (UnsafeRawBufferPointer) -> Void
+    ) throws -> Bool {
+        try send(size: size, fill: fill)
+        sent()
+        return try receive(size: size, consume: consume)
+    }
+
+    /// The default answer: `receive`, `arrived`, then `send` when `consume` asks for an answer.
+    @inline(__always)
+    public func receiveThenAnswer(
+        size: Int, consume: (UnsafeRawBufferPointer) -> Bool, answer: (UnsafeMutableRawBufferPointer) -> Void, arrived: () -> Void
+    ) throws -> Bool {
+        var answers = false
+        guard try receive(size: size, consume: { answers = consume($0) }) else { return false }
+        arrived()
+        if answers { try send(size: size, fill: answer) }
+        return true
+    }
+
     public var recoveredLosses: UInt64 { 0 }
     public func injectLoss() {}
 

@@ -452,7 +452,11 @@ enum SharedRing {
                 return SemaphoreRingEndpoint(channel: channel { _ in SemaphoreNotifier() })
             case .spin:
                 let notifier = SpinNotifier(cacheLineRoundTrip: options.cacheLineRoundTripNanoseconds, pausesPerPoll: options.spinPausesPerPoll)
-                return SpinRingEndpoint(channel: channel { _ in notifier }, mode: options.mode)
+                let spinning = channel { _ in notifier }
+                if let pingPong = SpinPingPong(spinning, mode: options.mode) {
+                    return SpinPingPongEndpoint(channel: spinning, pingPong: pingPong)
+                }
+                return SpinRingEndpoint(channel: spinning)
             case .futex:
                 return FutexRingEndpoint(channel: channel { _ in FutexNotifier(sleeper: FutexSleeper()) })
             case .eventfd:
@@ -611,35 +615,8 @@ final class SystemVSemaphoreRingEndpoint: SharedRingEndpoint {
 final class SpinRingEndpoint: SharedRingEndpoint {
     let channel: RingChannel<SpinNotifier>
     let descriptors: [Int32] = []
-    /// Latency mode, in place: the one-slot hand-off; nil elsewhere.
-    let pingPong: SpinPingPong?
-
-    init(channel: RingChannel<SpinNotifier>, mode: Mode) {
-        self.channel = channel
-        pingPong = SpinPingPong(channel, mode: mode)
-    }
-
-    deinit {
-        channel.deallocate()
-        pingPong?.deallocate()
-    }
-
-    @inline(__always)
-    func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        if let pingPong {
-            pingPong.send(size: size, fill: fill)
-        } else {
-            try channel.send(size: size, fill: fill)
-        }
-    }
-
-    @inline(__always)
-    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
-        if let pingPong {
-            return pingPong.receive(size: size, consume: consume)
-        }
-        return try channel.receive(size: size, consume: consume)
-    }
+    init(channel: RingChannel<SpinNotifier>) { self.channel = channel }
+    deinit { channel.deallocate() }
 }
 
 final class FutexRingEndpoint: SharedRingEndpoint {

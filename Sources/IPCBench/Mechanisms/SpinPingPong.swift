@@ -60,6 +60,54 @@ struct SpinPingPong {
         counters[0] = index &+ 1
     }
 
+    /// Producer: writes the message in the slot through `fill`, publishes it with its stamp, calls
+    /// `sent`, and spins until the reply's stamp is in the slot, then shows the reply to `consume`.
+    @inline(__always)
+    func sendAndReceive(
+        size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void, sent: () -> Void, consume: (UnsafeRawBufferPointer) -> Void
+    ) -> Bool {
+        precondition(size <= capacity, "message larger than the ring's slot")
+        let index = counters[0]
+        fill(UnsafeMutableRawBufferPointer(start: message, count: size))
+        ipcb_store_release_u32(stampWord, outgoing.stamp(of: index))
+        counters[0] = index &+ 1
+        sent()
+        let replyIndex = counters[1]
+        let stamp = incoming.stamp(of: replyIndex)
+        var spins = 0
+        while ipcb_load_acquire_u32(stampWord) != stamp {
+            notifier.pause(&spins)
+        }
+        counters[1] = replyIndex &+ 1
+        consume(UnsafeRawBufferPointer(start: message, count: size))
+        return true
+    }
+
+    /// Consumer: spins until the request's stamp is in the slot, shows it to `consume`, writes the
+    /// answer over it through `answer` and publishes it with the reply stamp, then calls `arrived`:
+    /// the answer is one store, which a clock read before it would hold back.
+    @inline(__always)
+    func receiveAndAnswer(
+        size: Int, consume: (UnsafeRawBufferPointer) -> Bool, answer: (UnsafeMutableRawBufferPointer) -> Void, arrived: () -> Void
+    ) -> Bool {
+        precondition(size <= capacity, "message larger than the ring's slot")
+        let index = counters[1]
+        let stamp = incoming.stamp(of: index)
+        var spins = 0
+        while ipcb_load_acquire_u32(stampWord) != stamp {
+            notifier.pause(&spins)
+        }
+        counters[1] = index &+ 1
+        if consume(UnsafeRawBufferPointer(start: message, count: size)) {
+            let sent = counters[0]
+            answer(UnsafeMutableRawBufferPointer(start: message, count: size))
+            ipcb_store_release_u32(stampWord, outgoing.stamp(of: sent))
+            counters[0] = sent &+ 1
+        }
+        arrived()
+        return true
+    }
+
     /// Spins until the peer's stamp is in the slot (acquire: its bytes are then visible), then shows
     /// the message to `consume` where it lies.
     @inline(__always)
@@ -74,5 +122,48 @@ struct SpinPingPong {
         consume(UnsafeRawBufferPointer(start: message, count: size))
         counters[1] = index &+ 1
         return true
+    }
+}
+
+/// The spinning ring's endpoint in closed- and open-loop latency mode, in place: every hand-off
+/// through the one slot (SpinPingPong). A class of its own, so the harness's loop is specialised for
+/// it with each of the loop's closures called from one place, where the compiler inlines it.
+final class SpinPingPongEndpoint: SharedRingEndpoint {
+    let channel: RingChannel<SpinNotifier>
+    let descriptors: [Int32] = []
+    private let pingPong: SpinPingPong
+
+    init(channel: RingChannel<SpinNotifier>, pingPong: SpinPingPong) {
+        self.channel = channel
+        self.pingPong = pingPong
+    }
+
+    deinit {
+        channel.deallocate()
+        pingPong.deallocate()
+    }
+
+    @inline(__always)
+    func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        pingPong.send(size: size, fill: fill)
+    }
+
+    @inline(__always)
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+        pingPong.receive(size: size, consume: consume)
+    }
+
+    @inline(__always)
+    func sendAndReceive(
+        size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void, sent: () -> Void, consume: (UnsafeRawBufferPointer) -> Void
+    ) throws -> Bool {
+        pingPong.sendAndReceive(size: size, fill: fill, sent: sent, consume: consume)
+    }
+
+    @inline(__always)
+    func receiveAndAnswer(
+        size: Int, consume: (UnsafeRawBufferPointer) -> Bool, answer: (UnsafeMutableRawBufferPointer) -> Void, arrived: () -> Void
+    ) throws -> Bool {
+        pingPong.receiveAndAnswer(size: size, consume: consume, answer: answer, arrived: arrived)
     }
 }

@@ -64,5 +64,6 @@ extension SharedRingEndpoint {
 extension SemaphoreRingEndpoint: SharedMemoryEndpoint {}
 extension SystemVSemaphoreRingEndpoint: SharedMemoryEndpoint {}
 extension SpinRingEndpoint: SharedMemoryEndpoint {}
+extension SpinPingPongEndpoint: SharedMemoryEndpoint {}
 extension FutexRingEndpoint: SharedMemoryEndpoint {}
 extension EventRingEndpoint: SharedMemoryEndpoint {}
