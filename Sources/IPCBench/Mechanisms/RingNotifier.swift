@@ -100,8 +100,9 @@ struct SpinNotifier: RingNotifier {
 
     /// A sparser poll pulls the line back from the writer less often, but notices a message later.
     /// Which wins depends on how far apart the host put the two vCPUs. Measured on a 2-vCPU AMD EPYC
-    /// guest (scripts/ab-spin, results/vm-epyc-2026-12-03/ab-spin.txt: 16-byte ping-pong, p50 round
-    /// trip ÷ the cache-line floor probed around the cell, steady rounds, interleaved):
+    /// guest (scripts/ab-spin; output in the git history at 9b17b3a, results/vm-epyc-2026-12-03/
+    /// ab-spin.txt: 16-byte ping-pong, p50 round trip ÷ the cache-line floor probed around the cell,
+    /// steady rounds, interleaved):
     /// - floor 74–150 ns: 0 pauses 0.98, 1 pause 0.58–0.68, 2 0.92, 3 1.10–1.15, 5 1.62;
     /// - floor ≈380–450 ns: 0 pauses 1.49, 1 pause 1.01, 2 0.89, 3 0.74–0.82, 5 0.79.
     /// (Below 1: the probe polls without pausing, which its own writer pays for.) So the ring polls
