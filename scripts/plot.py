@@ -5,7 +5,8 @@
 
 Reads the results CSV(s) written by `ipcbench run` and the metadata JSON beside each
 (`metadata.json` for `results.csv`, `X.metadata.json` for `X.csv`; optional), and writes PNG + SVG
-plots and an index.html into DIR (default: <first CSV's directory>/plots):
+plots and an index.html into DIR (default: beside the first CSV, `plots/` for `results.csv` and
+`X.plots/` for `X.csv`, so CSVs sharing a directory get their own plots):
 
   latency-vs-size     one-way latency p50 with a p50–p99 band vs message size (log–log)
   throughput-vs-size  bytes/s vs message size (log x)
@@ -20,6 +21,12 @@ the first CSV given that has it (so a second CSV can add, say, the same-cpu plac
 
 Bad input (missing file, empty or malformed CSV, missing columns, bad option) gives a one-line
 error on stderr and exit status 2.
+
+Safe to run as root on a directory others can write to: DIR is created with mkdir and used only when
+it is a real directory (not a symlink) owned by the user running this; every file is written to a
+new, exclusively created temporary name in DIR (O_CREAT|O_EXCL|O_NOFOLLOW) and renamed into place,
+and only over a regular file owned by that user. Anything else refuses the run (exit status 2)
+before a plot is drawn; no symlink is ever followed and no file outside DIR is written.
 """
 
 from __future__ import annotations
@@ -27,11 +34,14 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
+import errno
 import html
 import json
 import math
 import os
 import re
+import secrets
+import stat
 import sys
 from dataclasses import dataclass, field
 
@@ -347,11 +357,125 @@ def name_series(rows: list[Row]) -> SeriesNaming:
 
 
 # ----------------------------------------------------------------------------------------------
+# Output: one directory, opened without following symlinks; every file created exclusively in it
+
+
+def default_out_dir(csv_path: str) -> str:
+    """Where the plots for a CSV go by default: `plots/` beside `results.csv`, `X.plots/` beside `X.csv`
+    (the same pairing as the metadata file), so distinct CSVs in one directory never share plots."""
+    directory, name = os.path.split(os.path.abspath(csv_path))
+    stem = name[:-4] if name.lower().endswith(".csv") else name
+    return os.path.join(directory, "plots" if name == "results.csv" else f"{stem}.plots")
+
+
+class OutputDirectory:
+    """The plots directory, held open by a descriptor. It is created with mkdir, or reused only when it
+    is a real directory (opened with O_NOFOLLOW) owned by the effective user; every name in it is
+    resolved relative to that descriptor and never through a symlink. Files are written to a fresh
+    temporary name created with O_CREAT|O_EXCL|O_NOFOLLOW and renamed over the target only when the
+    target is absent or a regular file owned by the effective user."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.uid = os.geteuid()
+        parent, name = os.path.split(os.path.abspath(path))
+        if not name or name in (".", ".."):
+            raise InputError(f"--out {path}: not a directory name")
+        try:
+            parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as error:
+            raise InputError(f"plots directory {path}: cannot open {parent}: {error.strerror or error}") from None
+        try:
+            try:
+                os.mkdir(name, 0o755, dir_fd=parent_fd)
+            except FileExistsError:
+                pass  # reused below only if it is a real directory of ours
+            except OSError as error:
+                raise InputError(f"plots directory {path}: cannot create it: {error.strerror or error}") from None
+            try:
+                self.fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise InputError(f"refusing to write plots into {path}: it exists and is a symlink or not a "
+                                     "directory (remove it, or choose another --out)") from None
+                raise InputError(f"plots directory {path}: cannot open it: {error.strerror or error}") from None
+        finally:
+            os.close(parent_fd)
+        owner = os.fstat(self.fd).st_uid
+        if owner != self.uid:
+            os.close(self.fd)
+            raise InputError(f"refusing to write plots into {path}: it exists and belongs to uid {owner}, not to "
+                             f"you (uid {self.uid}) (remove it, or choose another --out)")
+
+    def join(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def _entry(self, name: str) -> os.stat_result | None:
+        try:
+            return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def check_replaceable(self, name: str) -> None:
+        """Raises InputError unless `name` is absent or a regular file of ours (so it may be replaced)."""
+        entry = self._entry(name)
+        if entry is None:
+            return
+        if stat.S_ISLNK(entry.st_mode):
+            what = "a symlink"
+        elif not stat.S_ISREG(entry.st_mode):
+            what = "not a regular file"
+        elif entry.st_uid != self.uid:
+            what = f"owned by uid {entry.st_uid}, not by you (uid {self.uid})"
+        else:
+            return
+        raise InputError(f"refusing to replace {self.join(name)}: it is {what} (remove it, or choose another --out)")
+
+    def write(self, name: str, fill) -> None:
+        """Creates `name` with the bytes `fill(binary file)` writes, through an exclusive temporary file."""
+        self.check_replaceable(name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        for _ in range(100):
+            temporary = f".{name}.{secrets.token_hex(8)}.tmp"
+            try:
+                fd = os.open(temporary, flags, 0o644, dir_fd=self.fd)
+                break
+            except FileExistsError:
+                continue
+            except OSError as error:
+                raise InputError(f"cannot create a file in {self.path}: {error.strerror or error}") from None
+        else:
+            raise InputError(f"cannot create a temporary file in {self.path}")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                fill(handle)
+            # Checked again just before the rename: a rename over a symlink swapped in since replaces the
+            # link itself (in this directory of ours), never what it points to.
+            self.check_replaceable(name)
+            os.rename(temporary, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            try:
+                os.unlink(temporary, dir_fd=self.fd)
+            except OSError:
+                pass
+            raise
+
+    def remove_stale(self, name: str) -> None:
+        """Removes `name` if it is a regular file of ours (a plot an earlier invocation drew)."""
+        entry = self._entry(name)
+        if entry is not None and stat.S_ISREG(entry.st_mode) and entry.st_uid == self.uid:
+            os.unlink(name, dir_fd=self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+# ----------------------------------------------------------------------------------------------
 # Plotting
 
 
 class Plotter:
-    def __init__(self, runs: list[Run], rows: list[Row], args, out_dir: str, notes: list[str]):
+    def __init__(self, runs: list[Run], rows: list[Row], args, out_dir: OutputDirectory, notes: list[str]):
         import matplotlib
 
         matplotlib.use("Agg")
@@ -505,7 +629,8 @@ class Plotter:
 
     def save(self, fig, name: str, title: str, description: str) -> None:
         for extension in ("png", "svg"):
-            fig.savefig(os.path.join(self.out_dir, f"{name}.{extension}"), bbox_inches="tight", pad_inches=0.15)
+            self.out_dir.write(f"{name}.{extension}", lambda handle: fig.savefig(
+                handle, format=extension, bbox_inches="tight", pad_inches=0.15))
         self.plt.close(fig)
         self.written.append((name, title, description))
 
@@ -985,7 +1110,7 @@ def metadata_rows(run: Run) -> list[tuple[str, str]]:
     ]
 
 
-def write_index(plotter: Plotter, out_dir: str, warnings: list[str]) -> str:
+def write_index(plotter: Plotter, out_dir: OutputDirectory, warnings: list[str]) -> str:
     esc = html.escape
     runs = plotter.runs
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -1028,10 +1153,9 @@ def write_index(plotter: Plotter, out_dir: str, warnings: list[str]) -> str:
                 row.status)) + "</tr>")
         parts.append("</table>")
     parts.append("</body></html>")
-    path = os.path.join(out_dir, "index.html")
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(parts) + "\n")
-    return path
+    text = ("\n".join(parts) + "\n").encode("utf-8")
+    out_dir.write("index.html", lambda handle: handle.write(text))
+    return out_dir.join("index.html")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1046,7 +1170,9 @@ class ArgumentParser(argparse.ArgumentParser):
 def parse_arguments(argv: list[str]):
     parser = ArgumentParser(prog=PROG, description="Plot ipcbench results CSVs (PNG + SVG + index.html).")
     parser.add_argument("csv", nargs="+", help="results CSV(s) written by `ipcbench run`")
-    parser.add_argument("--out", help="output directory (default: <first CSV's directory>/plots)")
+    parser.add_argument("--out", help="output directory (default: beside the first CSV, plots/ for results.csv, "
+                                      "X.plots/ for X.csv); created if absent, reused only if it is your own "
+                                      "real directory")
     parser.add_argument("--size", help="message size for the single-size plots, e.g. 4096 or 4K "
                                        "(default: the size closest to 4 KiB in the data)")
     parser.add_argument("--placement", help="placement for the size sweeps (default: the one with most cells)")
@@ -1117,11 +1243,11 @@ def main(argv: list[str]) -> int:
             for kind, n in run.status_counts().items():
                 counts[kind] = counts.get(kind, 0) + n
         raise InputError("no rows with status ok to plot (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")")
-    out_dir = args.out or os.path.join(os.path.dirname(os.path.abspath(args.csv[0])), "plots")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"--out {out_dir}: cannot create the directory: {error.strerror or error}") from None
+    out_dir = OutputDirectory(args.out or default_out_dir(args.csv[0]))
+    # Refuse before drawing anything, rather than half-way, when a name we write is taken by something
+    # that is not a plain file of ours (a symlink, say).
+    for name in ["index.html"] + [f"{plot}.{extension}" for plot in PLOT_NAMES for extension in ("png", "svg")]:
+        out_dir.check_replaceable(name)
     plotter = Plotter(runs, merged, args, out_dir, notes)
     plotter.plot_all()
     index = write_index(plotter, out_dir, warnings)
@@ -1130,9 +1256,8 @@ def main(argv: list[str]) -> int:
     for name in PLOT_NAMES:
         if name not in written:
             for extension in ("png", "svg"):
-                stale = os.path.join(out_dir, f"{name}.{extension}")
-                if os.path.isfile(stale):
-                    os.remove(stale)
+                out_dir.remove_stale(f"{name}.{extension}")
+    out_dir.close()
     for message in warnings + plotter.notes:
         print(f"{PROG}: note: {message}", file=sys.stderr)
     excluded = [row for row in merged if not row.ok]
@@ -1140,7 +1265,7 @@ def main(argv: list[str]) -> int:
           + f"; single-size plots at {human_size(plotter.size)}, sweeps at placement {plotter.placement}")
     for name, *_ in plotter.written:
         for extension in ("png", "svg"):
-            print(os.path.join(out_dir, f"{name}.{extension}"))
+            print(out_dir.join(f"{name}.{extension}"))
     print(index)
     return 0
 

@@ -221,8 +221,117 @@ def test_missing_metadata_one_size_and_extra_columns(tmp_path):
     result = run_plot(results)
     assert result.returncode == 0, result.stderr
     for name in ("latency-vs-size", "throughput-vs-size", "tail-latency"):
-        assert_png(tmp_path / "plots" / f"{name}.png")
+        assert_png(tmp_path / "only.plots" / f"{name}.png")  # X.csv -> X.plots/ beside it
     assert "no metadata" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The plots directory: its own per CSV, never written through a symlink or into someone else's directory
+
+
+def small_csv(path: Path) -> Path:
+    return write_csv(path, [row("pipe", "write/read", 2, mode, 4096, "cross-cpu") for mode in ("latency", "throughput")])
+
+
+def plot_module():
+    sys.path.insert(0, str(PLOT.parent))
+    try:
+        import plot
+    finally:
+        sys.path.pop(0)
+    return plot
+
+
+def test_distinct_csvs_in_one_directory_get_distinct_plot_folders(tmp_path):
+    for name in ("results.csv", "a.csv", "b.csv"):
+        result = run_plot(small_csv(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+    for folder, csv_name in (("plots", "results.csv"), ("a.plots", "a.csv"), ("b.plots", "b.csv")):
+        index = tmp_path / folder / "index.html"
+        assert index.is_file(), folder
+        assert csv_name in index.read_text()
+        assert_png(tmp_path / folder / "latency-vs-size.png")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["a.plots", "b.plots", "plots"]
+    # Files go through exclusive temporary names; none is left behind.
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def assert_refused(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert_clean_error(result, fragment)
+    assert "refusing" in result.stderr
+
+
+def test_symlinked_plot_directory_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "index.html").write_text("keep me")
+    (tmp_path / "plots").symlink_to(elsewhere)
+    assert_refused(run_plot(small_csv(tmp_path / "results.csv")), "symlink")
+    assert (elsewhere / "index.html").read_text() == "keep me"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["index.html"]
+    # A symlink to a directory given as --out is refused the same way.
+    assert_refused(run_plot(tmp_path / "results.csv", "--out", tmp_path / "plots"), "symlink")
+
+
+def test_plot_directory_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "r.plots").write_text("a file")
+    assert_refused(run_plot(small_csv(tmp_path / "r.csv")), "not a directory")
+    assert (tmp_path / "r.plots").read_text() == "a file"
+
+
+@pytest.mark.parametrize("name", ["index.html", "latency-vs-size.png", "run-comparison.svg"])
+def test_symlink_inside_the_plot_directory_is_refused_before_drawing(tmp_path, name):
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / name).symlink_to(victim)
+    assert_refused(run_plot(small_csv(tmp_path / "results.csv")), "symlink")
+    assert victim.read_text() == "keep me"
+    assert sorted(p.name for p in plots.iterdir()) == [name]  # nothing drawn, the link left alone
+
+
+def test_directory_or_file_of_another_user_is_refused(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give files to another user")
+    other = 65534  # nobody
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    plots.chmod(0o777)
+    os.chown(plots, other, other)
+    assert_refused(run_plot(small_csv(tmp_path / "results.csv")), "belongs to uid 65534")
+    assert list(plots.iterdir()) == []
+    # A regular file of another user inside a directory of ours is not replaced either.
+    mine = tmp_path / "mine.plots"
+    mine.mkdir()
+    theirs = mine / "index.html"
+    theirs.write_text("theirs")
+    os.chown(theirs, other, other)
+    assert_refused(run_plot(small_csv(tmp_path / "mine.csv")), "owned by uid 65534")
+    assert theirs.read_text() == "theirs" and sorted(p.name for p in mine.iterdir()) == ["index.html"]
+
+
+def test_symlink_swapped_in_while_writing_is_not_followed(tmp_path):
+    plot = plot_module()
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    out = plot.OutputDirectory(str(tmp_path / "plots"))
+
+    def fill(handle):
+        handle.write(b"new")
+        (tmp_path / "plots" / "index.html").symlink_to(victim)  # appears between the checks and the rename
+
+    with pytest.raises(plot.InputError, match="refusing"):
+        out.write("index.html", fill)
+    assert victim.read_text() == "keep me"
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["index.html"]  # the link; no temp file
+    # Our own regular file is replaced by a rename (a new inode: hard links to the old one keep their text).
+    (tmp_path / "plots" / "index.html").unlink()
+    out.write("index.html", lambda handle: handle.write(b"one"))
+    (tmp_path / "link").hardlink_to(tmp_path / "plots" / "index.html")
+    out.write("index.html", lambda handle: handle.write(b"two"))
+    out.close()
+    assert (tmp_path / "plots" / "index.html").read_text() == "two" and (tmp_path / "link").read_text() == "one"
 
 
 def test_only_failed_rows_is_an_error(tmp_path):

@@ -25,7 +25,7 @@ struct IPCBenchCommand: ParsableCommand {
         } catch {
             if exitCode(for: error) == .validationFailure {
                 let message = fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-                FileHandle.standardError.write(Data("ipcbench: \(message)\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("ipcbench: \(message)\n".utf8))
                 Foundation.exit(2)
             }
             exit(withError: error)

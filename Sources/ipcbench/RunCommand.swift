@@ -9,7 +9,7 @@ struct RunCommand: ParsableCommand {
         discussion: """
             Writes the results CSV, metadata.json beside it, and prints a summary table. \
             Progress goes to stderr when it is a terminal. Exits 1 if any cell failed, \
-            2 on bad input, 130/143 when interrupted.
+            2 on bad input, 129/130/143 when interrupted (SIGHUP/SIGINT/SIGTERM).
             """)
 
     static let defaultSizes = "16,4K,64K,1M"
@@ -28,10 +28,10 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Comma-separated variants to keep (see `ipcbench list`). Default: every variant.", valueName: "variants"))
     var variants: String?
 
-    @Option(help: ArgumentHelp("CPU to pin the producer to. Default: the first CPU this process may use.", valueName: "cpu"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("CPU to pin the producer to. Default: the first CPU this process may use.", valueName: "cpu"))
     var producerCPU: Int?
 
-    @Option(help: ArgumentHelp("CPU to pin the consumer to. Default: the second CPU this process may use (the first if there is only one).", valueName: "cpu"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("CPU to pin the consumer to. Default: the second CPU this process may use (the first if there is only one).", valueName: "cpu"))
     var consumerCPU: Int?
 
     @Option(help: ArgumentHelp(
@@ -49,7 +49,7 @@ struct RunCommand: ParsableCommand {
         valueName: "count"))
     var spinPauses: String?
 
-    @Option(help: "Process pairs per cell; figures are aggregated over them (median, coefficient of variation).")
+    @Option(parsing: .unconditional, help: "Process pairs per cell; figures are aggregated over them (median, coefficient of variation).")
     var repetitions = 3
 
     @Option(help: ArgumentHelp("Open-loop latency: send this many messages per second on a fixed schedule (e.g. 10000 or 10000/s) and measure from each intended send time. Default: closed-loop ping-pong.", valueName: "rate"))
@@ -58,13 +58,13 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Repeat each cell beyond --repetitions until the 95% confidence interval of its mean is within this (e.g. 5%) — at most 30 repetitions or 30 s per cell.", valueName: "percent"))
     var targetCi: String?
 
-    @Option(help: ArgumentHelp("Upper bound on each repetition's timed loop, in seconds. Default 0.05, or none when --messages is given.", valueName: "seconds"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Upper bound on each repetition's timed loop, in seconds. Default 0.05, or none when --messages is given.", valueName: "seconds"))
     var duration: Double?
 
-    @Option(help: ArgumentHelp("Timed messages (round trips in latency mode) per repetition. Default 1000000, usually cut short by --duration.", valueName: "count"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Timed messages (round trips in latency mode) per repetition. Default 1000000, usually cut short by --duration.", valueName: "count"))
     var messages: Int?
 
-    @Option(help: ArgumentHelp("Untimed warm-up messages per repetition. Default: 200 round trips, or up to 16 MiB of streaming.", valueName: "count"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Untimed warm-up messages per repetition. Default: 200 round trips, or up to 16 MiB of streaming.", valueName: "count"))
     var warmup: Int?
 
     @Option(help: ArgumentHelp("What the producer writes into each message: write (every payload byte, a per-message pattern; the default) or header (the 16-byte header only: signalling alone, the payload never moves).", valueName: "policy"))
@@ -73,10 +73,13 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("What the consumer does with each payload: none (header only), read (every byte once), verify (check the producer's pattern; needs --produce write).", valueName: "policy"))
     var touch = "read"
 
-    @Option(help: ArgumentHelp("Results CSV path; its directory must exist. Default ipcbench-out/<host>-<time>/results.csv.", valueName: "path"))
+    @Option(help: ArgumentHelp("Results CSV path; its directory must exist, and an existing file is refused unless --force. Default ipcbench-out/<host>-<time>/results.csv, a new directory.", valueName: "path"))
     var out: String?
 
-    @Option(help: ArgumentHelp("Seconds a repetition may run beyond its --duration before it is failed and its workers killed.", valueName: "seconds"))
+    @Flag(help: "Overwrite an existing --out file (and its metadata file) if it is a regular file.")
+    var force = false
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds a repetition may run beyond its --duration before it is failed and its workers killed.", valueName: "seconds"))
     var cellTimeout = 60.0
 
     @Flag(help: "A few seconds' smoke run: sizes \(quickSizes), one repetition, 0.05 s per cell.")
@@ -107,7 +110,7 @@ struct RunCommand: ParsableCommand {
         _ = try soakSeconds()
         // With --remote the path is checked once the server has answered, so an unreachable server
         // leaves no empty file behind (still before any worker starts).
-        if out != nil, remote == nil { _ = try outputPath() }
+        if remote == nil { _ = try outputPath(creatingDefault: false) }
     }
 
     func soakSeconds() throws -> Double? {
@@ -133,26 +136,34 @@ struct RunCommand: ParsableCommand {
         defer { client?.close() }
         let csvPath: String
         do {
-            csvPath = try outputPath()
+            csvPath = try outputPath()!
         } catch let error as ValidationError {
-            // Only reached with --remote (validate() checks the path otherwise): same one-line form.
-            throw Self.usageError(error.message)
+            // Same one-line form as validate()'s (reached with --remote, or for the default directory).
+            throw Self.usageError(error.description)
         }
         let metadataPath = Self.metadataPath(forCSV: csvPath)
+        let csvFile: OutputFile
+        let metadataFile: OutputFile
+        do {
+            csvFile = try OutputFile(creating: csvPath, replacing: force)
+            metadataFile = try OutputFile(creating: metadataPath, replacing: force)
+        } catch let error as IPCError {
+            throw Self.usageError(error.description)
+        }
         if configuration.memoryNode != nil, let reason = NUMA.unavailableReason {
-            FileHandle.standardError.write(Data("ipcbench: warning: --memory-node: NUMA memory placement is unavailable here: \(reason); shared-memory cells are written as unavailable, the others run as usual\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("ipcbench: warning: --memory-node: NUMA memory placement is unavailable here: \(reason); shared-memory cells are written as unavailable, the others run as usual\n".utf8))
         }
         let leftovers = Leftovers.find().found
         if !leftovers.isEmpty {
-            FileHandle.standardError.write(Data("ipcbench: warning: \(leftovers.count) object(s) left by crashed earlier runs (e.g. \(leftovers[0])); remove them with `ipcbench clean`\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("ipcbench: warning: \(leftovers.count) object(s) left by crashed earlier runs (e.g. \(leftovers[0])); remove them with `ipcbench clean`\n".utf8))
         }
 
         let runID = Self.runID()
         let started = Date()
-        let report = try CSVReport(path: csvPath, runID: runID)
+        let report = try Self.writing { try CSVReport(file: csvFile, runID: runID) }
         var metadata = RunMetadata(configuration: configuration, runID: runID, started: started, commandLine: CommandLine.arguments)
         if let client { metadata.remote = RunMetadata.Remote(server: client.address, info: client.server) }
-        try metadata.write(to: metadataPath)
+        try Self.writing { try metadata.write(to: metadataFile) }
 
         let cells = configuration.cells
         let progress = Progress(total: cells.count, enabled: !quiet && isatty(2) != 0)
@@ -160,11 +171,18 @@ struct RunCommand: ParsableCommand {
         var outcomes: [CellOutcome] = []
         var passes = 0
         var leaks: [Leftover] = []
+        var writeFailure: IPCError?
         repeat {
             passes += 1
             let pass = soakLength == nil ? "" : "pass \(passes): "
-            outcomes += SuiteRunner.run(configuration, pairs: client?.pairs ?? SuiteRunner.localPair) { outcome, index, _ in
-                try? report.append(outcome)
+            _ = SuiteRunner.run(configuration, pairs: client?.pairs ?? SuiteRunner.localPair) { outcome, index, _ in
+                outcomes.append(outcome)
+                do {
+                    try report.append(outcome)
+                } catch {
+                    writeFailure = error as? IPCError ?? .setup("\(error)")
+                    return false
+                }
                 if let warning = MachineLoad.noiseWarning(outcome), !quiet, soakLength == nil {
                     progress.note("noisy cell \(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) \(outcome.cell.placement.name): \(warning)")
                 }
@@ -172,6 +190,7 @@ struct RunCommand: ParsableCommand {
                     progress.note("\(pass)\(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) failed: \(reason)")
                 }
                 progress.cellDone(index: index, label: "\(pass)\(outcome.cell.mechanism.id) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes))")
+                return true
             }
             // Between passes this process should hold no IPC object at all: anything found leaked.
             let held = Leftovers.heldByThisProcess()
@@ -180,7 +199,7 @@ struct RunCommand: ParsableCommand {
                 _ = Leftovers.remove(leak)
             }
             leaks += held
-        } while soakLength.map { Date().timeIntervalSince(started) < $0 } ?? false && !Interruption.requested
+        } while soakLength.map { Date().timeIntervalSince(started) < $0 } ?? false && !Interruption.requested && writeFailure == nil
         progress.finish()
 
         let wall = Date().timeIntervalSince(started)
@@ -195,9 +214,14 @@ struct RunCommand: ParsableCommand {
         metadata.leakedObjects = leaks.map(\.description)
         metadata.cellsFailed = outcomes.filter { if case .failed = $0.status { true } else { false } }.count
         metadata.cellsUnavailable = outcomes.filter { if case .unavailable = $0.status { true } else { false } }.count
-        metadata.state = Interruption.requested ? "interrupted" : "complete"
-        if Interruption.requested { metadata.interruptedBy = Interruption.signal == SIGTERM ? "SIGTERM" : "SIGINT" }
-        try metadata.write(to: metadataPath)
+        metadata.state = writeFailure != nil ? "failed" : Interruption.requested ? "interrupted" : "complete"
+        if Interruption.requested { metadata.interruptedBy = Interruption.signalName }
+        // With the disk full the metadata may not be writable either: the CSV error is the one to report.
+        let metadataFailure = Result { try metadata.write(to: metadataFile) }
+        if let writeFailure {
+            throw Self.failure("\(writeFailure.description); the run stopped after \(outcomes.count) cells, the CSV holds the \(max(0, outcomes.count - 1)) rows written before")
+        }
+        if case let .failure(error) = metadataFailure { throw Self.failure("\(error)") }
 
         if soakLength == nil {
             print(ConsoleTable.render(outcomes))
@@ -220,7 +244,7 @@ struct RunCommand: ParsableCommand {
             print(Plotter.draw(csvPath: csvPath))
         }
         if Interruption.requested {
-            FileHandle.standardError.write(Data("ipcbench: interrupted; the CSV holds the \(outcomes.count) completed cells\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("ipcbench: interrupted; the CSV holds the \(outcomes.count) completed cells\n".utf8))
             throw ExitCode(128 + Interruption.signal)
         }
         if metadata.cellsFailed > 0 || !leaks.isEmpty { throw ExitCode(1) }
@@ -234,7 +258,7 @@ struct RunCommand: ParsableCommand {
         do {
             client = try RemoteClient(target)
         } catch {
-            FileHandle.standardError.write(Data("ipcbench: \(error)\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("ipcbench: \(error)\n".utf8))
             throw ExitCode(1)
         }
         let server = client.server
@@ -252,7 +276,7 @@ struct RunCommand: ParsableCommand {
 
     /// A usage error found after parsing (it needed the server's answer): one line, exit 2.
     static func usageError(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("ipcbench: \(message)\n".utf8))
+        try? FileHandle.standardError.write(contentsOf: Data("ipcbench: \(message)\n".utf8))
         return ExitCode(2)
     }
 
@@ -299,11 +323,11 @@ struct RunCommand: ParsableCommand {
         let sizeList = try Self.parseSizes(sizes ?? (quick ? Self.quickSizes : Self.defaultSizes))
         try Self.checkSizesFit(sizeList, explicit: sizes != nil, mechanisms: mechanismList)
 
-        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1 (got \(repetitions))") }
-        if let messages, messages < 1 { throw ValidationError("--messages must be at least 1 (got \(messages))") }
-        if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
-        if let duration, !(duration > 0) { throw ValidationError("--duration must be a positive number of seconds (got \(duration))") }
-        guard cellTimeout > 0 else { throw ValidationError("--cell-timeout must be a positive number of seconds (got \(cellTimeout))") }
+        try Self.checkRange("--repetitions", repetitions, Self.repetitionsRange)
+        if let messages { try Self.checkRange("--messages", messages, Self.messagesRange) }
+        if let warmup { try Self.checkRange("--warmup", warmup, Self.warmupRange) }
+        if let duration { try Self.checkRange("--duration", duration, Self.durationRange, unit: " s") }
+        try Self.checkRange("--cell-timeout", cellTimeout, Self.cellTimeoutRange, unit: " s")
         let fault = try injectFault.map { name in
             guard let fault = InjectedFault(rawValue: name) else {
                 throw ValidationError("unknown fault '\(name)'; allowed: \(InjectedFault.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -454,26 +478,46 @@ struct RunCommand: ParsableCommand {
         }
     }
 
+    // The ranges of the numeric options, checked before any file is written (README: options table).
+    static let repetitionsRange = 1...1000
+    static let messagesRange = 1...1_000_000_000_000
+    static let warmupRange = 0...1_000_000_000
+    /// 1 ms: shorter timed loops measure the clock, not the mechanism; 1 day: longer is a soak.
+    static let durationRange = 0.001...86_400.0
+    static let cellTimeoutRange = 0.1...86_400.0
+
+    static func checkRange<Value: Comparable>(_ option: String, _ value: Value, _ range: ClosedRange<Value>, unit: String = "") throws {
+        guard range.contains(value) else {
+            throw ValidationError("\(option) \(value)\(unit) is out of range; allowed: \(range.lowerBound) to \(range.upperBound)\(unit)")
+        }
+    }
+
     static func cpuListText(_ cpus: [Int]) -> String {
         cpus.isEmpty ? "none" : cpus.map(String.init).joined(separator: ",")
     }
 
-    /// Checks (and for the default, creates) where the results go, before any worker starts.
-    func outputPath() throws -> String {
-        let path: String
-        if let out {
-            path = out
-        } else {
-            let stamp = Self.runID()
+    /// Checks where the results go, before any worker starts; for the default, creates a new
+    /// directory of this run's own (exclusively: two runs started in the same second get two).
+    func outputPath(creatingDefault: Bool = true) throws -> String? {
+        guard let out else {
+            guard creatingDefault else { return nil }
             let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
-            let directory = "ipcbench-out/\(host)-\(stamp)"
+            let base = "ipcbench-out/\(host)-\(Self.runID())"
             do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(atPath: "ipcbench-out", withIntermediateDirectories: true)
             } catch {
-                throw ValidationError("cannot create the output directory '\(directory)': \(error.localizedDescription)")
+                throw ValidationError("cannot create the output directory 'ipcbench-out': \(error.localizedDescription)")
             }
-            path = directory + "/results.csv"
+            for attempt in 1...100 {
+                let directory = attempt == 1 ? base : "\(base)-\(attempt)"
+                if mkdir(directory, 0o755) == 0 { return directory + "/results.csv" }
+                guard errno == EEXIST else {
+                    throw ValidationError("cannot create the output directory '\(directory)': \(String(cString: strerror(errno)))")
+                }
+            }
+            throw ValidationError("cannot create a new output directory under 'ipcbench-out' (100 taken for \(base))")
         }
+        let path = out
         let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -482,15 +526,15 @@ struct RunCommand: ParsableCommand {
         guard access(directory, W_OK) == 0 else {
             throw ValidationError("--out '\(path)': directory '\(directory)' is not writable")
         }
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            throw ValidationError("--out '\(path)' is a directory; give a file path such as \(path)/results.csv")
+        guard path.hasSuffix(".csv") else {
+            throw ValidationError("--out '\(path)': give a file name ending in .csv (its metadata goes beside it)")
         }
-        // Permission bits do not tell the whole story (root, read-only file systems): try it.
-        let probe = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-        guard probe >= 0 else {
-            throw ValidationError("--out '\(path)': cannot create the file: \(String(cString: strerror(errno)))")
+        do {
+            try OutputFile.checkReplaceable(path, replacing: force)
+            try OutputFile.checkReplaceable(Self.metadataPath(forCSV: path), replacing: force)
+        } catch let error as IPCError {
+            throw ValidationError("--out: \(error.description)")
         }
-        close(probe)
         return path
     }
 
@@ -500,6 +544,21 @@ struct RunCommand: ParsableCommand {
         let stem = url.deletingPathExtension().lastPathComponent
         let name = stem == "results" ? "metadata.json" : "\(stem).metadata.json"
         return url.deletingLastPathComponent().appendingPathComponent(name).path
+    }
+
+    /// A results-file write that fails ends the run with its one-line reason.
+    static func writing<Value>(_ body: () throws -> Value) throws -> Value {
+        do {
+            return try body()
+        } catch let error as IPCError {
+            throw failure(error.description)
+        }
+    }
+
+    /// One line on stderr, exit 1.
+    static func failure(_ message: String) -> ExitCode {
+        try? FileHandle.standardError.write(contentsOf: Data("ipcbench: \(message)\n".utf8))
+        return ExitCode(1)
     }
 
     static func runID() -> String {
@@ -527,16 +586,16 @@ final class Progress {
         let elapsed = Date().timeIntervalSince(started)
         let remaining = elapsed / Double(done) * Double(total - done)
         let line = "\r\u{1B}[2K[\(done)/\(total)] \(label) — ETA \(Int(remaining.rounded())) s"
-        FileHandle.standardError.write(Data(line.utf8))
+        try? FileHandle.standardError.write(contentsOf: Data(line.utf8))
     }
 
     /// A line that stays on screen (progress is redrawn below it).
     func note(_ text: String) {
-        FileHandle.standardError.write(Data(((enabled ? "\r\u{1B}[2K" : "") + "ipcbench: " + text + "\n").utf8))
+        try? FileHandle.standardError.write(contentsOf: Data(((enabled ? "\r\u{1B}[2K" : "") + "ipcbench: " + text + "\n").utf8))
     }
 
     func finish() {
         guard enabled else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+        try? FileHandle.standardError.write(contentsOf: Data("\r\u{1B}[2K".utf8))
     }
 }

@@ -68,10 +68,10 @@ struct ServeCommand: ParsableCommand {
         let server: RemoteServer
         do {
             server = try RemoteServer(options: options) { line in
-                FileHandle.standardError.write(Data("ipcbench serve: \(line)\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("ipcbench serve: \(line)\n".utf8))
             }
         } catch {
-            FileHandle.standardError.write(Data("ipcbench serve: cannot listen on \(options.bind): \(error)\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("ipcbench serve: cannot listen on \(options.bind): \(error)\n".utf8))
             throw ExitCode(1)
         }
         let cpu = server.info.defaultConsumerCPU.map { "CPU \($0)" } ?? "any CPU"
@@ -81,7 +81,7 @@ struct ServeCommand: ParsableCommand {
         fflush(nil)
         try server.serve()
         if Interruption.requested {
-            FileHandle.standardError.write(Data("ipcbench serve: stopped\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("ipcbench serve: stopped\n".utf8))
             throw ExitCode(128 + Interruption.signal)
         }
     }

@@ -17,6 +17,18 @@ public enum SuiteRunner {
         _ configuration: RunConfiguration, pairs: PairRunner = localPair,
         report: (CellOutcome, _ index: Int, _ total: Int) -> Void
     ) -> [CellOutcome] {
+        run(configuration, pairs: pairs) { outcome, index, total in
+            report(outcome, index, total)
+            return true
+        }
+    }
+
+    /// Runs the suite like `run(_:pairs:report:)`; `report` returns false to end the run after that
+    /// cell (the CSV could not be written).
+    public static func run(
+        _ configuration: RunConfiguration, pairs: PairRunner = localPair,
+        continuing report: (CellOutcome, _ index: Int, _ total: Int) -> Bool
+    ) -> [CellOutcome] {
         let cells = configuration.cells
         var outcomes: [CellOutcome] = []
         for (index, cell) in cells.enumerated() {
@@ -30,7 +42,7 @@ public enum SuiteRunner {
                 outcome.floorAfter = floorProbe(cell)
             }
             outcomes.append(outcome)
-            report(outcome, index, cells.count)
+            guard report(outcome, index, cells.count) else { break }
             if configuration.stopAtFirstFailure, case .failed = outcome.status { break }
         }
         return outcomes

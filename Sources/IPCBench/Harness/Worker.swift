@@ -16,6 +16,10 @@ public enum Worker {
             try run(task)
             return 0
         } catch {
+            // Started by hand (no parent listening on the control channel): say it on stderr instead.
+            if fcntl(WorkerControl.toParent, F_GETFD) < 0 {
+                try? FileHandle.standardError.write(contentsOf: Data("ipcbench worker: \(error)\n".utf8))
+            }
             WorkerControl.send(.failed(reason: "\(error)"))
             return 1
         }

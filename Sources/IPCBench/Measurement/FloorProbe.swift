@@ -1,5 +1,6 @@
 import CIPCShim
 import Foundation
+import Glibc
 import Synchronization
 
 /// The floor for any shared-memory hand-off between two CPUs: a cache line bounced between two
@@ -13,6 +14,9 @@ public enum FloorProbe {
         let stop = Atomic<Bool>(false)
     }
 
+    /// Seconds the peer thread may take to start running before the probe gives up.
+    static let startSeconds = 1.0
+
     /// Round trips bounced before timing, so both CPUs are running and the line is hot.
     static let warmupRoundTrips: UInt64 = 2_000
     /// Round trips per timed batch; the probe reports the median of the batches' means.
@@ -21,7 +25,9 @@ public enum FloorProbe {
     /// Round-trip time in ns of a cache line bounced between two threads pinned to `first` and
     /// `second`: the median of the mean round trip of `roundTrips / batchRoundTrips` batches, after a
     /// warm-up (capped at `maximumSeconds` in all), or nil when both are one CPU (spinning there would
-    /// only measure the scheduler tick) or pinning fails.
+    /// only measure the scheduler tick), pinning fails, the second thread cannot be created (no thread
+    /// to spare: RLIMIT_NPROC, a cgroup's pids.max) or is not running within `startSeconds`, or the
+    /// run is interrupted meanwhile.
     ///
     /// The median of batches rather than one mean over all of them: here the host now and then takes
     /// a vCPU away for milliseconds, and one such pause in a 4 ms probe doubled its mean (a probe as
@@ -31,9 +37,11 @@ public enum FloorProbe {
         guard first != second else { return nil }
         let originalCPUs = Affinity.allowedCPUs()
         let line = Line()
-        let done = DispatchSemaphore(value: 0)
         let pongPinned = Atomic<Bool>(false)
-        let thread = Thread {
+        // With no thread to spare (RLIMIT_NPROC, a cgroup's pids.max) there is no floor to measure.
+        guard let pong = PeerThread(body: {
+            // Given up on before it started (see below): nothing to answer.
+            if line.stop.load(ordering: .acquiring) { return }
             pongPinned.store(ipcb_pin_to_cpu(Int32(second)) == 0, ordering: .releasing)
             line.go.store(true, ordering: .releasing)
             var expected: UInt64 = 1
@@ -44,11 +52,21 @@ public enum FloorProbe {
                     expected += 2
                 }
             }
-            done.signal()
-        }
-        thread.start()
+        }) else { return nil }
         let pinned = ipcb_pin_to_cpu(Int32(first)) == 0
-        while !line.go.load(ordering: .acquiring) {}
+        // A thread that was created but is not running within `startSeconds` (the host starves us),
+        // or an interruption meanwhile, ends the probe with no floor instead of spinning forever.
+        let startDeadline = MonotonicClock.now() + UInt64(startSeconds * 1e9)
+        while !line.go.load(ordering: .acquiring) {
+            if Interruption.requested || MonotonicClock.now() >= startDeadline {
+                // The thread sees `stop` whenever it does start (or if it started just now), and ends
+                // at once; nobody waits for it.
+                line.stop.store(true, ordering: .releasing)
+                pong.detach()
+                _ = ipcb_set_affinity(originalCPUs.map(Int32.init), Int32(originalCPUs.count))
+                return nil
+            }
+        }
         let deadline = MonotonicClock.now() + UInt64(maximumSeconds * 1e9)
         var nextPing: UInt64 = 1
         /// Bounces the line `count` times and returns the time it took, or nil past the deadline.
@@ -71,10 +89,53 @@ public enum FloorProbe {
             }
         }
         line.stop.store(true, ordering: .relaxed)
-        done.wait()
+        pong.join()
         // The calling thread goes back to any CPU of its original mask.
         _ = ipcb_set_affinity(originalCPUs.map(Int32.init), Int32(originalCPUs.count))
         guard pinned, pongPinned.load(ordering: .acquiring), !batchMeans.isEmpty else { return nil }
         return Statistics.median(batchMeans)
     }
+}
+
+/// A joinable pthread running `body`: created with pthread_create so a failure to create it (EAGAIN
+/// when the user or cgroup has no thread to spare) is seen at once, where Foundation's `Thread.start()`
+/// reports nothing and the thread simply never runs.
+final class PeerThread {
+    private final class Body: @unchecked Sendable {
+        let run: () -> Void
+        init(_ run: @escaping () -> Void) { self.run = run }
+    }
+
+    private var thread = pthread_t()
+    private var attached = true
+
+    /// Starts the thread, or returns nil when it cannot be created.
+    init?(body: @escaping () -> Void) {
+        let context = Unmanaged.passRetained(Body(body)).toOpaque()
+        let status = pthread_create(&thread, nil, { context in
+            let body = Unmanaged<Body>.fromOpaque(context!).takeRetainedValue()
+            body.run()
+            return nil
+        }, context)
+        guard status == 0 else {
+            Unmanaged<Body>.fromOpaque(context).release()
+            return nil
+        }
+    }
+
+    /// Waits for the thread to end.
+    func join() {
+        guard attached else { return }
+        pthread_join(thread, nil)
+        attached = false
+    }
+
+    /// Lets the thread end on its own; its resources go when it does.
+    func detach() {
+        guard attached else { return }
+        pthread_detach(thread)
+        attached = false
+    }
+
+    deinit { detach() }
 }

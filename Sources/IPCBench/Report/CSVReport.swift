@@ -20,33 +20,24 @@ public final class CSVReport {
         + ["remote"]
         + ["lost", "reordered", "corrupt", "status"]
 
-    private let handle: FileHandle
-    public let path: String
+    private let file: OutputFile
+    public var path: String { file.path }
     public let runID: String
 
-    /// Creates (or truncates) the file and writes the header.
-    public init(path: String, runID: String) throws {
-        self.path = path
+    /// Writes the header into `file`, which the run created for its results.
+    public init(file: OutputFile, runID: String) throws {
+        self.file = file
         self.runID = runID
-        guard FileManager.default.createFile(atPath: path, contents: nil),
-              let handle = FileHandle(forWritingAtPath: path)
-        else {
-            throw IPCError.setup("cannot write the results file '\(path)'")
-        }
-        self.handle = handle
         try write(line: Self.columns)
     }
 
-    deinit { try? handle.close() }
-
+    /// Appends one row; a row that cannot be written leaves the rows before it whole.
     public func append(_ outcome: CellOutcome) throws {
         try write(line: Self.fields(outcome, runID: runID))
     }
 
     private func write(line fields: [String]) throws {
-        let line = fields.map(Self.quoted).joined(separator: ",") + "\n"
-        try handle.write(contentsOf: Data(line.utf8))
-        try handle.synchronize()
+        try file.append(Array((fields.map(Self.quoted).joined(separator: ",") + "\n").utf8))
     }
 
     public static func fields(_ outcome: CellOutcome, runID: String) -> [String] {

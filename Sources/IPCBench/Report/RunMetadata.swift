@@ -152,11 +152,12 @@ public struct RunMetadata: Codable, Sendable {
         csvColumns = CSVReport.columns
     }
 
-    public func write(to path: String) throws {
+    /// Writes the metadata as the whole content of `file` (rewritten in place as the run goes on).
+    public func write(to file: OutputFile) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try file.rewrite(Array(try encoder.encode(self)) + [0x0A])
     }
 
     static func describe(_ placement: Placement) -> String {

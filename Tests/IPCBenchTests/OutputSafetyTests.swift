@@ -1,0 +1,149 @@
+import Foundation
+import Glibc
+import IPCBench
+import Testing
+
+/// Results files are created, never replaced or followed (issue 17, items 3, 4 and 10): a path
+/// someone else prepared is refused, a write error ends the run in one line with the rows written so
+/// far intact, and out-of-range numbers are refused before any file is written.
+@Suite("Results files: created, never followed or replaced; write errors and bad numbers refused in one line")
+struct OutputSafetyTests {
+    static let shortRun = ["run", "--mechanisms", "pipe", "--sizes", "64", "--mode", "latency", "--placements", "same-cpu",
+                           "--repetitions", "1", "--messages", "200", "--quiet"]
+
+    static func inode(_ path: String) -> UInt {
+        var info = stat()
+        return lstat(path, &info) == 0 ? UInt(info.st_ino) : 0
+    }
+
+    @Test("An existing --out is refused and left alone; --force rewrites it in place (same file, so hard links see it)")
+    func existingOutRefused() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/r.csv"
+        try "precious\n".write(toFile: csv, atomically: false, encoding: .utf8)
+        let before = Self.inode(csv)
+        let refused = try TestSupport.runCLI(Self.shortRun + ["--out", csv])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("already exists") && refused.stderr.contains("--force"), "\(refused.stderr)")
+        #expect(try String(contentsOfFile: csv, encoding: .utf8) == "precious\n")
+        #expect(!FileManager.default.fileExists(atPath: scratch + "/r.metadata.json"))
+
+        let forced = try TestSupport.runCLI(Self.shortRun + ["--out", csv, "--force"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(Self.inode(csv) == before, "the file was replaced, not rewritten")
+        #expect(try TestSupport.readCSV(csv).count == 1)
+    }
+
+    @Test("A symbolic link at --out (dangling or not) is refused; nothing is created where it points")
+    func symbolicLinkRefused() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let victim = scratch + "/victim"
+        try "keep\n".write(toFile: victim, atomically: false, encoding: .utf8)
+        for (link, target) in [("/to-file.csv", victim), ("/dangling.csv", scratch + "/created-by-root")] {
+            #expect(symlink(target, scratch + link) == 0)
+            for extra in [[], ["--force"]] {
+                let result = try TestSupport.runCLI(Self.shortRun + ["--out", scratch + link] + extra)
+                #expect(result.status == 2, "\(link) \(extra)")
+                #expect(result.stderr.contains("symbolic link"), "\(result.stderr)")
+            }
+        }
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep\n")
+        #expect(!FileManager.default.fileExists(atPath: scratch + "/created-by-root"))
+    }
+
+    @Test("A FIFO at --out is refused at once instead of hanging the run; so is a metadata path that is a link")
+    func specialFilesRefused() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        #expect(mkfifo(scratch + "/fifo.csv", 0o600) == 0)
+        let fifo = try TestSupport.runCLI(Self.shortRun + ["--out", scratch + "/fifo.csv", "--force"])
+        #expect(fifo.status == 2)
+        #expect(fifo.stderr.contains("not a regular file"), "\(fifo.stderr)")
+        #expect(throws: IPCError.self) { try OutputFile.checkReplaceable("/dev/null", replacing: true) }
+
+        #expect(symlink(scratch + "/elsewhere", scratch + "/m.metadata.json") == 0)
+        let metadata = try TestSupport.runCLI(Self.shortRun + ["--out", scratch + "/m.csv"])
+        #expect(metadata.status == 2)
+        #expect(!FileManager.default.fileExists(atPath: scratch + "/m.csv"))
+        #expect(!FileManager.default.fileExists(atPath: scratch + "/elsewhere"))
+    }
+
+    @Test("Two runs with the default output path started together write two directories, every row in each")
+    func defaultDirectoriesAreDistinct() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let arguments = ["run", "--mechanisms", "pipe", "--sizes", "64,128", "--mode", "latency", "--repetitions", "1",
+                         "--messages", "500", "--quiet", "--no-plots"]
+        let processes = (0..<2).map { _ in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: TestSupport.binary)
+            process.arguments = arguments
+            process.currentDirectoryURL = URL(fileURLWithPath: scratch)
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            return process
+        }
+        for process in processes { try process.run() }
+        for process in processes { process.waitUntilExit() }
+        #expect(processes.allSatisfy { $0.terminationStatus == 0 })
+        let directories = TestSupport.entries(in: scratch + "/ipcbench-out")
+        #expect(directories.count == 2, "\(directories)")
+        for directory in directories {
+            #expect(try TestSupport.readCSV(scratch + "/ipcbench-out/\(directory)/results.csv").count == 4)
+        }
+    }
+
+    @Test("A full disk (a file-size limit here) ends the run in one line, exit 1, whole rows only, metadata says failed")
+    func writeErrorSurfaces() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/full.csv"
+        // 6 KiB per file (bash counts `ulimit -f` in KiB): the metadata (≈4 KB here) and the header fit,
+        // not all 24 rows (≈350 B each). SIGXFSZ ignored, as a full disk does not signal: writes beyond
+        // the limit fail with EFBIG.
+        let command = "trap '' XFSZ; ulimit -f 6; exec '\(TestSupport.binary)' run --mechanisms pipe,fifo --sizes 16,64,128,256,512,1024 "
+            + "--mode latency,throughput --placements same-cpu --repetitions 1 --messages 300 --quiet --no-plots --out '\(csv)'"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", command]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1, "\(stderr)")
+        let lines = stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].contains("cannot write to '\(csv)'"), "\(stderr)")
+        let text = try String(contentsOfFile: csv, encoding: .utf8)
+        #expect(text.hasSuffix("\n"), "the CSV ends in half a row")
+        let rows = try TestSupport.readCSV(csv)
+        #expect(rows.count > 0 && rows.count < 24)
+        for row in rows { #expect(row["status"] == "ok" && row.count == CSVReport.columns.count) }
+        let metadata = try String(contentsOfFile: scratch + "/full.metadata.json", encoding: .utf8)
+        #expect(metadata.contains("\"state\" : \"failed\""), "\(metadata.prefix(200))")
+    }
+
+    @Test("Numbers out of range, negative or not finite are refused with the allowed range, before any file is written",
+          arguments: [("--duration", "-1"), ("--duration", "1e30"), ("--duration", "inf"), ("--duration", "1e-12"),
+                      ("--cell-timeout", "1e30"), ("--cell-timeout", "-5"), ("--repetitions", "-3"), ("--repetitions", "100000"),
+                      ("--messages", "-1"), ("--warmup", "-1")])
+    func numbersOutOfRange(option: String, value: String) throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let result = try TestSupport.runCLI(["run", "--mechanisms", "pipe", "--out", scratch + "/r.csv", option, value])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains(option) && result.stderr.contains("allowed"), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch + "/r.csv"))
+    }
+
+    @Test("A worker started by hand with a bad task says why on stderr")
+    func workerSaysWhy() throws {
+        let result = try TestSupport.runCLI(["worker", "--task", "{}"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("ipcbench worker:"), "\(result.stderr)")
+    }
+}
