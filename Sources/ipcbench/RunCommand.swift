@@ -187,7 +187,7 @@ struct RunCommand: ParsableCommand {
                     progress.note("noisy cell \(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) \(outcome.cell.placement.name): \(warning)")
                 }
                 if case let .failed(reason) = outcome.status, soakLength != nil {
-                    progress.note("\(pass)\(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) failed: \(reason)")
+                    progress.note("\(pass)\(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) failed: \(DisplayText.printable(reason))")
                 }
                 progress.cellDone(index: index, label: "\(pass)\(outcome.cell.mechanism.id) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes))")
                 return true
@@ -226,14 +226,14 @@ struct RunCommand: ParsableCommand {
         if soakLength == nil {
             print(ConsoleTable.render(outcomes))
             if let client {
-                print("Consumers ran on \(client.server.hostname) (\(client.address)): latency is RTT/2 (the hosts share no clock); consumer CPU and its cost are the server's.")
+                print("Consumers ran on \(DisplayText.printable(client.server.hostname)) (\(client.address)): latency is RTT/2 (the hosts share no clock); consumer CPU and its cost are the server's.")
             }
             print("")
         } else {
             let failures = outcomes.filter { if case .failed = $0.status { true } else { false } }
             print("Soak: \(passes) passes, \(outcomes.count) cells in \(String(format: "%.0f", wall)) s; \(failures.count) failed, \(leaks.count) leaked objects.")
             for failure in failures {
-                print("  failed: \(failure.cell.mechanism.id) \(failure.cell.variant) \(failure.cell.mode.rawValue) \(ByteSize.format(failure.cell.messageBytes)) \(failure.cell.placement.name): \(failure.status.text)")
+                print("  failed: \(failure.cell.mechanism.id) \(failure.cell.variant) \(failure.cell.mode.rawValue) \(ByteSize.format(failure.cell.messageBytes)) \(failure.cell.placement.name): \(DisplayText.printable(failure.status.text))")
             }
             leaks.forEach { print("  leaked: \($0)") }
         }
@@ -264,7 +264,7 @@ struct RunCommand: ParsableCommand {
         let server = client.server
         if let cpu = consumerCPU, !server.allowedCPUs.contains(cpu) {
             client.close()
-            throw Self.usageError("--consumer-cpu \(cpu) is not a CPU the server \(server.hostname) can run on; allowed there: \(Self.cpuListText(server.allowedCPUs))")
+            throw Self.usageError("--consumer-cpu \(cpu) is not a CPU the server \(DisplayText.printable(server.hostname)) can run on; allowed there: \(Self.cpuListText(server.allowedCPUs))")
         }
         configuration.placements = configuration.placements.map { placement in
             var placement = placement

@@ -68,7 +68,7 @@ struct ServeCommand: ParsableCommand {
         let server: RemoteServer
         do {
             server = try RemoteServer(options: options) { line in
-                try? FileHandle.standardError.write(contentsOf: Data("ipcbench serve: \(line)\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("ipcbench serve: \(DisplayText.printable(line))\n".utf8))
             }
         } catch {
             try? FileHandle.standardError.write(contentsOf: Data("ipcbench serve: cannot listen on \(options.bind): \(error)\n".utf8))

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import IPCBench
+@testable import IPCBench
 import Testing
 
 /// Results files are created, never replaced or followed (issue 17, items 3, 4 and 10): a path
@@ -145,5 +145,41 @@ struct OutputSafetyTests {
         let result = try TestSupport.runCLI(["worker", "--task", "{}"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("ipcbench worker:"), "\(result.stderr)")
+    }
+}
+
+@Suite("Text from elsewhere is made safe for terminals and spreadsheets")
+struct DisplayTextTests {
+    @Test("Terminal escapes, carriage returns and bidirectional overrides are spelled out; formulas are quoted")
+    func controlCharactersAndFormulas() {
+        let hostile = "\u{1B}]0;owned\u{07}\u{1B}[2Jdone\rfake ok \u{202E}gnp.exe"
+        let shown = DisplayText.printable(hostile)
+        #expect(!shown.unicodeScalars.contains { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format })
+        #expect(shown.contains("\\u{1b}]0;owned\\u{7}") && shown.contains("\\u{d}fake") && shown.contains("\\u{202e}"))
+        #expect(DisplayText.printable("plain text, ünïcode ✓") == "plain text, ünïcode ✓")
+        for formula in ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)"] {
+            #expect(DisplayText.csvCell(formula) == "'" + formula)
+        }
+        #expect(DisplayText.csvCell("failed: server: =1+1") == "failed: server: =1+1")
+    }
+
+    @Test("A failed cell's status from a hostile server reaches the CSV as inert text")
+    func statusColumnIsInert() throws {
+        var outcome = CellOutcome(cell: scriptedCsvCell(), status: .failed("=cmd|' /C calc'!A0\u{1B}[31m"))
+        outcome.repetitions = 1
+        let fields = CSVReport.fields(outcome, runID: "r")
+        let status = try #require(fields.last)
+        #expect(status.hasPrefix("failed: "))
+        #expect(!status.contains("\u{1B}"))
+        var remote = CellOutcome(cell: scriptedCsvCell(remote: "=evil"), status: .ok)
+        remote.repetitions = 1
+        #expect(CSVReport.fields(remote, runID: "r").contains("'=evil"))
+    }
+
+    func scriptedCsvCell(remote: String? = nil) -> Cell {
+        var cell = Cell(mechanism: MechanismRegistry.mechanism(id: "pipe")!, mode: .latency, variant: "write/read", messageBytes: 64,
+                        touch: .read, placement: Placement(producerCPU: nil, consumerCPU: nil))
+        cell.remote = remote
+        return cell
     }
 }

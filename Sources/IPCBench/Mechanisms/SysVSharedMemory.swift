@@ -2,12 +2,12 @@ import CIPCShim
 import Glibc
 
 /// A shared-memory ring (see SharedRing.swift) in a System V shared memory segment. The parent
-/// creates a private segment (IPC_PRIVATE, mode 0600), initialises it and passes its id to the
+/// creates a segment (a pid-tagged key, IPC_CREAT|IPC_EXCL, mode 0600), initialises it and passes its id to the
 /// workers, which attach it (shmat); the parent removes it (IPC_RMID) in teardown, whatever the outcome.
 public struct SysVSharedMemoryMechanism: Mechanism {
     public let sharesMemory = true
     public let id = "shm-sysv"
-    public let summary = "ring of slots in System V shared memory (shmget IPC_PRIVATE + shmat)"
+    public let summary = "ring of slots in System V shared memory (shmget with a pid-tagged key, IPC_EXCL, mode 0600 + shmat)"
 
     static let defaultVariants = ["in-place/semaphore"]
     static let maximumSegmentPath = "/proc/sys/kernel/shmmax"

@@ -103,7 +103,7 @@ public final class RemoteClient {
             guard let message else { throw IPCError.peerClosed("the server closed the control connection during \(phase)") }
             switch message {
             case let .error(cell, text) where cell == nil || cell == id:
-                throw IPCError.worker("server: \(text)")
+                throw IPCError.worker("server: \(DisplayText.printable(text))")
             case .error(let cell?, _) where cell < id, .bound(let cell, _) where cell < id,
                  .ready(let cell, _) where cell < id, .finished(let cell, _) where cell < id:
                 continue

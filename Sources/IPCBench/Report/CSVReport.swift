@@ -66,8 +66,8 @@ public final class CSVReport {
             + cpuFields(outcome, number)
             + [number(outcome.machineLoad.loadAverageBefore, decimals: 2), number(outcome.machineLoad.stealPercent, decimals: 2),
                number(outcome.floorBefore), number(outcome.floorAfter)]
-            + [cell.remote ?? ""]
-            + [String(outcome.lost), String(outcome.reordered), String(outcome.corrupt), outcome.status.text]
+            + [DisplayText.csvCell(cell.remote ?? "")]
+            + [String(outcome.lost), String(outcome.reordered), String(outcome.corrupt), DisplayText.csvCell(outcome.status.text)]
     }
 
     /// CPU cost: seconds per worker, ns per message (round trip in latency mode) and per KiB of payload,

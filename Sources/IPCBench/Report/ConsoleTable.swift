@@ -10,7 +10,7 @@ public enum ConsoleTable {
                 cell.mechanism.id, cell.variant, cell.mode.rawValue, ByteSize.format(cell.messageBytes), cell.placement.name, String(cell.copies),
                 duration(outcome.oneWay?.p50), duration(outcome.oneWay?.p99), duration(outcome.halfRoundTrip?.p50),
                 rate(outcome.messagesPerSecond), outcome.bytesPerSecond.map { String(format: "%.2f", $0 / 1e9) } ?? "",
-                outcome.status.text,
+                DisplayText.printable(outcome.status.text),
             ])
         }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
