@@ -131,6 +131,9 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         var configuration = try resolvedConfiguration()
         Interruption.install()
+        // Held while this run may own IPC objects, so `clean` leaves them alone whatever this binary is called.
+        do { try RunLock.acquire() } catch { throw Self.failure("cannot create the run lock: \(error)") }
+        defer { RunLock.release() }
         // A remote run connects first, so an unreachable server leaves no output files behind.
         let client = try connectToServer(&configuration)
         defer { client?.close() }

@@ -65,6 +65,14 @@ struct ServeCommand: ParsableCommand {
     func run() throws {
         let options = try options()
         Interruption.install()
+        // Held while consumers may own IPC objects, so `clean` leaves them alone.
+        do {
+            try RunLock.acquire()
+        } catch {
+            try? FileHandle.standardError.write(contentsOf: Data("ipcbench serve: cannot create the run lock: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        defer { RunLock.release() }
         let server: RemoteServer
         do {
             server = try RemoteServer(options: options) { line in

@@ -29,7 +29,7 @@ struct CleanTests {
             // PR_SET_PDEATHSIG takes the workers down with their parent.
             #expect(TestSupport.waitFor(seconds: 5) { workers.allSatisfy { kill($0, 0) != 0 } })
         }
-        let workspace = TestSupport.entries(in: scratch).filter { $0.hasPrefix("ipcbench-\(crashedPID)-") }
+        let workspace = TestSupport.entries(in: scratch).filter { $0.hasPrefix("ipcbench-\(crashedPID)-") && !$0.hasSuffix(".runlock") }
         #expect(workspace.count == 1, "the crashed run's workspace should remain: \(TestSupport.entries(in: scratch))")
 
         let warned = try TestSupport.runCLI(["run", "--quick", "--mechanisms", "pipe", "--sizes", "64", "--out", scratch + "/next.csv"], environment: environment)
@@ -47,6 +47,32 @@ struct CleanTests {
         #expect(FileManager.default.fileExists(atPath: bystander))
         var info = msqid_ds()
         #expect(msgctl(foreignQueue, IPC_STAT, &info) == 0, "clean removed a queue that was not ipcbench's")
+    }
+
+    @Test("clean leaves a live run alone when its binary has another name: the run's lock is held")
+    func renamedLiveRunIsLeftAlone() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let renamed = scratch + "/bench-renamed"
+        try FileManager.default.copyItem(atPath: TestSupport.binary, toPath: renamed)
+        let run = Process()
+        run.executableURL = URL(fileURLWithPath: renamed)
+        run.arguments = ["run", "--mechanisms", "shm-posix,fifo", "--variants", "in-place/semaphore,write/read", "--sizes", "64", "--mode", "latency", "--placements", "cross-cpu",
+                         "--duration", "0.5", "--repetitions", "2", "--quiet", "--no-plots", "--out", scratch + "/live.csv"]
+        run.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": scratch]) { $1 }
+        run.standardOutput = FileHandle.nullDevice
+        run.standardError = FileHandle.nullDevice
+        try run.run()
+        let pid = run.processIdentifier
+        #expect(TestSupport.waitFor(seconds: 10) { TestSupport.children(of: pid).count == 2 })
+        #expect(TestSupport.entries(in: scratch).contains { $0.hasPrefix("ipcbench-\(pid)-") && $0.hasSuffix(".runlock") })
+        let cleaned = try TestSupport.runCLI(["clean"], environment: ["TMPDIR": scratch])
+        #expect(!cleaned.stdout.contains("from run \(pid)"), "clean removed a live run's objects: \(cleaned.stdout)")
+        run.waitUntilExit()
+        #expect(run.terminationStatus == 0)
+        let rows = try TestSupport.readCSV(scratch + "/live.csv")
+        #expect(rows.count == 2 && rows.allSatisfy { $0["status"] == "ok" }, "\(rows.map { $0["status"] ?? "" })")
+        #expect(!TestSupport.entries(in: scratch).contains { $0.hasSuffix(".runlock") }, "the run left its lock file")
     }
 
     @Test("Owner pids round-trip through names and System V keys")

@@ -8,6 +8,7 @@ import Glibc
 public struct Leftover: Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
         case workspace = "temp directory"
+        case runLock = "run lock file"
         case posixSharedMemory = "POSIX shared memory"
         case posixMessageQueue = "POSIX message queue"
         case sysVMessageQueue = "System V message queue"
@@ -33,7 +34,7 @@ public enum Leftovers {
     /// Objects this process created and still holds: between cells there should be none (soak check).
     public static func heldByThisProcess() -> [Leftover] {
         let me = getpid()
-        return find { $0 == me }.found
+        return find { $0 == me }.found.filter { $0.kind != .runLock }
     }
 
     /// Our tagged objects whose owner pid passes `include`.
@@ -43,7 +44,11 @@ public enum Leftovers {
         var temporaryDirectories = ["/tmp"]
         if let tmp = ProcessInfo.processInfo.environment["TMPDIR"], !tmp.isEmpty, tmp != "/tmp" { temporaryDirectories.append(tmp) }
         for directory in temporaryDirectories {
-            found += ownedEntries(in: directory, kind: .workspace, include) { directory + "/" + $0 }
+            found += ownedEntries(in: directory, kind: .workspace, include) { directory + "/" + $0 }.map { entry in
+                var entry = entry
+                if entry.name.hasSuffix(RunLock.suffix) { entry.kind = .runLock }
+                return entry
+            }
         }
         found += ownedEntries(in: "/dev/shm", kind: .posixSharedMemory, include) { "/" + $0 }
         if FileManager.default.fileExists(atPath: "/dev/mqueue/.") && isMountPoint("/dev/mqueue") {
@@ -61,7 +66,7 @@ public enum Leftovers {
     public static func remove(_ leftover: Leftover) -> String? {
         let result: Int32
         switch leftover.kind {
-        case .workspace:
+        case .workspace, .runLock:
             do { try FileManager.default.removeItem(atPath: leftover.name); return nil } catch { return "\(error.localizedDescription)" }
         case .posixSharedMemory:
             // shm_open names and sem_open names ("sem.<name>") both live in /dev/shm.

@@ -54,8 +54,11 @@ public enum OwnedNames {
         return pid_t((key >> 2) & 0x3F_FFFF)
     }
 
-    /// True when `pid` is a live ipcbench process (its objects are in use and must be left alone).
+    /// True when `pid` is a live ipcbench run (its objects are in use and must be left alone): its
+    /// run lock is held (whatever the binary is called, in any PID namespace sharing the temp
+    /// directory), or it is a live process whose name says ipcbench (runs of earlier versions).
     public static func isLiveRun(_ pid: pid_t) -> Bool {
+        if RunLock.isHeld(byRunOf: pid) { return true }
         guard kill(pid, 0) == 0 || errno == EPERM else { return false }
         let command = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
         return command.hasPrefix("ipcbench")
