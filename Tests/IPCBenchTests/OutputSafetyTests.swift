@@ -140,6 +140,25 @@ struct OutputSafetyTests {
         #expect(!FileManager.default.fileExists(atPath: scratch + "/r.csv"))
     }
 
+    @Test("A low open-file limit (ulimit -n 64) still runs every cell")
+    func lowDescriptorLimit() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/fds.csv"
+        let command = "ulimit -n 64; exec '\(TestSupport.binary)' run --mechanisms pipe,shm-posix --variants write/read,in-place/eventfd "
+            + "--sizes 64 --mode latency --placements same-cpu --repetitions 2 --messages 200 --quiet --no-plots --out '\(csv)'"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", command]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let rows = try TestSupport.readCSV(csv)
+        #expect(rows.count == 2 && rows.allSatisfy { $0["status"] == "ok" }, "\(rows.map { $0["status"] ?? "" })")
+    }
+
     @Test("A worker started by hand with a bad task says why on stderr")
     func workerSaysWhy() throws {
         let result = try TestSupport.runCLI(["worker", "--task", "{}"])

@@ -48,6 +48,11 @@ struct PrivacyTests {
         var found: [(object: String, mode: mode_t?, expected: mode_t)] = []
         for workspace in TestSupport.entries(in: scratch) where workspace.hasPrefix("ipcbench-\(pid)-") {
             let directory = scratch + "/" + workspace
+            // The run's lock file (RunLock) is a private regular file beside its cell directories.
+            if workspace.hasSuffix(RunLock.suffix) {
+                found.append((directory, mode(directory), 0o600))
+                continue
+            }
             found.append((directory, mode(directory), 0o700))
             for entry in TestSupport.entries(in: directory) {
                 found.append((directory + "/" + entry, mode(directory + "/" + entry), 0o600))

@@ -42,7 +42,10 @@ public enum ProcessPair {
 
         task.role = .consumer
         task.cpu = consumerCPU
-        let consumer = try WorkerProcess(role: .consumer, executable: limits.workerExecutable, task: task, inherited: rendezvous.consumerDescriptors)
+        // A fresh secret per repetition: a connecting peer proves with it that it is this cell's producer.
+        let secret = PeerSecret.make()
+        let consumer = try WorkerProcess(
+            role: .consumer, executable: limits.workerExecutable, task: task, inherited: rendezvous.consumerDescriptors, peerSecret: secret)
         workers.append(consumer)
         closeAll(rendezvous.consumerDescriptors, from: &unclosed)
 
@@ -54,7 +57,8 @@ public enum ProcessPair {
         task.role = .producer
         task.cpu = producerCPU
         task.published = published
-        let producer = try WorkerProcess(role: .producer, executable: limits.workerExecutable, task: task, inherited: rendezvous.producerDescriptors)
+        let producer = try WorkerProcess(
+            role: .producer, executable: limits.workerExecutable, task: task, inherited: rendezvous.producerDescriptors, peerSecret: secret)
         workers.append(producer)
         closeAll(rendezvous.producerDescriptors, from: &unclosed)
 

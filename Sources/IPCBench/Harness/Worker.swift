@@ -12,7 +12,8 @@ public enum Worker {
         _ = ipcb_set_parent_death_signal(SIGKILL)
         if let parentPID, getppid() != parentPID { return 1 }
         do {
-            let task = try JSONDecoder().decode(WorkerTask.self, from: Data(taskJSON.utf8))
+            var task = try JSONDecoder().decode(WorkerTask.self, from: Data(taskJSON.utf8))
+            task.options.peerSecret = PeerSecret.takeFromEnvironment()
             try run(task)
             return 0
         } catch {

@@ -16,7 +16,9 @@ final class WorkerProcess {
     /// 4 (from the parent) and `inherited` dup'ed to fds 10, 11, …; every other fd is closed.
     /// Each worker gets its own process group so a terminal's Ctrl-C reaches only the parent,
     /// which then ends the workers and cleans up in order.
-    init(role: Role, executable: String, task: WorkerTask, inherited: [Int32]) throws {
+    /// `peerSecret`, when given, reaches the worker in its environment (`PeerSecret.environmentName`),
+    /// which other users cannot read, unlike its command line.
+    init(role: Role, executable: String, task: WorkerTask, inherited: [Int32], peerSecret: String? = nil) throws {
         self.role = role
         var toParent: [Int32] = [-1, -1]
         var fromParent: [Int32] = [-1, -1]
@@ -26,19 +28,27 @@ final class WorkerProcess {
             close(toParent[0]); close(toParent[1])
             throw failure
         }
+        var started = false
         defer {
             close(toParent[1])
             close(fromParent[0])
+            // The parent's ends, kept only once the worker is running.
+            if !started {
+                close(toParent[0])
+                close(fromParent[1])
+            }
         }
 
         // Move every source above the target range first, so no dup2 overwrites a later source.
+        // (Just above it, not at a fixed high number: a low `ulimit -n` must still work.)
         let targets: [(source: Int32, target: Int32)] =
             [(toParent[1], WorkerControl.toParent), (fromParent[0], WorkerControl.fromParent)]
             + inherited.enumerated().map { ($0.element, Rendezvous.inheritedDescriptor($0.offset)) }
+        let aboveTargets = (targets.map(\.target).max() ?? 4) + 1
         var raised: [Int32] = []
         defer { raised.forEach { close($0) } }
         for pair in targets {
-            let high = fcntl(pair.source, F_DUPFD_CLOEXEC, 256)
+            let high = fcntl(pair.source, F_DUPFD_CLOEXEC, aboveTargets)
             guard high >= 0 else { throw IPCError.lastSystemError("fcntl(F_DUPFD_CLOEXEC)") }
             raised.append(high)
         }
@@ -49,8 +59,7 @@ final class WorkerProcess {
         for (index, pair) in targets.enumerated() {
             posix_spawn_file_actions_adddup2(&actions, raised[index], pair.target)
         }
-        let highestTarget = targets.map(\.target).max() ?? 4
-        ipcb_spawn_close_from(&actions, highestTarget + 1)
+        ipcb_spawn_close_from(&actions, aboveTargets)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -63,12 +72,20 @@ final class WorkerProcess {
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
 
-        var child: pid_t = 0
-        let status = posix_spawn(&child, executable, &actions, &attributes, &argv, environ)
-        guard status == 0 else {
-            close(toParent[0]); close(fromParent[1])
-            throw IPCError.system(call: "posix_spawn", errno: status, context: executable)
+        var environment: [UnsafeMutablePointer<CChar>?] = []
+        var entry = environ
+        while let variable = entry.pointee {
+            if !String(cString: variable).hasPrefix(PeerSecret.environmentName + "=") { environment.append(strdup(variable)) }
+            entry += 1
         }
+        if let peerSecret { environment.append(strdup(PeerSecret.environmentName + "=" + peerSecret)) }
+        environment.append(nil)
+        defer { environment.forEach { free($0) } }
+
+        var child: pid_t = 0
+        let status = posix_spawn(&child, executable, &actions, &attributes, &argv, environment)
+        guard status == 0 else { throw IPCError.system(call: "posix_spawn", errno: status, context: executable) }
+        started = true
         pid = child
         eventDescriptor = toParent[0]
         goDescriptor = fromParent[1]

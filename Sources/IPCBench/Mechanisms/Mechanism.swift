@@ -159,6 +159,10 @@ public struct EndpointOptions: Codable, Sendable {
     /// `--spin-pauses`: PAUSE instructions between two polls of a spinning waiter (nil: chosen from
     /// the cache-line round trip, see SpinNotifier).
     public var spinPausesPerPoll: Int?
+    /// The cell's secret (PeerSecret), given to each worker in its environment, never in the task:
+    /// mechanisms that anyone on the host could connect to check that their peer knows it (nil: no
+    /// check, as between two hosts).
+    public var peerSecret: String?
 
     public init(mode: Mode, messageBytes: Int, variant: String, memoryNode: Int? = nil) {
         self.mode = mode

@@ -142,17 +142,50 @@ public enum NetworkParameters {
     }
 }
 
-/// A listening socket whose accept() completes the consumer's endpoint.
+/// A listening socket whose accept() completes the consumer's endpoint. With a `peerSecret`, a
+/// connection counts only once it has sent the secret (within `secretSeconds`); any other is closed
+/// and the listener goes on waiting, so a stranger who connects first cannot take the cell's place.
 struct SocketListener: ConsumerListener {
     let descriptor: Int32
     let published: [String: String]
     let configure: (Int32) throws -> Void
     let messageBytes: Int
+    var peerSecret: String? = nil
+    static let secretSeconds = 2
 
     func accept() throws -> any MessageEndpoint {
         defer { Glibc.close(descriptor) }
-        let connection = try Socket.accept(descriptor)
-        try configure(connection)
-        return StreamEndpoint(readDescriptor: connection, writeDescriptor: connection, maximumMessageBytes: messageBytes)
+        while true {
+            let connection = try Socket.accept(descriptor)
+            if let peerSecret, !Self.proves(connection, peerSecret) {
+                Glibc.close(connection)
+                continue
+            }
+            do {
+                try configure(connection)
+            } catch {
+                Glibc.close(connection)
+                throw error
+            }
+            return StreamEndpoint(readDescriptor: connection, writeDescriptor: connection, maximumMessageBytes: messageBytes)
+        }
+    }
+
+    /// True when `connection` sends `secret` first, within `secretSeconds`.
+    private static func proves(_ connection: Int32, _ secret: String) -> Bool {
+        var timeout = timeval(tv_sec: secretSeconds, tv_usec: 0)
+        guard setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0 else { return false }
+        let received = UnsafeMutableRawBufferPointer.allocate(byteCount: PeerSecret.length, alignment: 1)
+        defer { received.deallocate() }
+        guard (try? Descriptor.readExactly(connection, into: received)) == true else { return false }
+        timeout = timeval(tv_sec: 0, tv_usec: 0)
+        guard setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0 else { return false }
+        return Array(received) == Array(secret.utf8)
+    }
+
+    /// The producer's side: sends the secret right after connecting.
+    static func prove(_ connection: Int32, _ secret: String?) throws {
+        guard let secret else { return }
+        try Array(secret.utf8).withUnsafeBytes { try Descriptor.writeAll(connection, $0) }
     }
 }

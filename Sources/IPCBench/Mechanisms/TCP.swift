@@ -4,6 +4,8 @@ import Glibc
 /// and publishes it; the producer connects to that address. Latency cells set TCP_NODELAY on both
 /// ends so small messages are not held back by Nagle's algorithm. Under `ipcbench serve` the consumer
 /// binds the server's address (and data port, if fixed) instead, and the producer connects across hosts.
+/// Any local user can connect to the port, so on one host the producer first sends the cell's secret
+/// and the consumer accepts only a connection that does (SocketListener); strangers are closed.
 public struct TCPMechanism: Mechanism {
     public init() {}
     public let id = "tcp"
@@ -29,7 +31,7 @@ public struct TCPMechanism: Mechanism {
             let port = try Socket.localPort(fd)
             return SocketListener(
                 descriptor: fd, published: [NetworkParameters.port: String(port)],
-                configure: { try Self.configure($0, options) }, messageBytes: options.messageBytes)
+                configure: { try Self.configure($0, options) }, messageBytes: options.messageBytes, peerSecret: options.peerSecret)
         } catch {
             Glibc.close(fd)
             throw error
@@ -41,6 +43,7 @@ public struct TCPMechanism: Mechanism {
         let fd = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
         do {
             try Socket.connect(fd, address, name)
+            try SocketListener.prove(fd, options.peerSecret)
             try Self.configure(fd, options)
         } catch {
             Glibc.close(fd)
