@@ -11,6 +11,20 @@ struct OutputSafetyTests {
     static let shortRun = ["run", "--mechanisms", "pipe", "--sizes", "64", "--mode", "latency", "--placements", "same-cpu",
                            "--repetitions", "1", "--messages", "200", "--quiet"]
 
+    /// Runs `command` with bash (for its `ulimit` and `trap`); its exit status and stderr.
+    static func shell(_ command: String) throws -> (status: Int32, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", command]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, stderr)
+    }
+
     static func inode(_ path: String) -> UInt {
         var info = stat()
         return lstat(path, &info) == 0 ? UInt(info.st_ino) : 0
@@ -105,16 +119,8 @@ struct OutputSafetyTests {
         // the limit fail with EFBIG.
         let command = "trap '' XFSZ; ulimit -f 6; exec '\(TestSupport.binary)' run --mechanisms pipe,fifo --sizes 16,64,128,256,512,1024 "
             + "--mode latency,throughput --placements same-cpu --repetitions 1 --messages 300 --quiet --no-plots --out '\(csv)'"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", command]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 1, "\(stderr)")
+        let (status, stderr) = try Self.shell(command)
+        #expect(status == 1, "\(stderr)")
         let lines = stderr.split(separator: "\n")
         #expect(lines.count == 1 && lines[0].contains("cannot write to '\(csv)'"), "\(stderr)")
         let text = try String(contentsOfFile: csv, encoding: .utf8)
@@ -147,14 +153,8 @@ struct OutputSafetyTests {
         let csv = scratch + "/fds.csv"
         let command = "ulimit -n 64; exec '\(TestSupport.binary)' run --mechanisms pipe,shm-posix --variants write/read,in-place/eventfd "
             + "--sizes 64 --mode latency --placements same-cpu --repetitions 2 --messages 200 --quiet --no-plots --out '\(csv)'"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", command]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let (status, stderr) = try Self.shell(command)
+        #expect(status == 0, "\(stderr)")
         let rows = try TestSupport.readCSV(csv)
         #expect(rows.count == 2 && rows.allSatisfy { $0["status"] == "ok" }, "\(rows.map { $0["status"] ?? "" })")
     }

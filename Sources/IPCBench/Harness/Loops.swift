@@ -61,13 +61,13 @@ enum Loops {
                 break
             }
             if paced && timed { clock.wait(until: sentAt) }
-            var reply: UInt64 = 0
-            let answered = try endpoint.sendAndReceive(size: size) { message in
+            try endpoint.send(size: size) { message in
                 MessageFormat.stamp(message, sequence: sequence, sentAt: sentAt)
                 if writesPayload { MessageFormat.writePattern(message, sequence: sequence) }
-            } sent: {
-                if finishesRoundTrip { tally.recordRoundTrip(of: sequence - 1, from: previousSentAt, to: sentAt) }
-            } consume: { message in
+            }
+            if finishesRoundTrip { tally.recordRoundTrip(of: sequence - 1, from: previousSentAt, to: sentAt) }
+            var reply: UInt64 = 0
+            let answered = try endpoint.receive(size: size) { message in
                 reply = MessageFormat.sequence(of: message)
             }
             let returnedAt = paced ? clock.now() : 0

@@ -65,12 +65,6 @@ public protocol MessageEndpoint: AnyObject {
     /// Receives one message of `size` bytes and shows it to `consume` where it lies.
     /// Returns false when the peer closed the channel cleanly before a new message began.
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool
-    /// Producer side of ping-pong: sends one message whose content `fill` writes, calls `sent`, then
-    /// receives the reply and shows it to `consume` where it lies. The default is `send`, `sent`,
-    /// `receive`. Returns false when the peer closed the channel cleanly instead of answering.
-    func sendAndReceive(
-        size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void, sent: () -> Void, consume: (UnsafeRawBufferPointer) -> Void
-    ) throws -> Bool
     /// Consumer side of ping-pong: receives one message and shows it to `consume` where it lies;
     /// when `consume` returns true, answers it with a message of the same size whose content `answer`
     /// writes. Calls `arrived` once the message is in hand: before the answer when answering is a
@@ -94,26 +88,10 @@ public protocol MessageEndpoint: AnyObject {
 }
 
 extension MessageEndpoint {
-    public func sendAndReceive(
-        size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void, sent: () -> Void, consume: (UnsafeRawBufferPointer) -> Void
-    ) throws -> Bool {
-        try sendThenReceive(size: size, fill: fill, sent: sent, consume: consume)
-    }
-
     public func receiveAndAnswer(
         size: Int, consume: (UnsafeRawBufferPointer) -> Bool, answer: (UnsafeMutableRawBufferPointer) -> Void, arrived: () -> Void
     ) throws -> Bool {
         try receiveThenAnswer(size: size, consume: consume, answer: answer, arrived: arrived)
-    }
-
-    /// The default exchange: `send`, `sent`, `receive`.
-    @inline(__always)
-    public func sendThenReceive(
-        size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void, sent: () -> Void, consume: (UnsafeRawBufferPointer) -> Void
-    ) throws -> Bool {
-        try send(size: size, fill: fill)
-        sent()
-        return try receive(size: size, consume: consume)
     }
 
     /// The default answer: `receive`, `arrived`, then `send` when `consume` asks for an answer.

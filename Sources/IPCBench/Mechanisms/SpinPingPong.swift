@@ -49,6 +49,15 @@ struct SpinPingPong {
 
     func deallocate() { counters.deallocate() }
 
+    /// Spins until the slot's stamp word holds `stamp` (acquire: the message's bytes are then visible).
+    @inline(__always)
+    private func wait(for stamp: UInt32) {
+        var spins = 0
+        while ipcb_load_acquire_u32(stampWord) != stamp {
+            notifier.pause(&spins)
+        }
+    }
+
     /// Writes the message in the slot through `fill`, then publishes it by storing its stamp
     /// (release: the bytes are visible before the stamp).
     @inline(__always)
@@ -60,29 +69,6 @@ struct SpinPingPong {
         counters[0] = index &+ 1
     }
 
-    /// Producer: writes the message in the slot through `fill`, publishes it with its stamp, calls
-    /// `sent`, and spins until the reply's stamp is in the slot, then shows the reply to `consume`.
-    @inline(__always)
-    func sendAndReceive(
-        size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void, sent: () -> Void, consume: (UnsafeRawBufferPointer) -> Void
-    ) -> Bool {
-        precondition(size <= capacity, "message larger than the ring's slot")
-        let index = counters[0]
-        fill(UnsafeMutableRawBufferPointer(start: message, count: size))
-        ipcb_store_release_u32(stampWord, outgoing.stamp(of: index))
-        counters[0] = index &+ 1
-        sent()
-        let replyIndex = counters[1]
-        let stamp = incoming.stamp(of: replyIndex)
-        var spins = 0
-        while ipcb_load_acquire_u32(stampWord) != stamp {
-            notifier.pause(&spins)
-        }
-        counters[1] = replyIndex &+ 1
-        consume(UnsafeRawBufferPointer(start: message, count: size))
-        return true
-    }
-
     /// Consumer: spins until the request's stamp is in the slot, shows it to `consume`, writes the
     /// answer over it through `answer` and publishes it with the reply stamp, then calls `arrived`:
     /// the answer is one store, which a clock read before it would hold back.
@@ -92,11 +78,7 @@ struct SpinPingPong {
     ) -> Bool {
         precondition(size <= capacity, "message larger than the ring's slot")
         let index = counters[1]
-        let stamp = incoming.stamp(of: index)
-        var spins = 0
-        while ipcb_load_acquire_u32(stampWord) != stamp {
-            notifier.pause(&spins)
-        }
+        wait(for: incoming.stamp(of: index))
         counters[1] = index &+ 1
         if consume(UnsafeRawBufferPointer(start: message, count: size)) {
             let sent = counters[0]
@@ -114,11 +96,7 @@ struct SpinPingPong {
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) -> Bool {
         precondition(size <= capacity, "message larger than the ring's slot")
         let index = counters[1]
-        let stamp = incoming.stamp(of: index)
-        var spins = 0
-        while ipcb_load_acquire_u32(stampWord) != stamp {
-            notifier.pause(&spins)
-        }
+        wait(for: incoming.stamp(of: index))
         consume(UnsafeRawBufferPointer(start: message, count: size))
         counters[1] = index &+ 1
         return true
@@ -151,13 +129,6 @@ final class SpinPingPongEndpoint: SharedRingEndpoint {
     @inline(__always)
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         pingPong.receive(size: size, consume: consume)
-    }
-
-    @inline(__always)
-    func sendAndReceive(
-        size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void, sent: () -> Void, consume: (UnsafeRawBufferPointer) -> Void
-    ) throws -> Bool {
-        pingPong.sendAndReceive(size: size, fill: fill, sent: sent, consume: consume)
     }
 
     @inline(__always)
