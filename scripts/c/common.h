@@ -377,4 +377,57 @@ static inline uint64_t deadline_check_interval(size_t size)
     return interval;
 }
 
+/* Runs one pair: the consumer first, the producer once the consumer is ready, then `after_start`
+ * (may be NULL: the parent's cleanup of what only the children need), both let go at once, both
+ * reaped. Returns 0 when both ran and exited 0; on a failed start the other child is killed. */
+static inline int run_pair(struct barrier *barrier, int (*consumer)(void *), int (*producer)(void *), void (*after_start)(void))
+{
+    pid_t children[3] = {spawn(consumer, NULL), 0, 0};
+    pid_t consumer_pid = children[0];
+    int ok = barrier_collect(barrier, 1, children);
+    pid_t producer_pid = children[1] = ok ? spawn(producer, NULL) : -1;
+    if (after_start)
+        after_start();
+    ok = ok && barrier_collect(barrier, 2, children);
+    if (ok)
+        barrier_release(barrier);
+    else {
+        if (producer_pid > 0)
+            kill(producer_pid, SIGKILL);
+        kill(consumer_pid, SIGKILL);
+    }
+    int failed = (producer_pid > 0 ? reap(producer_pid, "producer") : 1) | reap(consumer_pid, "consumer");
+    return failed || !ok;
+}
+
+/* What a streaming consumer reports to the parent (in shared memory), and how it ends: messages the
+ * producer announced in its end marker but never sent count as lost, as in ipcbench. */
+struct stream_results {
+    uint64_t loop_start_ns, last_receive_ns, sent_by_producer, timed, lost, reordered, checksum;
+};
+
+static inline void stream_finish(struct stream_results *results, struct sequence_check *check, uint64_t warmup,
+                                 uint64_t sent_by_producer, uint64_t timed, uint64_t checksum)
+{
+    results->last_receive_ns = now_ns();
+    if (warmup + sent_by_producer > check->expected)
+        check->lost += warmup + sent_by_producer - check->expected;
+    results->sent_by_producer = sent_by_producer;
+    results->timed = timed;
+    results->lost = check->lost;
+    results->reordered = check->reordered;
+    results->checksum = checksum;
+}
+
+/* Parent: 0 when every one of the `messages` timed messages arrived, in order; else says why, 1. */
+static inline int stream_verify(const char *program, const struct stream_results *results, uint64_t messages)
+{
+    if (results->timed == messages && results->sent_by_producer == messages && !results->lost && !results->reordered)
+        return 0;
+    fprintf(stderr, "%s: received %llu of %llu timed messages, %llu lost, %llu reordered\n", program,
+            (unsigned long long)results->timed, (unsigned long long)messages, (unsigned long long)results->lost,
+            (unsigned long long)results->reordered);
+    return 1;
+}
+
 #endif

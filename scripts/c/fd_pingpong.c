@@ -121,6 +121,12 @@ static int producer(void *unused)
     return 0;
 }
 
+/* The parent closes its copies of the channel once both children have theirs. */
+static void parent_done(void)
+{
+    channel_parent_done(&channel);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 8) {
@@ -142,22 +148,9 @@ int main(int argc, char **argv)
     barrier_init(&barrier);
 
     /* The consumer first; the producer once the consumer is listening (a socket's path is bound). */
-    pid_t children[3] = {spawn(consumer, NULL), 0, 0};
-    pid_t consumer_pid = children[0];
-    int ok = barrier_collect(&barrier, 1, children);
-    pid_t producer_pid = children[1] = ok ? spawn(producer, NULL) : -1;
-    channel_parent_done(&channel);
-    ok = ok && barrier_collect(&barrier, 2, children);
-    if (ok)
-        barrier_release(&barrier);
-    else {
-        if (producer_pid > 0)
-            kill(producer_pid, SIGKILL);
-        kill(consumer_pid, SIGKILL);
-    }
-    int failed = (producer_pid > 0 ? reap(producer_pid, "producer") : 1) | reap(consumer_pid, "consumer");
+    int failed = run_pair(&barrier, consumer, producer, parent_done);
     channel_remove(&channel);
-    if (failed || !ok)
+    if (failed)
         return 1;
     if (results->wrong_replies || results->lost || results->reordered) {
         fprintf(stderr, "%s: %llu wrong replies, %llu lost, %llu reordered\n", argv[0], (unsigned long long)results->wrong_replies,

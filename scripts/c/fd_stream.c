@@ -20,13 +20,9 @@
  */
 #include "stream_channel.h"
 
-struct results {
-    uint64_t loop_start_ns, last_receive_ns, sent_by_producer, timed, lost, reordered, checksum;
-};
-
 static struct stream_channel channel;
 static struct barrier barrier;
-static struct results *results;
+static struct stream_results *results;
 static int producer_cpu, consumer_cpu;
 static size_t size;
 static uint64_t messages, warmup;
@@ -57,15 +53,8 @@ static int consumer(void *unused)
         if (sequence >= warmup)
             timed++;
     }
-    results->last_receive_ns = now_ns();
+    stream_finish(results, &check, warmup, sent_by_producer, timed, checksum);
     check_still_on(consumer_cpu);
-    if (warmup + sent_by_producer > check.expected)
-        check.lost += warmup + sent_by_producer - check.expected;
-    results->sent_by_producer = sent_by_producer;
-    results->timed = timed;
-    results->lost = check.lost;
-    results->reordered = check.reordered;
-    results->checksum = checksum;
     return 0;
 }
 
@@ -97,6 +86,12 @@ static int producer(void *unused)
     return 0;
 }
 
+/* The parent closes its copies of the channel once both children have theirs. */
+static void parent_done(void)
+{
+    channel_parent_done(&channel);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 7) {
@@ -116,29 +111,12 @@ int main(int argc, char **argv)
     results = shared_region(sizeof *results);
     barrier_init(&barrier);
 
-    pid_t children[3] = {spawn(consumer, NULL), 0, 0};
-    pid_t consumer_pid = children[0];
-    int ok = barrier_collect(&barrier, 1, children);
-    pid_t producer_pid = children[1] = ok ? spawn(producer, NULL) : -1;
-    channel_parent_done(&channel);
-    ok = ok && barrier_collect(&barrier, 2, children);
-    if (ok)
-        barrier_release(&barrier);
-    else {
-        if (producer_pid > 0)
-            kill(producer_pid, SIGKILL);
-        kill(consumer_pid, SIGKILL);
-    }
-    int failed = (producer_pid > 0 ? reap(producer_pid, "producer") : 1) | reap(consumer_pid, "consumer");
+    int failed = run_pair(&barrier, consumer, producer, parent_done);
     channel_remove(&channel);
-    if (failed || !ok)
+    if (failed)
         return 1;
-    if (results->timed != messages || results->sent_by_producer != messages || results->lost || results->reordered) {
-        fprintf(stderr, "%s: received %llu of %llu timed messages, %llu lost, %llu reordered\n", argv[0],
-                (unsigned long long)results->timed, (unsigned long long)messages, (unsigned long long)results->lost,
-                (unsigned long long)results->reordered);
+    if (stream_verify(argv[0], results, messages))
         return 1;
-    }
     double seconds = (double)(results->last_receive_ns - results->loop_start_ns) / 1e9;
     printf("fd_stream %s producer=%d consumer=%d size=%zu messages=%llu warmup=%llu pipe_bytes=%d GBps=%.4f checksum=%llx\n",
            argv[1], producer_cpu, consumer_cpu, size, (unsigned long long)messages, (unsigned long long)warmup,

@@ -36,12 +36,8 @@
 
 enum { SLOT_HEADER = 16, LINE = 64, SLOTS_OFFSET = 4096, CONTROL_OFFSET = 64, TARGET_RING_BYTES = 2 << 20, MAXIMUM_SLOTS = 4096 };
 
-struct results {
-    uint64_t loop_start_ns, last_receive_ns, sent_by_producer, timed, lost, reordered, checksum;
-};
-
 static struct barrier barrier;
-static struct results *results;
+static struct stream_results *results;
 static int producer_cpu, consumer_cpu, copying;
 static size_t size, slot_bytes, segment_bytes;
 static uint32_t slot_count, mask;
@@ -98,15 +94,8 @@ static int consumer(void *unused)
         if (sequence >= warmup)
             timed++;
     }
-    results->last_receive_ns = now_ns();
+    stream_finish(results, &check, warmup, sent_by_producer, timed, checksum);
     check_still_on(consumer_cpu);
-    if (warmup + sent_by_producer > check.expected)
-        check.lost += warmup + sent_by_producer - check.expected;
-    results->sent_by_producer = sent_by_producer;
-    results->timed = timed;
-    results->lost = check.lost;
-    results->reordered = check.reordered;
-    results->checksum = checksum;
     return 0;
 }
 
@@ -206,27 +195,10 @@ int main(int argc, char **argv)
     results = shared_region(sizeof *results);
     barrier_init(&barrier);
 
-    pid_t children[3] = {spawn(consumer, NULL), 0, 0};
-    pid_t consumer_pid = children[0];
-    int ok = barrier_collect(&barrier, 1, children);
-    pid_t producer_pid = children[1] = ok ? spawn(producer, NULL) : -1;
-    ok = ok && barrier_collect(&barrier, 2, children);
-    if (ok)
-        barrier_release(&barrier);
-    else {
-        if (producer_pid > 0)
-            kill(producer_pid, SIGKILL);
-        kill(consumer_pid, SIGKILL);
-    }
-    int failed = (producer_pid > 0 ? reap(producer_pid, "producer") : 1) | reap(consumer_pid, "consumer");
-    if (failed || !ok)
+    if (run_pair(&barrier, consumer, producer, NULL))
         return 1;
-    if (results->timed != messages || results->sent_by_producer != messages || results->lost || results->reordered) {
-        fprintf(stderr, "%s: received %llu of %llu timed messages, %llu lost, %llu reordered\n", argv[0],
-                (unsigned long long)results->timed, (unsigned long long)messages, (unsigned long long)results->lost,
-                (unsigned long long)results->reordered);
+    if (stream_verify(argv[0], results, messages))
         return 1;
-    }
     double seconds = (double)(results->last_receive_ns - results->loop_start_ns) / 1e9;
     printf("ring_stream %s producer=%d consumer=%d size=%zu slots=%u slot_bytes=%zu pauses=%d messages=%llu warmup=%llu "
            "GBps=%.4f checksum=%llx\n",
