@@ -6,17 +6,20 @@ struct CleanCommand: ParsableCommand {
         commandName: "clean",
         abstract: "Remove what crashed earlier runs left behind (temp directories, POSIX and System V IPC objects).",
         discussion: """
-            Only objects tagged as ipcbench's (names starting with ipcbench-<pid>, System V keys with \
-            ipcbench's tag), owned by you, whose run is no longer alive are touched.
+            Only objects of yours whose run is no longer alive are touched: names starting with \
+            ipcbench-<pid>, and System V objects the run's cell directory lists. System V objects with \
+            ipcbench's key tag that no cell directory lists are reported with the ipcrm command that \
+            removes them, never removed.
             """)
 
     @Flag(help: "Only list what would be removed.")
     var dryRun = false
 
     func run() throws {
-        let (found, notes) = Leftovers.find()
+        let (found, notes, unattributed) = Leftovers.find()
         notes.forEach { print("note: \($0)") }
-        guard !found.isEmpty else {
+        unattributed.forEach { print("not removed: \($0)") }
+        guard !found.isEmpty || !unattributed.isEmpty else {
             print("Nothing left behind by earlier runs.")
             return
         }

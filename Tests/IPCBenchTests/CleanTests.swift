@@ -75,7 +75,7 @@ struct CleanTests {
         #expect(!TestSupport.entries(in: scratch).contains { $0.hasSuffix(".runlock") }, "the run left its lock file")
     }
 
-    @Test("Owner pids round-trip through names and System V keys")
+    @Test("Owner pids round-trip through names")
     func ownerTags() {
         let name = OwnedNames.posixName("to-consumer")
         #expect(OwnedNames.ownerPID(ofName: name) == getpid())
@@ -84,13 +84,6 @@ struct CleanTests {
         #expect(OwnedNames.ownerPID(ofName: "ipcbench-0dtnnS") == nil)
         #expect(OwnedNames.ownerPID(ofName: "ipcbench-123abc") == nil)
         #expect(OwnedNames.ownerPID(ofName: "ipcbench-123-abc") == 123)
-        for slot in 0..<4 {
-            let key = OwnedNames.sysVKey(slot: slot)
-            #expect(OwnedNames.ownerPID(ofSysVKey: key) == getpid())
-        }
-        #expect(Set((0..<4).map(OwnedNames.sysVKey)).count == 4)
-        #expect(OwnedNames.ownerPID(ofSysVKey: 0x1234_5678) == nil)
-        #expect(OwnedNames.ownerPID(ofSysVKey: IPC_PRIVATE) == nil)
     }
 }
 

@@ -88,11 +88,13 @@ struct MessageQueueTests {
     func killedWorkerLeavesNoPOSIXQueue() throws {
         var names: [String] = []
         var cliProcess: pid_t = 0
-        let (result, rows) = try Self.runAndKillConsumer(mechanism: "posix-mq", variant: nil) { parent, _ in
+        let (result, rows) = try Self.runAndKillConsumer(mechanism: "posix-mq", variant: nil) { parent, workers in
             cliProcess = parent
-            let pair = POSIXMessageQueueMechanism.queueNames(processID: parent, number: 0)
-            names = [pair.toConsumer, pair.toProducer]
-            let found = TestSupport.waitFor(seconds: 10) { names.allSatisfy(POSIXMessageQueueMechanism.queueExists(named:)) }
+            // The names are random: read them from the queues the workers hold open.
+            let found = TestSupport.waitFor(seconds: 10) {
+                names = Self.queuesOpen(by: workers, prefix: "/ipcbench-\(parent)-")
+                return names.count == 2 && names.allSatisfy(POSIXMessageQueueMechanism.queueExists(named:))
+            }
             #expect(found, "queues \(names) not found while running")
         }
         for name in names {
@@ -125,8 +127,10 @@ struct MessageQueueTests {
         let rows = try TestSupport.readCSV(csv)
         let status = rows.first?["status"] ?? ""
         #expect(rows.count == 1 && status.hasPrefix("failed: ") && status.contains("RLIMIT_MSGQUEUE") && status.contains("1000 bytes"), "\(status)")
-        let pair = POSIXMessageQueueMechanism.queueNames(processID: parent, number: 0)
-        #expect(!POSIXMessageQueueMechanism.queueExists(named: pair.toConsumer) && !POSIXMessageQueueMechanism.queueExists(named: pair.toProducer))
+        // The name the refusal reports (`mq_open /ipcbench-<pid>-<random>-to-consumer (…)`) is not left behind.
+        let name = try #require(status.firstMatch(of: #/mq_open (/ipcbench-\d+-[0-9a-f]+-to-consumer) /#).map { String($0.1) }, "\(status)")
+        #expect(name.hasPrefix("/ipcbench-\(parent)-"))
+        #expect(!POSIXMessageQueueMechanism.queueExists(named: name))
     }
 
     // MARK: - Helpers
@@ -184,6 +188,19 @@ struct MessageQueueTests {
     }
 
     /// Where an mqueue file system is mounted (it need not be), no queue named with `prefix` may remain.
+    /// The POSIX message queues (their /proc/PID/fd links read `/<name>`) the processes hold open.
+    static func queuesOpen(by processes: [pid_t], prefix: String) -> [String] {
+        var names = Set<String>()
+        for pid in processes {
+            for fd in TestSupport.entries(in: "/proc/\(pid)/fd") {
+                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"), target.hasPrefix(prefix) {
+                    names.insert(target)
+                }
+            }
+        }
+        return names.sorted()
+    }
+
     static func expectNoMountedLeftovers(prefix: String) {
         guard let mounts = SystemFacts.readWhole("/proc/self/mounts") else {
             Issue.record("cannot read /proc/self/mounts to look for leftover queues")

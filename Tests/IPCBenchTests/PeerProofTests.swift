@@ -22,6 +22,74 @@ struct PeerProofTests {
         return ports
     }
 
+    /// Bound IPv4 loopback UDP ports, from /proc/net/udp.
+    static func boundLoopbackUDPPorts() -> Set<UInt16> {
+        guard let text = try? String(contentsOfFile: "/proc/net/udp", encoding: .utf8) else { return [] }
+        var ports: Set<UInt16> = []
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 1 else { continue }
+            let local = fields[1].split(separator: ":")
+            guard local.count == 2, local[0] == "0100007F", let port = UInt16(local[1], radix: 16) else { continue }
+            ports.insert(port)
+        }
+        return ports
+    }
+
+    /// Sends datagrams a consumer might mistake for its producer's: garbage of several lengths, and a
+    /// hello-shaped header followed by a wrong secret.
+    static func sprayDatagrams(_ fd: Int32, to port: UInt16) -> Int {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var hello = [UInt8](repeating: 0, count: MessageFormat.headerBytes + PeerSecret.length)
+        hello.withUnsafeMutableBytes { $0.storeBytes(of: (MessageFormat.endMarker | 1 << 61).littleEndian, as: UInt64.self) }
+        var sent = 0
+        for datagram in [[UInt8](repeating: 0x41, count: 16), [UInt8](repeating: 0, count: 64), hello, [UInt8](repeating: 0x42, count: 48)] {
+            let result = datagram.withUnsafeBytes { bytes in
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+            }
+            if result > 0 { sent += 1 }
+        }
+        return sent
+    }
+
+    @Test("A stranger spraying datagrams at every new loopback UDP port does not break any udp cell")
+    func strangerDatagramsAreDropped() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let existing = Self.boundLoopbackUDPPorts()
+        let stop = Atomic<Bool>(false)
+        let sprayed = Atomic<Int>(0)
+        let attacker = Thread {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            guard fd >= 0 else { return }
+            defer { close(fd) }
+            while !stop.load(ordering: .relaxed) {
+                // Every port that appeared since the test began, again and again: before and after
+                // the consumer has found its producer.
+                for port in Self.boundLoopbackUDPPorts().subtracting(existing) {
+                    sprayed.add(Self.sprayDatagrams(fd, to: port), ordering: .relaxed)
+                }
+            }
+        }
+        attacker.start()
+        let result = try TestSupport.runCLI(
+            ["run", "--mechanisms", "udp", "--sizes", "16,48", "--mode", "latency,throughput", "--placements", "cross-cpu",
+             "--repetitions", "3", "--messages", "500", "--cell-timeout", "20", "--quiet", "--out", scratch + "/udp.csv"])
+        stop.store(true, ordering: .relaxed)
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = try TestSupport.readCSV(scratch + "/udp.csv")
+        #expect(rows.count == 4 && rows.allSatisfy { $0["status"] == "ok" }, "\(rows.map { $0["status"] ?? "" })")
+        #expect(sprayed.load(ordering: .relaxed) >= 1, "the stranger never got to send")
+    }
+
     static func connectAndSendGarbage(_ port: UInt16) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }

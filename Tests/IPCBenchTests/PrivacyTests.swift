@@ -46,6 +46,7 @@ struct PrivacyTests {
     /// The objects run `pid` has created so far, with their permission bits and the bits they must have.
     static func objects(of pid: pid_t, in scratch: String) -> [(object: String, mode: mode_t?, expected: mode_t)] {
         var found: [(object: String, mode: mode_t?, expected: mode_t)] = []
+        var keys = Set<key_t>()
         for workspace in TestSupport.entries(in: scratch) where workspace.hasPrefix("ipcbench-\(pid)-") {
             let directory = scratch + "/" + workspace
             // The run's lock file (RunLock) is a private regular file beside its cell directories.
@@ -54,6 +55,9 @@ struct PrivacyTests {
                 continue
             }
             found.append((directory, mode(directory), 0o700))
+            // The run's System V keys are listed in its cell directory's ledger.
+            let ledger = (try? String(contentsOfFile: directory + "/" + OwnedNames.sysVLedgerName, encoding: .utf8)) ?? ""
+            ledger.split(separator: "\n").compactMap { UInt32($0, radix: 16).map { key_t(bitPattern: $0) } }.forEach { keys.insert($0) }
             for entry in TestSupport.entries(in: directory) {
                 found.append((directory + "/" + entry, mode(directory + "/" + entry), 0o600))
             }
@@ -64,7 +68,7 @@ struct PrivacyTests {
         for table in ["/proc/sysvipc/msg", "/proc/sysvipc/shm", "/proc/sysvipc/sem"] {
             for row in (SystemFacts.readWhole(table) ?? "").split(separator: "\n").dropFirst() {
                 let fields = row.split(separator: " ")
-                guard fields.count > 2, let key = Int32(fields[0]), OwnedNames.ownerPID(ofSysVKey: key) == pid else { continue }
+                guard fields.count > 2, let key = Int32(fields[0]), keys.contains(key) else { continue }
                 found.append(("\(table): \(row)", mode_t(fields[2], radix: 8), 0o600))
             }
         }

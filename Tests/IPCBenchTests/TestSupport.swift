@@ -102,10 +102,9 @@ enum TestSupport {
         return fields
     }
 
-    /// Child pids of `pid` (from /proc), with their command lines.
+    /// Child pids of `pid` (from /proc: each thread lists the children it started), with their command lines.
     static func children(of pid: pid_t) -> [(pid: pid_t, commandLine: String)] {
-        let path = "/proc/\(pid)/task/\(pid)/children"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        let text = entries(in: "/proc/\(pid)/task").compactMap { try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/children", encoding: .utf8) }.joined(separator: " ")
         return text.split(separator: " ").compactMap { Int32($0) }.map { child in
             let raw = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(child)/cmdline"))) ?? Data()
             return (child, String(decoding: raw.map { $0 == 0 ? 32 : $0 }, as: UTF8.self))

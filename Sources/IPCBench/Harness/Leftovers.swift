@@ -3,8 +3,8 @@ import Foundation
 import Glibc
 
 /// Objects a crashed earlier run left behind (its parent was killed before it could clean up):
-/// found by the owner pid in their names or System V keys, never touching a live run's objects or
-/// anyone else's.
+/// found by the owner pid in their names, or for System V objects by the ledger in the run's cell
+/// directory, never touching a live run's objects or anyone else's.
 public struct Leftover: Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
         case workspace = "temp directory"
@@ -26,40 +26,61 @@ public struct Leftover: Sendable, CustomStringConvertible {
 
 public enum Leftovers {
     /// Every leftover this user can see. POSIX message queues can only be listed where /dev/mqueue is
-    /// mounted; `notes` says so when it is not.
-    public static func find() -> (found: [Leftover], notes: [String]) {
+    /// mounted; `notes` says so when it is not. `unattributed` lists this user's System V objects with
+    /// ipcbench's tag that no cell directory's ledger claims (a run with another TMPDIR, or an older
+    /// ipcbench): reported, never removed, since nothing shows whose they are.
+    public static func find() -> (found: [Leftover], notes: [String], unattributed: [String]) {
         find { !OwnedNames.isLiveRun($0) }
     }
 
     /// Objects this process created and still holds: between cells there should be none (soak check).
     public static func heldByThisProcess() -> [Leftover] {
         let me = getpid()
-        return find { $0 == me }.found.filter { $0.kind != .runLock }
+        return find(where: { $0 == me }, alsoClaimedBy: me, keys: OwnedNames.sysVKeysCreatedHere).found.filter { $0.kind != .runLock }
     }
 
-    /// Our tagged objects whose owner pid passes `include`.
-    static func find(where include: (pid_t) -> Bool) -> (found: [Leftover], notes: [String]) {
+    /// Our objects whose owner pid passes `include`. System V objects are attributed through the
+    /// ledgers of this user's cell directories, plus `keys`, which `extraOwner` created.
+    static func find(
+        where include: (pid_t) -> Bool, alsoClaimedBy extraOwner: pid_t? = nil, keys: Set<key_t> = []
+    ) -> (found: [Leftover], notes: [String], unattributed: [String]) {
         var found: [Leftover] = []
         var notes: [String] = []
         var temporaryDirectories = ["/tmp"]
         if let tmp = ProcessInfo.processInfo.environment["TMPDIR"], !tmp.isEmpty, tmp != "/tmp" { temporaryDirectories.append(tmp) }
+        // Every cell directory of this user, live or not, for the System V ledgers.
+        var claims: [key_t: pid_t] = [:]
         for directory in temporaryDirectories {
-            found += ownedEntries(in: directory, kind: .workspace, include) { directory + "/" + $0 }.map { entry in
+            let entries = ownedEntries(in: directory, kind: .workspace, { _ in true }) { directory + "/" + $0 }
+            for entry in entries where !entry.name.hasSuffix(RunLock.suffix) {
+                for key in OwnedNames.ledgerKeys(inWorkspace: entry.name) { claims[key] = entry.ownerPID }
+            }
+            found += entries.filter { include($0.ownerPID) }.map { entry in
                 var entry = entry
                 if entry.name.hasSuffix(RunLock.suffix) { entry.kind = .runLock }
                 return entry
             }
         }
+        if let extraOwner { for key in keys { claims[key] = extraOwner } }
         found += ownedEntries(in: "/dev/shm", kind: .posixSharedMemory, include) { "/" + $0 }
         if FileManager.default.fileExists(atPath: "/dev/mqueue/.") && isMountPoint("/dev/mqueue") {
             found += ownedEntries(in: "/dev/mqueue", kind: .posixMessageQueue, include) { "/" + $0 }
         } else {
             notes.append("POSIX message queues cannot be listed: /dev/mqueue is not mounted (mount -t mqueue none /dev/mqueue)")
         }
-        found += sysV("/proc/sysvipc/msg", kind: .sysVMessageQueue, include)
-        found += sysV("/proc/sysvipc/shm", kind: .sysVSharedMemory, include)
-        found += sysV("/proc/sysvipc/sem", kind: .sysVSemaphoreSet, include)
-        return (found, notes)
+        var unattributed: [String] = []
+        for (path, kind) in [("msg", Leftover.Kind.sysVMessageQueue), ("shm", .sysVSharedMemory), ("sem", .sysVSemaphoreSet)] {
+            for (key, id) in taggedSysV("/proc/sysvipc/" + path) {
+                if let owner = claims[key] {
+                    if include(owner) { found.append(Leftover(kind: kind, name: String(id), ownerPID: owner)) }
+                } else {
+                    let command = kind == .sysVMessageQueue ? "-q" : kind == .sysVSharedMemory ? "-m" : "-s"
+                    unattributed.append(
+                        "\(kind.rawValue) \(id) (key 0x\(String(UInt32(bitPattern: key), radix: 16))) carries ipcbench's tag but no cell directory in \(temporaryDirectories.joined(separator: " or ")) lists it: if no ipcbench run of yours is live, remove it with `ipcrm \(command) \(id)`")
+                }
+            }
+        }
+        return (found, notes, unattributed)
     }
 
     /// Removes one leftover; returns an error text if the system refused.
@@ -94,8 +115,9 @@ public enum Leftovers {
         }
     }
 
-    /// /proc/sysvipc/* lines: key id perms … uid …; the uid column's position comes from the header.
-    private static func sysV(_ path: String, kind: Leftover.Kind, _ include: (pid_t) -> Bool) -> [Leftover] {
+    /// This user's objects with ipcbench's key tag, from /proc/sysvipc/* lines (key id perms … uid …;
+    /// the uid column's position comes from the header).
+    private static func taggedSysV(_ path: String) -> [(key: key_t, id: Int32)] {
         guard let text = SystemFacts.readWhole(path) else { return [] }
         var lines = text.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
         guard !lines.isEmpty else { return [] }
@@ -103,10 +125,9 @@ public enum Leftovers {
         guard let uidColumn = header.firstIndex(of: "uid") else { return [] }
         return lines.compactMap { fields in
             guard fields.count > uidColumn, let key = Int32(fields[0]), let id = Int32(fields[1]),
-                  let uid = UInt32(fields[uidColumn]), uid == getuid(),
-                  let owner = OwnedNames.ownerPID(ofSysVKey: key), include(owner)
+                  let uid = UInt32(fields[uidColumn]), uid == getuid(), OwnedNames.isTagged(sysVKey: key)
             else { return nil }
-            return Leftover(kind: kind, name: String(id), ownerPID: owner)
+            return (key, id)
         }
     }
 

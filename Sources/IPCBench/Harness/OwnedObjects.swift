@@ -6,12 +6,13 @@ import Glibc
 /// objects and from everyone else's.
 public enum OwnedNames {
     public static let prefix = "ipcbench-"
-    private static let counter = Atomic<Int>(0)
 
-    /// A POSIX IPC name (shm_open, mq_open, sem_open): `/ipcbench-<pid>-<n>-<label>`.
+    /// A POSIX IPC name (shm_open, mq_open): `/ipcbench-<pid>-<16 random hex digits>-<label>`. The
+    /// pid lets `clean` tell a crashed run's objects from a live run's; the random part makes the
+    /// name unguessable, so no other user can create it first. Create it with O_EXCL and, on EEXIST,
+    /// ask for a new name: never open or remove an object by this name that you did not create.
     public static func posixName(_ label: String) -> String {
-        let serial = counter.add(1, ordering: .relaxed).newValue
-        return "/\(prefix)\(getpid())-\(serial)-\(label)"
+        "/\(prefix)\(getpid())-\(randomHex(digits: 16))-\(label)"
     }
 
     /// The pid embedded in a name made by `posixName` or a workspace directory name, if it is one of ours.
@@ -25,33 +26,62 @@ public enum OwnedNames {
         return pid
     }
 
-    /// System V keys carry a tag in the top byte and the pid in the next 22 bits; the low 2 bits tell
-    /// apart up to four objects of one type that a cell holds at once. Keys are used with
-    /// IPC_CREAT | IPC_EXCL, so an unrelated object with the same key is never opened.
+    // MARK: System V keys
+
+    /// System V keys carry this tag in their top byte and 24 random bits below it: unguessable, so
+    /// no other user can take a cell's key first. A key has no room for the creating pid, so the
+    /// parent writes each key into its cell directory's ledger (`sysVLedgerName`) *before* creating
+    /// the object: a crashed run's cell directory tells `clean` which tagged objects were its own.
     static let sysVTag: Int32 = 0x7A
+    public static let sysVLedgerName = "sysv-keys"
+    private static let keysCreatedHere = Mutex<Set<key_t>>([])
 
-    public static func sysVKey(slot: Int) -> key_t {
-        precondition((0..<4).contains(slot), "four System V objects of one type per cell at most")
-        return key_t((sysVTag << 24) | ((Int32(getpid()) & 0x3F_FFFF) << 2) | Int32(slot))
-    }
+    public static func isTagged(sysVKey key: key_t) -> Bool { key >> 24 == sysVTag }
 
-    /// Creates a System V object with our tagged key (`get(key, flags)` is msgget/shmget/semget with
-    /// the size arguments bound). An object already holding the key carries our tag and our own pid,
-    /// so it was left by an earlier, dead ipcbench that had this pid: it is removed and the key reused.
-    public static func createSysV(slot: Int, _ get: (key_t, Int32) -> Int32, remove: (Int32) -> Void) -> Int32 {
-        let key = sysVKey(slot: slot)
-        var id = get(key, IPC_CREAT | IPC_EXCL | 0o600)
-        if id < 0, errno == EEXIST {
-            let stale = get(key, 0o600)
-            if stale >= 0 { remove(stale) }
-            id = get(key, IPC_CREAT | IPC_EXCL | 0o600)
+    /// Creates a System V object under a fresh tagged key with IPC_CREAT | IPC_EXCL (`get(key, flags)`
+    /// is msgget/shmget/semget with the size arguments bound), recording the key in `workspace`'s
+    /// ledger first. A key already in use belongs to someone else: it is left alone and another key
+    /// is drawn. Returns the object's id, or -1 with errno set by the last `get`.
+    public static func createSysV(ledger workspace: String, _ get: (key_t, Int32) -> Int32) throws -> Int32 {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<64 {
+            let random: UInt32 = generator.next()
+            let key = key_t(sysVTag << 24 | Int32(random & 0xFF_FFFF))
+            try recordSysVKey(key, in: workspace)
+            let id = get(key, IPC_CREAT | IPC_EXCL | 0o600)
+            if id >= 0 || errno != EEXIST { return id }
         }
-        return id
+        return -1
     }
 
-    public static func ownerPID(ofSysVKey key: key_t) -> pid_t? {
-        guard key >> 24 == sysVTag else { return nil }
-        return pid_t((key >> 2) & 0x3F_FFFF)
+    /// The keys this process has created: `Leftovers.heldByThisProcess` checks none is left between cells.
+    static var sysVKeysCreatedHere: Set<key_t> { keysCreatedHere.withLock { $0 } }
+
+    /// The keys a cell directory's ledger lists (nothing if it has none or it cannot be read safely).
+    static func ledgerKeys(inWorkspace workspace: String) -> [key_t] {
+        let descriptor = open(workspace + "/" + sysVLedgerName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard descriptor >= 0 else { return [] }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        let text = String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+        return text.split(separator: "\n").compactMap { UInt32($0, radix: 16).map { key_t(bitPattern: $0) } }.filter { isTagged(sysVKey: $0) }
+    }
+
+    private static func recordSysVKey(_ key: key_t, in workspace: String) throws {
+        keysCreatedHere.withLock { _ = $0.insert(key) }
+        let path = workspace + "/" + sysVLedgerName
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw IPCError.lastSystemError("open", path) }
+        defer { close(descriptor) }
+        let line = Array((String(UInt32(bitPattern: key), radix: 16) + "\n").utf8)
+        guard line.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == line.count else {
+            throw IPCError.lastSystemError("write", path)
+        }
+    }
+
+    private static func randomHex(digits: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let word = String(generator.next() as UInt64, radix: 16)
+        return String((String(repeating: "0", count: 16) + word).suffix(digits))
     }
 
     /// True when `pid` is a live ipcbench run (its objects are in use and must be left alone): its

@@ -200,10 +200,12 @@ struct Deadline {
     let nanoseconds: UInt64
     let seconds: Double
 
-    init(seconds: Double) {
+    init(seconds: Double, from start: UInt64 = MonotonicClock.now()) {
         self.seconds = seconds
-        nanoseconds = MonotonicClock.now() + UInt64(seconds * 1e9)
+        nanoseconds = start + UInt64(seconds * 1e9)
     }
+
+    var hasPassed: Bool { MonotonicClock.now() >= nanoseconds }
 }
 
 /// Reads events from a set of workers with one deadline, failing fast when any of them dies,

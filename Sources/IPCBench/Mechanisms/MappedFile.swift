@@ -52,7 +52,7 @@ public struct MappedFileMechanism: Mechanism {
         do {
             return try SharedRing.prepareSegment(
                 descriptor: descriptor, bytes: bytes, layout: layout, variant: variant, context: path, parameters: ["path": path],
-                memoryNode: options.memoryNode)
+                workspace: workspace, memoryNode: options.memoryNode)
         } catch {
             unlink(path)
             throw error

@@ -1,12 +1,9 @@
 import CIPCShim
 import Glibc
-import Synchronization
-
-/// Numbers the queue pairs this process creates, so each cell's names are unique.
-private let queuePairCounter = Atomic<Int>(0)
 
 /// POSIX message queues (mq_send / mq_receive), one per direction. The parent creates both with
-/// unique names (`/ipcbench-<pid>-<n>-to-consumer` / `-to-producer`; O_CREAT | O_EXCL, mode 0600),
+/// unguessable names (`OwnedNames.posixName`: `/ipcbench-<pid>-<random>-to-consumer` / `-to-producer`;
+/// O_CREAT | O_EXCL, mode 0600),
 /// sized for the cell, and closes them; each worker opens them by name, as unrelated processes
 /// would; the parent unlinks them in teardown, whatever the outcome.
 public struct POSIXMessageQueueMechanism: Mechanism {
@@ -14,7 +11,6 @@ public struct POSIXMessageQueueMechanism: Mechanism {
     public let id = "posix-mq"
     public let summary = "POSIX message queue pair (mq_send/mq_receive), opened by name by each worker"
 
-    public static let namePrefix = "/ipcbench-"
     /// Queue depth wanted when the system allows it: enough to keep a streaming producer ahead.
     static let preferredDepth = 64
     /// Kernel bookkeeping charged to RLIMIT_MSGQUEUE per message slot beyond its bytes
@@ -43,12 +39,6 @@ public struct POSIXMessageQueueMechanism: Mechanism {
         }
     }
 
-    /// The two queue names of pair `number` created by process `processID`.
-    public static func queueNames(processID: pid_t, number: Int) -> (toConsumer: String, toProducer: String) {
-        let base = "\(namePrefix)\(processID)-\(number)"
-        return (base + "-to-consumer", base + "-to-producer")
-    }
-
     /// Whether a queue of this name exists (for leftover checks; does not need /dev/mqueue).
     public static func queueExists(named name: String) -> Bool {
         let descriptor = ipcb_mq_open(name, O_RDONLY)
@@ -63,8 +53,7 @@ public struct POSIXMessageQueueMechanism: Mechanism {
         let depth = Self.depth(messageBytes: options.messageBytes)
         var attempt = 1
         while true {
-            let number = queuePairCounter.wrappingAdd(1, ordering: .relaxed).oldValue
-            let names = Self.queueNames(processID: getpid(), number: number)
+            let names = (toConsumer: OwnedNames.posixName("to-consumer"), toProducer: OwnedNames.posixName("to-producer"))
             do {
                 try Self.create(names.toConsumer, depth: depth, messageBytes: options.messageBytes)
                 do {
@@ -75,8 +64,7 @@ public struct POSIXMessageQueueMechanism: Mechanism {
                 }
                 return Rendezvous(parameters: ["to-consumer": names.toConsumer, "to-producer": names.toProducer])
             } catch let IPCError.system(_, code, _) where code == EEXIST && attempt < 8 {
-                // Left by an earlier process with this pid that was killed before its teardown: not
-                // ours to remove (`ipcbench clean` is), so take the next number.
+                // Someone else's object under that name: never ours to open or remove; draw new names.
                 attempt += 1
             }
         }

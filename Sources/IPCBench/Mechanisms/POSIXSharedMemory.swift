@@ -1,9 +1,7 @@
 import CIPCShim
 import Glibc
-import Synchronization
 
 /// Numbers the segments this process creates, so each cell's name is unique.
-private let segmentCounter = Atomic<Int>(0)
 
 /// A shared-memory ring (see SharedRing.swift) in a POSIX shared memory object. The parent creates
 /// it with a unique name (`/ipcbench-<pid>-<n>`; O_CREAT | O_EXCL, mode 0600), sizes, allocates and
@@ -14,7 +12,6 @@ public struct POSIXSharedMemoryMechanism: Mechanism {
     public let id = "shm-posix"
     public let summary = "ring of slots in POSIX shared memory (shm_open + mmap), opened by name by each worker"
 
-    public static let namePrefix = "/ipcbench-"
     /// Where glibc keeps POSIX shared memory objects (a tmpfs); its free space bounds the ring.
     public static let directory = "/dev/shm"
     static let defaultVariants = ["copy/semaphore", "in-place/semaphore", "in-place/spin"]
@@ -51,7 +48,7 @@ public struct POSIXSharedMemoryMechanism: Mechanism {
         do {
             return try SharedRing.prepareSegment(
                 descriptor: descriptor, bytes: bytes, layout: layout, variant: variant, context: name, parameters: ["shm-name": name],
-                memoryNode: options.memoryNode)
+                workspace: workspace, memoryNode: options.memoryNode)
         } catch {
             shm_unlink(name)
             throw error
@@ -72,17 +69,15 @@ public struct POSIXSharedMemoryMechanism: Mechanism {
         SharedRing.teardownNotification(rendezvous)
     }
 
-    /// Creates a new object under a fresh name. A name taken by a leftover of an earlier process with
-    /// the same pid is skipped, not reused (`ipcbench clean` removes leftovers).
+    /// Creates a new object under a fresh unguessable name (a taken name is someone else's: skipped).
     private static func createObject() throws -> (name: String, descriptor: Int32) {
-        for _ in 0..<100 {
-            let number = segmentCounter.wrappingAdd(1, ordering: .relaxed).oldValue
-            let name = "\(namePrefix)\(getpid())-\(number)"
+        for _ in 0..<16 {
+            let name = OwnedNames.posixName("ring")
             let descriptor = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             if descriptor >= 0 { return (name, descriptor) }
             if errno != EEXIST { throw IPCError.lastSystemError("shm_open", name) }
         }
-        throw IPCError.setup("shm_open: no free name \(namePrefix)\(getpid())-<n> after 100 tries (leftovers? run `ipcbench clean`)")
+        throw IPCError.setup("shm_open: 16 fresh random names were all taken")
     }
 
     private func open(_ rendezvous: Rendezvous, _ options: EndpointOptions, role: Role) throws -> any MessageEndpoint {

@@ -348,7 +348,7 @@ enum SharedRing {
     /// to it before they are allocated (MemoryBinding).
     static func prepareSegment(
         descriptor: Int32, bytes: Int, layout: RingLayout, variant: SharedRingVariant, context: String, parameters: [String: String],
-        memoryNode: Int? = nil
+        workspace: String, memoryNode: Int? = nil
     ) throws -> Rendezvous {
         guard ftruncate(descriptor, off_t(bytes)) == 0 else { throw IPCError.lastSystemError("ftruncate", context) }
         try MemoryBinding.allocate(descriptor: descriptor, bytes: bytes, onNode: memoryNode, context: context) {
@@ -357,13 +357,15 @@ enum SharedRing {
         }
         try initialize(descriptor: descriptor, layout: layout, context: context)
         var rendezvous = Rendezvous(parameters: parameters)
-        try prepareNotification(variant, layout, &rendezvous)
+        try prepareNotification(variant, layout, &rendezvous, workspace: workspace)
         return rendezvous
     }
 
     /// Parent side: creates the kernel objects the notification needs besides the segment, and the
     /// layout parameters, in `rendezvous`. Undoes what it made if it fails.
-    static func prepareNotification(_ variant: SharedRingVariant, _ layout: RingLayout, _ rendezvous: inout Rendezvous) throws {
+    static func prepareNotification(
+        _ variant: SharedRingVariant, _ layout: RingLayout, _ rendezvous: inout Rendezvous, workspace: String
+    ) throws {
         layout.store(into: &rendezvous.parameters)
         switch variant.notification {
         case .eventfd:
@@ -389,7 +391,7 @@ enum SharedRing {
             rendezvous.producerDescriptors = duplicates
         case .systemVSemaphore:
             let count = Int32(layout.ringCount * 2)
-            let set = OwnedNames.createSysV(slot: 0, { semget($0, count, $1) }, remove: { _ = ipcb_remove_semaphore_set($0) })
+            let set = try OwnedNames.createSysV(ledger: workspace) { semget($0, count, $1) }
             guard set >= 0 else { throw IPCError.lastSystemError("semget") }
             for index in 0..<layout.ringCount {
                 guard ipcb_semctl_setval(set, Int32(2 * index), 0) == 0,

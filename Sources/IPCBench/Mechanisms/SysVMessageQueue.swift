@@ -54,11 +54,11 @@ public struct SysVMessageQueueMechanism: Mechanism {
         guard [Self.twoQueues, Self.oneQueue].contains(options.variant) else {
             throw IPCError.setup("sysv-msg has no variant '\(options.variant)'")
         }
-        let toConsumer = try Self.createQueue(slot: 0)
+        let toConsumer = try Self.createQueue(ledger: workspace)
         var toProducer = toConsumer
         if options.variant == Self.twoQueues {
             do {
-                toProducer = try Self.createQueue(slot: 1)
+                toProducer = try Self.createQueue(ledger: workspace)
             } catch {
                 Self.removeQueue(toConsumer)
                 throw error
@@ -114,15 +114,14 @@ public struct SysVMessageQueueMechanism: Mechanism {
         return msgctl(id, IPC_STAT, &info) == 0
     }
 
-    private static func createQueue(slot: Int) throws -> Int32 {
-        let key = OwnedNames.sysVKey(slot: slot)
-        let id = OwnedNames.createSysV(slot: slot, { msgget($0, $1) }, remove: removeQueue)
+    private static func createQueue(ledger workspace: String) throws -> Int32 {
+        let id = try OwnedNames.createSysV(ledger: workspace) { msgget($0, $1) }
         guard id >= 0 else {
             if errno == ENOSPC {
                 let limit = SystemFacts.readInt("/proc/sys/kernel/msgmni").map { " (kernel.msgmni = \($0))" } ?? ""
                 throw IPCError.setup("msgget: the system's limit on message queues\(limit) is reached; see ipcs -q")
             }
-            throw IPCError.lastSystemError("msgget", String(format: "key 0x%08x", key))
+            throw IPCError.lastSystemError("msgget")
         }
         return id
     }

@@ -48,7 +48,7 @@ public struct SysVSharedMemoryMechanism: Mechanism {
         let variant = try SharedRingVariant.parse(options.variant, mechanism: id)
         let layout = RingLayout(messageBytes: options.messageBytes, mode: options.mode, maximumSlots: maximumSlots)
         let bytes = SharedRing.objectBytes(layout)
-        let segment = OwnedNames.createSysV(slot: 0, { shmget($0, bytes, $1) }, remove: { _ = shmctl($0, IPC_RMID, nil) })
+        let segment = try OwnedNames.createSysV(ledger: workspace) { shmget($0, bytes, $1) }
         guard segment >= 0 else { throw IPCError.lastSystemError("shmget") }
         do {
             let mapping = try Self.attach(segment)
@@ -58,7 +58,7 @@ public struct SysVSharedMemoryMechanism: Mechanism {
             }
             try layout.initialize(segment: mapping.base)
             var rendezvous = Rendezvous(parameters: ["shm-id": String(segment)])
-            try SharedRing.prepareNotification(variant, layout, &rendezvous)
+            try SharedRing.prepareNotification(variant, layout, &rendezvous, workspace: workspace)
             return rendezvous
         } catch {
             shmctl(segment, IPC_RMID, nil)

@@ -1,7 +1,9 @@
 import Glibc
 
 /// UDP over the loopback interface, one message per datagram. The consumer binds 127.0.0.1 with a
-/// port the kernel picks and publishes it; the producer binds its own ephemeral port and connects.
+/// port the kernel picks and publishes it; the producer binds its own ephemeral port, connects, and
+/// proves itself with the cell's secret before the first message (UDPHandshake), after which the
+/// consumer's socket is connected to it and other senders' datagrams never reach the cell.
 ///
 /// UDP may drop datagrams (on loopback: when the receiver's buffer is full), so losses are reported
 /// in the `lost` column instead of failing the cell, and `LossyDatagramEndpoint` makes sure no side
@@ -41,9 +43,15 @@ public struct UDPMechanism: Mechanism {
             Glibc.close(fd)
             throw error
         }
-        let size = options.messageBytes, mode = options.mode
+        let size = options.messageBytes, mode = options.mode, secret = options.peerSecret
         return ImmediateListener(published: [NetworkParameters.port: String(port)]) {
-            try LossyDatagramEndpoint(descriptor: fd, role: .consumer, mode: mode, maximumMessageBytes: size)
+            do {
+                try UDPHandshake.awaitProducer(fd, secret: secret)
+                return try LossyDatagramEndpoint(descriptor: fd, role: .consumer, mode: mode, maximumMessageBytes: size)
+            } catch {
+                Glibc.close(fd)
+                throw error
+            }
         }
     }
 
@@ -56,6 +64,9 @@ public struct UDPMechanism: Mechanism {
             let local = published[NetworkParameters.peerAddress] == nil ? "127.0.0.1" : "0.0.0.0"
             try Socket.bind(fd, Socket.ipv4Address(local, port: 0), "\(local):0")
             try Socket.connect(fd, address, name)
+            try UDPHandshake.proveToConsumer(
+                fd, secret: options.peerSecret, retransmitMilliseconds: LossyDatagramEndpoint.retransmitMilliseconds,
+                attempts: Int(LossyDatagramEndpoint.maximumAttempts))
             return try LossyDatagramEndpoint(descriptor: fd, role: .producer, mode: options.mode, maximumMessageBytes: options.messageBytes)
         } catch {
             Glibc.close(fd)
@@ -101,7 +112,6 @@ final class LossyDatagramEndpoint: MessageEndpoint {
     private var lastAnswered: UInt64 = 0
     private var lastAttempt: UInt64 = 0
     private var retransmissionsSeen: UInt64 = 0
-    private var connectedToProducer = false
 
     // Test-only loss (see `injectLoss`): every nth datagram this side sends is not sent, nor the
     // first copy of an end marker or acknowledgement.
@@ -176,9 +186,12 @@ final class LossyDatagramEndpoint: MessageEndpoint {
                 try transmit(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<lastSentBytes]))
                 continue
             }
+            let header = MessageFormat.sequence(of: UnsafeRawBufferPointer(message))
+            // A late copy of the hello's acknowledgement.
+            if length == MessageFormat.headerBytes, UDPHandshake.isHello(header) { continue }
             guard length == size else { throw Datagram.wrongLength(length, expected: size) }
             // A second answer to an earlier, re-sent ping: already counted.
-            if MessageFormat.sequence(of: UnsafeRawBufferPointer(message)) & ~MessageFormat.replyFlag < ping { continue }
+            if header & ~MessageFormat.replyFlag < ping { continue }
             consume(UnsafeRawBufferPointer(message))
             return true
         }
@@ -214,19 +227,18 @@ final class LossyDatagramEndpoint: MessageEndpoint {
     private func receivePing(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
         while true {
-            let length: Int
-            if connectedToProducer {
-                length = try Datagram.receive(descriptor, into: message)
-            } else {
-                length = try Datagram.receiveConnectingToSender(descriptor, into: message)
-                connectedToProducer = length != Datagram.timedOut
-            }
+            let length = try Datagram.receive(descriptor, into: message)
             if length == Datagram.timedOut {
                 throw IPCError.timeout("no datagram from the producer for \(Self.idleTimeoutSeconds) s")
             }
-            guard length == size else { throw Datagram.wrongLength(length, expected: size) }
             let header = MessageFormat.sequence(of: UnsafeRawBufferPointer(message))
-            if header & MessageFormat.endMarker != 0 {
+            if length != size || header & MessageFormat.endMarker != 0 {
+                if UDPHandshake.isHello(header) {
+                    // A late copy of the producer's hello (it asked again before our acknowledgement came).
+                    try UDPHandshake.acknowledge(descriptor)
+                    continue
+                }
+                guard length == size else { throw Datagram.wrongLength(length, expected: size) }
                 try acknowledge(header)
             } else if mode == .latency {
                 let attempt = (header & Self.attemptMask) >> Self.attemptShift

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// `HOST:PORT` as given on the command line (`--bind`, `--remote`).
 public struct HostAndPort: Sendable, Equatable, CustomStringConvertible {
@@ -39,27 +40,42 @@ public struct ServerOptions: Sendable {
     public init() {}
 }
 
-/// `ipcbench serve`: runs the consumer side of network cells for `ipcbench run --remote` clients,
-/// one client at a time (two benchmarks at once would disturb each other's figures; later clients
-/// wait in the listen backlog). Each repetition's consumer is a worker process exactly as in a local
-/// pair, bound to the server's address; the control connection carries the barrier and the result.
+/// `ipcbench serve`: runs the consumer side of network cells for `ipcbench run --remote` clients.
+/// Each repetition's consumer is a worker process exactly as in a local pair, bound to the server's
+/// address; the control connection carries the barrier and the result.
+///
+/// Clients are served concurrently, each on its own thread, but only one *repetition* runs at a
+/// time (two at once would disturb each other's figures): a repetition holds `repetitionSlot` from
+/// its `start` to its result. So a client that connects and says nothing, or greets and then idles,
+/// holds nobody up; it is hung up on after `greetingSeconds` without a hello, or `idleTimeoutSeconds`
+/// without starting a repetition (a repeated hello does not count). The set-up a client may ask for
+/// is bounded (`longestSetupSeconds`), which bounds how long a consumer's buffers stay allocated
+/// for a repetition that never gets its go.
 ///
 /// Bad input from a client is answered with an `error` message; a frame the server cannot trust
 /// ends that client's connection; nothing a client sends ends the server.
-public final class RemoteServer {
+public final class RemoteServer: @unchecked Sendable {  // immutable after init but for the Mutexes
     public let options: ServerOptions
     /// The control port actually bound (differs from `options.bind.port` when that was 0).
     public let port: UInt16
     public let info: ServerInfo
     private let listener: Int32
-    private let log: (String) -> Void
+    private let log: @Sendable (String) -> Void
+    /// True while a repetition runs.
+    private let repetitionSlot = Mutex(false)
+    private let sessionCount = Mutex(0)
 
     /// Limits on what a client may ask for, so a request cannot tie the server up for ever.
     static let longestDurationSeconds = 3600.0
     static let longestTimeoutSeconds = 3600.0
+    static let longestSetupSeconds = 60.0
     static let largestMessage = 1 << 30
+    /// Clients connected at once; one more is told the server is busy and hung up on.
+    static let maximumSessions = 16
+    /// How long a new connection may take to say hello.
+    static let greetingSeconds = 10.0
 
-    public init(options: ServerOptions, log: @escaping (String) -> Void) throws {
+    public init(options: ServerOptions, log: @escaping @Sendable (String) -> Void) throws {
         self.options = options
         self.log = log
         let allowed = Affinity.allowedCPUs()
@@ -72,7 +88,7 @@ public final class RemoteServer {
             // Restarting the server must not wait for the last session's TIME_WAIT.
             try Socket.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
             try Socket.bind(fd, address, options.bind.description)
-            guard Glibc.listen(fd, 8) == 0 else { throw IPCError.lastSystemError("listen", options.bind.description) }
+            guard Glibc.listen(fd, Int32(Self.maximumSessions)) == 0 else { throw IPCError.lastSystemError("listen", options.bind.description) }
             port = try Socket.localPort(fd)
         } catch {
             Glibc.close(fd)
@@ -108,13 +124,56 @@ public final class RemoteServer {
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             let client = Self.describe(peer)
+            let admitted = sessionCount.withLock { count in
+                guard count < Self.maximumSessions else { return false }
+                count += 1
+                return true
+            }
+            guard admitted else {
+                log("client \(client) refused: \(Self.maximumSessions) clients are connected")
+                let connection = ControlConnection(descriptor: fd)
+                _ = try? connection.send(.error(cell: nil, message: "the server is busy: \(Self.maximumSessions) clients are connected; try again later"))
+                connection.close()
+                continue
+            }
             log("client \(client) connected")
-            let session = ServerSession(server: self, connection: ControlConnection(descriptor: fd))
-            let ending = session.run()
-            session.connection.close()
-            log("client \(client): \(session.repetitions) repetition(s) run, \(session.failures) failed; \(ending)")
-            if options.once { return }
+            let thread = Thread { [self] in
+                let connection = ControlConnection(descriptor: fd)
+                let session = ServerSession(server: self, connection: connection)
+                let ending = session.run()
+                connection.close()
+                log("client \(client): \(session.repetitions) repetition(s) run, \(session.failures) failed; \(ending)")
+                sessionCount.withLock { $0 -= 1 }
+            }
+            thread.start()
+            if options.once {
+                waitForSessions()
+                return
+            }
         }
+        // Interrupted: each session notices, ends its consumer and answers its client.
+        waitForSessions()
+    }
+
+    private func waitForSessions() {
+        while sessionCount.withLock({ $0 }) > 0 { usleep(10_000) }
+    }
+
+    /// Runs `body` as the only repetition on this server, waiting for the one running to end, up to
+    /// `deadline`.
+    func runAlone<T>(until deadline: Deadline, body: () throws -> T) throws -> T {
+        while !repetitionSlot.withLock({ busy in
+            defer { busy = true }
+            return !busy
+        }) {
+            if Interruption.requested { throw IPCError.interrupted }
+            guard !deadline.hasPassed else {
+                throw IPCError.timeout("the server was running another client's repetition for the whole set-up time; try again")
+            }
+            usleep(5_000)
+        }
+        defer { repetitionSlot.withLock { $0 = false } }
+        return try body()
     }
 
     static func describe(_ address: sockaddr_in) -> String {
@@ -146,9 +205,11 @@ public final class RemoteServer {
         guard Double(task.durationNanoseconds) / 1e9 <= Self.longestDurationSeconds else {
             throw IPCError.setup("a repetition may last at most \(Int(Self.longestDurationSeconds)) s")
         }
-        for (name, seconds) in [("set-up timeout", request.setupTimeoutSeconds), ("cell timeout", request.cellTimeoutSeconds)] {
-            guard seconds > 0, seconds <= Self.longestTimeoutSeconds else {
-                throw IPCError.setup("\(name) must be between 0 and \(Int(Self.longestTimeoutSeconds)) s")
+        for (name, seconds, longest) in [
+            ("set-up timeout", request.setupTimeoutSeconds, Self.longestSetupSeconds), ("cell timeout", request.cellTimeoutSeconds, Self.longestTimeoutSeconds),
+        ] {
+            guard seconds > 0, seconds <= longest else {
+                throw IPCError.setup("\(name) must be between 0 and \(Int(longest)) s")
             }
         }
         let cpu = request.consumerCPU ?? info.defaultConsumerCPU
@@ -166,6 +227,9 @@ final class ServerSession {
     private(set) var repetitions = 0
     private(set) var failures = 0
     private var greeted = false
+    /// When the client last made progress (connected, or started a repetition): the idle timeout
+    /// counts from here, so messages that start nothing cannot hold the connection open.
+    private var lastProgress = MonotonicClock.now()
     /// A message that arrived while a repetition waited for its go (the client gave that one up).
     private var pending: ControlMessage?
 
@@ -185,7 +249,8 @@ final class ServerSession {
                     pending = nil
                     message = next
                 } else {
-                    guard let received = try connection.receive(timeoutSeconds: server.options.idleTimeoutSeconds, accepted: Self.accepted) else {
+                    let idle = greeted ? server.options.idleTimeoutSeconds : min(RemoteServer.greetingSeconds, server.options.idleTimeoutSeconds)
+                    guard let received = try connection.receive(deadline: Deadline(seconds: idle, from: lastProgress), accepted: Self.accepted) else {
                         return "the client closed the connection"
                     }
                     message = received
@@ -210,6 +275,7 @@ final class ServerSession {
                 guard reply(.welcome(server.info)) else { return "could not answer: the client stopped reading" }
             case let .start(cell, request) where greeted:
                 repetitions += 1
+                defer { lastProgress = MonotonicClock.now() }
                 do {
                     try runConsumer(cell: cell, request: request)
                 } catch IPCError.interrupted {
@@ -244,6 +310,13 @@ final class ServerSession {
     /// reaped, and everything it used removed, whatever happens.
     private func runConsumer(cell: Int, request: CellRequest) throws {
         let (mechanism, cpu) = try server.validate(request)
+        let setup = Deadline(seconds: request.setupTimeoutSeconds)
+        try server.runAlone(until: setup) {
+            try runConsumer(cell: cell, request: request, mechanism: mechanism, cpu: cpu, setup: setup)
+        }
+    }
+
+    private func runConsumer(cell: Int, request: CellRequest, mechanism: any Mechanism, cpu: Int?, setup: Deadline) throws {
         let workspace = try Workspace()
         defer { workspace.remove() }
         var rendezvous = try mechanism.prepare(workspace: workspace.path, options: request.task.options)
@@ -267,7 +340,6 @@ final class ServerSession {
         defer { consumer.terminate() }
         let control = connection.descriptor
 
-        let setup = Deadline(seconds: request.setupTimeoutSeconds)
         guard case let (_, .bound(published)) = try EventWaiter.next(from: [consumer], deadline: setup, phase: "consumer set-up", watching: control),
               let port = published[NetworkParameters.port].flatMap({ UInt16($0) })
         else {
