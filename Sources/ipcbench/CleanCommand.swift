@@ -27,7 +27,13 @@ struct CleanCommand: ParsableCommand {
         for leftover in found {
             if dryRun {
                 print("would remove \(leftover)")
-            } else if let error = Leftovers.remove(leftover) {
+                continue
+            }
+            // A killed run's lock names its metadata, which still says `running`: say what happened.
+            if leftover.kind == .runLock, let metadata = RunLock.markRunKilled(lockFile: leftover.name) {
+                print("marked \(metadata) as killed")
+            }
+            if let error = Leftovers.remove(leftover) {
                 failures += 1
                 print("could not remove \(leftover): \(error)")
             } else {

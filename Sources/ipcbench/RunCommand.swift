@@ -167,6 +167,7 @@ struct RunCommand: ParsableCommand {
         var metadata = RunMetadata(configuration: configuration, runID: runID, started: started, commandLine: CommandLine.arguments)
         if let client { metadata.remote = RunMetadata.Remote(server: client.address, info: client.server) }
         try Self.writing { try metadata.write(to: metadataFile) }
+        RunLock.record(metadataPath: metadataPath, runID: runID)
 
         let cells = configuration.cells
         let progress = Progress(total: cells.count, enabled: !quiet && isatty(2) != 0)

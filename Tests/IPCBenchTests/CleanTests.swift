@@ -5,7 +5,7 @@ import Testing
 
 @Suite("Leftovers of crashed runs")
 struct CleanTests {
-    @Test("After SIGKILL of the parent, run warns about leftovers and clean removes them, leaving others' objects alone")
+    @Test("After SIGKILL of the parent, run warns about leftovers and clean removes them, marks the run's metadata killed, and leaves others' objects alone")
     func cleanRemovesCrashedRunLeftovers() throws {
         let scratch = TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -43,6 +43,10 @@ struct CleanTests {
         let cleaned = try TestSupport.runCLI(["clean"], environment: environment)
         #expect(cleaned.status == 0, "\(cleaned.stdout)")
         #expect(cleaned.stdout.contains("removed temp directory"))
+        // The killed run's metadata no longer claims it is running.
+        #expect(cleaned.stdout.contains("marked \(scratch)/crashed.metadata.json as killed"), "\(cleaned.stdout)")
+        let metadata = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/crashed.metadata.json"))) as? [String: Any])
+        #expect(metadata["state"] as? String == "killed" && (metadata["killed_note"] as? String)?.contains("ipcbench clean") == true, "\(metadata)")
         #expect(TestSupport.entries(in: scratch).filter { $0.hasPrefix("ipcbench-\(crashedPID)-") }.isEmpty)
         #expect(FileManager.default.fileExists(atPath: bystander))
         var info = msqid_ds()

@@ -90,6 +90,46 @@ struct PeerProofTests {
         #expect(sprayed.load(ordering: .relaxed) >= 1, "the stranger never got to send")
     }
 
+    @Test("Across run --remote too: a stranger on the server's host connecting to or spraying every new port breaks no cell", arguments: ["tcp", "udp"])
+    func strangerAgainstRemoteCell(mechanism: String) throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let server = try ServerProcess([], logDirectory: scratch)
+        defer { server.stop() }
+        let existingTCP = Self.listeningLoopbackPorts(), existingUDP = Self.boundLoopbackUDPPorts()
+        let stop = Atomic<Bool>(false)
+        let attempts = Atomic<Int>(0)
+        let connections = Mutex<[Int32]>([])
+        let attacker = Thread {
+            let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(udp) }
+            var tried: Set<UInt16> = existingTCP
+            while !stop.load(ordering: .relaxed) {
+                for port in Self.listeningLoopbackPorts().subtracting(tried) {
+                    tried.insert(port)
+                    if let fd = Self.connectAndSendGarbage(port) {
+                        attempts.add(1, ordering: .relaxed)
+                        connections.withLock { $0.append(fd) }
+                    }
+                }
+                for port in Self.boundLoopbackUDPPorts().subtracting(existingUDP) {
+                    attempts.add(Self.sprayDatagrams(udp, to: port), ordering: .relaxed)
+                }
+            }
+        }
+        attacker.start()
+        let result = try TestSupport.runCLI(
+            ["run", "--remote", "127.0.0.1:\(server.port)", "--mechanisms", mechanism, "--sizes", "64", "--mode", "latency,throughput",
+             "--repetitions", "3", "--messages", "500", "--warmup", "50", "--cell-timeout", "20", "--quiet", "--out", scratch + "/r.csv"])
+        stop.store(true, ordering: .relaxed)
+        Thread.sleep(forTimeInterval: 0.1)
+        connections.withLock { fds in fds.forEach { close($0) } }
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = try TestSupport.readCSV(scratch + "/r.csv")
+        #expect(rows.count == 2 && rows.allSatisfy { $0["status"] == "ok" }, "\(rows.map { $0["status"] ?? "" })")
+        #expect(attempts.load(ordering: .relaxed) >= 1, "the stranger never got to the consumer's port")
+    }
+
     static func connectAndSendGarbage(_ port: UInt16) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }

@@ -9,6 +9,9 @@ private let heldLock = Mutex<(descriptor: Int32, path: String)?>(nil)
 /// takes a pid's objects for a live run's while one of this user's lock files for that pid is
 /// locked, so a renamed binary, or a run in another PID namespace sharing the temp directory, is
 /// never cleaned up under. A crashed run's lock file is unlocked and is itself a leftover.
+///
+/// The lock file also names the run's metadata file and run id (`record`), so `clean`, finding a
+/// killed run's lock, can mark that metadata `killed` instead of leaving it `running` for ever.
 public enum RunLock {
     public static let suffix = ".runlock"
 
@@ -32,6 +35,61 @@ public enum RunLock {
             }
             held = (descriptor, String(cString: template))
         }
+    }
+
+    /// Writes into the held lock file which metadata file and run id this run has (once they exist).
+    public static func record(metadataPath: String, runID: String) {
+        heldLock.withLock { held in
+            guard let lock = held else { return }
+            let absolute = metadataPath.hasPrefix("/") ? metadataPath : FileManager.default.currentDirectoryPath + "/" + metadataPath
+            let text = Array("\(metadataKey)\(absolute)\n\(runIDKey)\(runID)\n".utf8)
+            _ = text.withUnsafeBytes { pwrite(lock.descriptor, $0.baseAddress, $0.count, 0) }
+        }
+    }
+
+    static let metadataKey = "metadata="
+    static let runIDKey = "run_id="
+    public static let killedState = "killed"
+
+    /// For a dead run's lock file (not held): if its metadata file still says `running`, rewrites its
+    /// state as `killed`. The metadata must be a regular file of this user, reached without following
+    /// a link, and carry the lock's run id. Returns the metadata path when it was marked.
+    public static func markRunKilled(lockFile: String) -> String? {
+        guard let lockText = readOwnRegularFile(lockFile, limit: 8192).map({ String(decoding: $0, as: UTF8.self) }) else { return nil }
+        let lines = lockText.split(separator: "\n").map(String.init)
+        guard let path = lines.first(where: { $0.hasPrefix(metadataKey) })?.dropFirst(metadataKey.count),
+              let runID = lines.first(where: { $0.hasPrefix(runIDKey) })?.dropFirst(runIDKey.count)
+        else { return nil }
+        let descriptor = open(String(path), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        guard let bytes = readOwnRegularFile(descriptor: descriptor, limit: 16 << 20),
+              var metadata = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+              metadata["run_id"] as? String == String(runID), metadata["state"] as? String == "running"
+        else { return nil }
+        metadata["state"] = killedState
+        metadata["killed_note"] = "the run ended without writing its outcome (SIGKILL, power loss or OOM); found by `ipcbench clean` at \(RunMetadata.timestamp())"
+        guard let json = try? JSONSerialization.data(withJSONObject: metadata, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) else { return nil }
+        let out = Array(json) + [0x0A]
+        guard ftruncate(descriptor, 0) == 0,
+              out.withUnsafeBytes({ pwrite(descriptor, $0.baseAddress, $0.count, 0) }) == out.count
+        else { return nil }
+        return String(path)
+    }
+
+    private static func readOwnRegularFile(_ path: String, limit: Int) -> [UInt8]? {
+        let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        return readOwnRegularFile(descriptor: descriptor, limit: limit)
+    }
+
+    private static func readOwnRegularFile(descriptor: Int32, limit: Int) -> [UInt8]? {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == getuid(), Int(info.st_size) <= limit else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        let count = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
+        return count == bytes.count ? bytes : nil
     }
 
     /// Removes the lock file and drops the lock (at the end of the run, whatever its outcome).

@@ -53,8 +53,14 @@ public struct CellRequest: Codable, Sendable {
     public var consumerCPU: Int?
     public var setupTimeoutSeconds: Double
     public var cellTimeoutSeconds: Double
+    /// The repetition's PeerSecret, which the server gives its consumer as a local pair's parent does
+    /// (in the environment), so only the client's producer is accepted. It crosses the network in the
+    /// control connection's clear text: it keeps out other users of either host, not an eavesdropper
+    /// on the link. nil from clients older than this field: the consumer then accepts any producer.
+    public var peerSecret: String?
 
-    public init(task: WorkerTask, consumerCPU: Int?, setupTimeoutSeconds: Double, cellTimeoutSeconds: Double) {
+    public init(task: WorkerTask, consumerCPU: Int?, setupTimeoutSeconds: Double, cellTimeoutSeconds: Double, peerSecret: String? = nil) {
+        self.peerSecret = peerSecret
         self.task = task
         self.consumerCPU = consumerCPU
         self.setupTimeoutSeconds = setupTimeoutSeconds

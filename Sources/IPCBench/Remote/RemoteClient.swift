@@ -56,9 +56,10 @@ public final class RemoteClient {
     public func runPair(_ cell: Cell, task: WorkerTask, limits: PairLimits) throws -> ProcessPair.Results {
         lastCell += 1
         let id = lastCell
+        let secret = PeerSecret.make()
         try connection.send(.start(cell: id, request: CellRequest(
             task: task, consumerCPU: cell.placement.consumerCPU,
-            setupTimeoutSeconds: limits.setupTimeoutSeconds, cellTimeoutSeconds: limits.cellTimeoutSeconds)))
+            setupTimeoutSeconds: limits.setupTimeoutSeconds, cellTimeoutSeconds: limits.cellTimeoutSeconds, peerSecret: secret)))
 
         let setup = Deadline(seconds: limits.setupTimeoutSeconds)
         let port = try reply(to: id, by: setup, during: "consumer set-up") { if case let .bound(_, port) = $0 { port } else { nil } }
@@ -67,7 +68,7 @@ public final class RemoteClient {
         producerTask.role = .producer
         producerTask.cpu = cell.placement.producerCPU
         producerTask.published = [NetworkParameters.port: String(port), NetworkParameters.peerAddress: serverAddress]
-        let producer = try WorkerProcess(role: .producer, executable: limits.workerExecutable, task: producerTask, inherited: [])
+        let producer = try WorkerProcess(role: .producer, executable: limits.workerExecutable, task: producerTask, inherited: [], peerSecret: secret)
         defer { producer.terminate() }
 
         // Barrier: both endpoints open and both pinned before either starts its loop.

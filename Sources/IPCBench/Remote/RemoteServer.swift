@@ -212,6 +212,11 @@ public final class RemoteServer: @unchecked Sendable {  // immutable after init 
                 throw IPCError.setup("\(name) must be between 0 and \(Int(longest)) s")
             }
         }
+        if let secret = request.peerSecret {
+            guard secret.utf8.count == PeerSecret.length, secret.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+                throw IPCError.setup("the peer secret must be \(PeerSecret.length) lowercase hexadecimal digits")
+            }
+        }
         let cpu = request.consumerCPU ?? info.defaultConsumerCPU
         if let cpu, !info.allowedCPUs.contains(cpu) {
             throw IPCError.setup("consumer CPU \(cpu) is not a CPU the server can run on; allowed there: \(info.allowedCPUs.map(String.init).joined(separator: ","))")
@@ -336,7 +341,9 @@ final class ServerSession {
         // clock's calibration is the client's too: this host's replaces it (paced cells keep theirs).
         task.carriesSendTimestamp = false
         if task.clock.usesTimeStampCounter { task.clock = LoopClock.host }
-        let consumer = try WorkerProcess(role: .consumer, executable: server.options.workerExecutable, task: task, inherited: rendezvous.consumerDescriptors)
+        let consumer = try WorkerProcess(
+            role: .consumer, executable: server.options.workerExecutable, task: task, inherited: rendezvous.consumerDescriptors,
+            peerSecret: request.peerSecret)
         defer { consumer.terminate() }
         let control = connection.descriptor
 

@@ -71,7 +71,8 @@ public struct RunMetadata: Codable, Sendable {
     public var commandLine: [String]
     public var startedAt: String
     public var finishedAt: String?
-    /// running | complete | interrupted
+    /// running | complete | interrupted | failed (a results write failed) | killed (set by `ipcbench clean`
+    /// for a run that died without writing its outcome, e.g. by SIGKILL)
     public var state: String
     public var interruptedBy: String?
     public var wallSeconds: Double?
