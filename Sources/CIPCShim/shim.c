@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/sem.h>
 #include <sys/wait.h>
@@ -56,3 +57,21 @@ int ipcb_signaled(int status) { return WIFSIGNALED(status); }
 int ipcb_term_signal(int status) { return WTERMSIG(status); }
 
 int ipcb_remove_semaphore_set(int id) { return semctl(id, 0, IPC_RMID); }
+
+int ipcb_epoll_watching(int fd, int writable) {
+    int instance = epoll_create1(EPOLL_CLOEXEC);
+    if (instance < 0) return -1;
+    struct epoll_event event = {.events = writable ? EPOLLOUT : EPOLLIN, .data.fd = fd};
+    if (epoll_ctl(instance, EPOLL_CTL_ADD, fd, &event) != 0) {
+        int saved = errno;
+        close(instance);
+        errno = saved;
+        return -1;
+    }
+    return instance;
+}
+
+int ipcb_epoll_wait_one(int epoll) {
+    struct epoll_event event;
+    return epoll_wait(epoll, &event, 1, -1);
+}

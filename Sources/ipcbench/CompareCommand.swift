@@ -7,7 +7,7 @@ struct CompareCommand: ParsableCommand {
         commandName: "compare",
         abstract: "Compare two results CSVs cell by cell (regressions, or two machines): B ÷ A for each matching cell.",
         discussion: """
-            Cells match on mechanism, variant, mode, message size, placement, touch and paced rate. Latency \
+            Cells match on mechanism, variant, wait, mode, message size, placement, touch and paced rate. Latency \
             cells compare p50 and p99 one-way delay (RTT/2 where one-way is absent); throughput cells \
             compare bytes/s. Ratios beyond ±--threshold are marked; for latency > 1 is slower, for \
             throughput < 1 is slower.
@@ -31,11 +31,12 @@ struct CompareCommand: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        let keys = ["mechanism", "variant", "mode", "message_bytes", "placement", "touch", "paced_rate_per_s"]
-        func key(_ row: [String: String]) -> String { keys.map { row[$0] ?? "" }.joined(separator: "|") }
+        let keys = ["mechanism", "variant", "wait", "mode", "message_bytes", "placement", "touch", "paced_rate_per_s"]
+        // CSVs from before the wait axis have no `wait` column: their rows all blocked.
+        func key(_ row: [String: String]) -> String { keys.map { row[$0] ?? ($0 == "wait" ? "block" : "") }.joined(separator: "|") }
         let baselineRows = Dictionary(a.rows.filter { $0["status"] == "ok" }.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
 
-        var table = [["mechanism", "variant", "mode", "size", "placement", "metric", "A", "B", "B/A", ""]]
+        var table = [["mechanism", "variant", "wait", "mode", "size", "placement", "metric", "A", "B", "B/A", ""]]
         var matched = 0, flagged = 0
         for row in b.rows where row["status"] == "ok" {
             guard let base = baselineRows[key(row)] else { continue }
@@ -47,13 +48,13 @@ struct CompareCommand: ParsableCommand {
                 let better = row["mode"] == "throughput" ? ratio > 1 + limit : ratio < 1 - limit
                 if worse || better { flagged += 1 }
                 table.append([
-                    row["mechanism"] ?? "", row["variant"] ?? "", row["mode"] ?? "", ByteSize.format(Int(row["message_bytes"] ?? "") ?? 0),
+                    row["mechanism"] ?? "", row["variant"] ?? "", row["wait"] ?? "block", row["mode"] ?? "", ByteSize.format(Int(row["message_bytes"] ?? "") ?? 0),
                     row["placement"] ?? "", metric, unit(old), unit(new), String(format: "%.3f", ratio), worse ? "slower" : better ? "faster" : "",
                 ])
             }
         }
         guard matched > 0 else {
-            throw ValidationError("no cell of '\(candidate)' matches one of '\(baseline)' (same mechanism, variant, mode, size, placement, touch)")
+            throw ValidationError("no cell of '\(candidate)' matches one of '\(baseline)' (same mechanism, variant, wait, mode, size, placement, touch)")
         }
         print(TextTable.render(table))
         print("\n\(matched) matching cells; \(flagged) figures beyond ±\(threshold).")

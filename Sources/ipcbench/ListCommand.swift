@@ -4,10 +4,10 @@ import IPCBench
 struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "List the mechanisms: id, copy count, variants, message-size limit on this system, and whether each can run here.")
+        abstract: "List the mechanisms: id, copy count, variants, wait strategies, message-size limit on this system, and whether each can run here.")
 
     func run() throws {
-        var rows = [["id", "variant (copies)", "modes", "max message", "status", "what it is"]]
+        var rows = [["id", "variant (copies)", "modes", "--wait", "max message", "status", "what it is"]]
         for mechanism in MechanismRegistry.all {
             var modesByVariant: [(variant: String, modes: [String])] = []
             for mode in Mode.allCases {
@@ -28,12 +28,20 @@ struct ListCommand: ParsableCommand {
                 let first = index == 0
                 rows.append([
                     first ? mechanism.id : "", "\(entry.variant) (\(mechanism.copies(for: entry.variant)))",
-                    entry.modes.joined(separator: ","), first ? limit : "", first ? status : "", first ? mechanism.summary : "",
+                    entry.modes.joined(separator: ","), Self.waits(mechanism, entry.variant), first ? limit : "", first ? status : "", first ? mechanism.summary : "",
                 ])
             }
         }
         print(TextTable.render(rows))
         print("\nMessages are at least \(MessageFormat.minimumMessageBytes) bytes (sequence number + send timestamp).")
+        print("\nWait strategies (--wait; a mechanism that lacks one gives `unavailable:` rows saying so):")
+        print(TextTable.render(WaitStrategy.allCases.map { ["  " + $0.rawValue, $0.summary] }))
+    }
+
+    /// The strategies a variant supports, `all` when it supports every one.
+    static func waits(_ mechanism: any Mechanism, _ variant: String) -> String {
+        let supported = mechanism.waitStrategies(for: variant)
+        return supported == WaitStrategy.allCases ? "all" : supported.map(\.rawValue).joined(separator: ",")
     }
 }
 

@@ -28,6 +28,21 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Comma-separated variants to keep (see `ipcbench list`). Default: every variant.", valueName: "variants"))
     var variants: String?
 
+    @Option(help: ArgumentHelp(
+        "How workers wait: comma-separated \(WaitStrategy.allCases.map(\.rawValue).joined(separator: ", ")), or all. Each is its own rows; a mechanism that does not support one gives unavailable rows (see `ipcbench list`). Default: block.",
+        valueName: "strategies"))
+    var wait = "block"
+
+    @Option(name: .customLong("spin-then-block"), parsing: .unconditional, help: ArgumentHelp(
+        "--wait spin-then-block: microseconds of non-blocking retries before a blocking wait, \(Self.spinThenBlockRange.lowerBound) to \(Self.spinThenBlockRange.upperBound). Default \(Double(WaitStrategy.defaultSpinNanoseconds) / 1000).",
+        valueName: "us"))
+    var spinThenBlock = Double(WaitStrategy.defaultSpinNanoseconds) / 1000
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "--wait timed: seconds a wait may last before the cell fails with a timeout, \(Self.waitTimeoutRange.lowerBound) to \(Self.waitTimeoutRange.upperBound). Default \(WaitStrategy.defaultTimeoutSeconds).",
+        valueName: "seconds"))
+    var waitTimeout = WaitStrategy.defaultTimeoutSeconds
+
     @Option(parsing: .unconditional, help: ArgumentHelp("CPU to pin the producer to. Default: the first CPU this process may use.", valueName: "cpu"))
     var producerCPU: Int?
 
@@ -315,6 +330,11 @@ struct RunCommand: ParsableCommand {
         let modes = try Self.parseList(mode, option: "--mode", allowed: Mode.allCases.map(\.rawValue)).map { Mode(rawValue: $0)! }
         let allVariants = Array(Set(mechanismList.flatMap { m in modes.flatMap { m.variants(for: $0) + m.optionalVariants(for: $0) } })).sorted()
         let variantList = try variants.map { try Self.parseList($0, option: "--variants", allowed: allVariants) }
+        let waitList = wait == "all"
+            ? WaitStrategy.allCases
+            : try Self.parseList(wait, option: "--wait", allowed: WaitStrategy.allCases.map(\.rawValue)).map { WaitStrategy(rawValue: $0)! }
+        try Self.checkRange("--spin-then-block", spinThenBlock, Self.spinThenBlockRange, unit: " µs")
+        try Self.checkRange("--wait-timeout", waitTimeout, Self.waitTimeoutRange, unit: " s")
         guard let producePolicy = Produce(rawValue: produce) else {
             throw ValidationError("--produce '\(produce)' is not a produce policy; allowed: \(Produce.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -374,6 +394,9 @@ struct RunCommand: ParsableCommand {
             maximumMessages: messages ?? 1_000_000, warmupMessages: warmup ?? (quick ? 100 : nil),
             limits: PairLimits(cellTimeoutSeconds: cellTimeout), fault: fault)
         configuration.produce = producePolicy
+        configuration.waits = waitList
+        configuration.spinThenBlockNanoseconds = UInt64((spinThenBlock * 1000).rounded())
+        configuration.waitTimeoutSeconds = waitTimeout
         configuration.placements = placementList
         configuration.throughputPlacements = throughputPlacements
         configuration.stopAtFirstFailure = failFast
@@ -489,6 +512,8 @@ struct RunCommand: ParsableCommand {
     /// 1 ms: shorter timed loops measure the clock, not the mechanism; 1 day: longer is a soak.
     static let durationRange = 0.001...86_400.0
     static let cellTimeoutRange = 0.1...86_400.0
+    static let spinThenBlockRange = 0.1...1_000_000.0
+    static let waitTimeoutRange = 0.001...3600.0
 
     static func checkRange<Value: Comparable>(_ option: String, _ value: Value, _ range: ClosedRange<Value>, unit: String = "") throws {
         guard range.contains(value) else {

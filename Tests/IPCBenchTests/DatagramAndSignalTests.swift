@@ -185,7 +185,7 @@ struct DatagramAndSignalTests {
         var pair: [Int32] = [-1, -1]
         try #require(socketpair(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0, &pair) == 0)
         defer { close(pair[0]) }
-        let receiver = DatagramEndpoint(descriptor: pair[1], maximumMessageBytes: 64, connectsToFirstSender: false, zeroLengthMeansClosed: false)
+        let receiver = try DatagramEndpoint(descriptor: pair[1], options: EndpointOptions(mode: .latency, messageBytes: 64, variant: ""), connectsToFirstSender: false, zeroLengthMeansClosed: false)
         defer { receiver.close() }
         let bytes = [UInt8](repeating: 7, count: 65)
         for length in [65, 63, 64] {
@@ -202,7 +202,7 @@ struct DatagramAndSignalTests {
     func sequencedPacketCloseIsEndOfStream() throws {
         var pair: [Int32] = [-1, -1]
         try #require(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0, &pair) == 0)
-        let receiver = DatagramEndpoint(descriptor: pair[1], maximumMessageBytes: 64, connectsToFirstSender: false, zeroLengthMeansClosed: true)
+        let receiver = try DatagramEndpoint(descriptor: pair[1], options: EndpointOptions(mode: .latency, messageBytes: 64, variant: ""), connectsToFirstSender: false, zeroLengthMeansClosed: true)
         defer { receiver.close() }
         close(pair[0])
         #expect(try receiver.receive(size: 64) { _ in } == false)

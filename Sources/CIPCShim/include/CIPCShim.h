@@ -25,6 +25,12 @@ int ipcb_pipe_size(int fd);
 /// posix_spawn_file_actions_addclosefrom_np: closes every fd >= lowfd in the child.
 int ipcb_spawn_close_from(posix_spawn_file_actions_t *actions, int lowfd);
 
+/// A new epoll instance (close-on-exec) watching `fd` for readability, or for writability when
+/// `writable` is non-zero (<sys/epoll.h> is not part of Swift's Glibc module). Returns it or -1 with errno.
+int ipcb_epoll_watching(int fd, int writable);
+/// epoll_wait for one event, no timeout. Returns the epoll_wait result (-1 with errno).
+int ipcb_epoll_wait_one(int epoll);
+
 /// semctl(id, 0, IPC_RMID): removes a System V semaphore set (semctl is variadic).
 int ipcb_remove_semaphore_set(int id);
 

@@ -66,6 +66,9 @@ public enum InjectedFault: String, Codable, Sendable, CaseIterable {
     /// The consumer exits (status 0, no result, no error report) a moment into its timed loop, as a
     /// worker that returns early would (latency mode only, so the throughput cells after it still run).
     case exitEarly = "exit-early"
+    /// The consumer stops (SIGSTOP) a moment into its timed loop (latency mode): a peer that stops
+    /// answering without going away, which only a timed wait or the cell timeout ends.
+    case stall
 }
 
 /// What a worker reports when its loop is done.

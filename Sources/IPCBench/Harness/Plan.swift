@@ -37,6 +37,8 @@ public struct Cell: Sendable {
     public var mechanism: any Mechanism
     public var mode: Mode
     public var variant: String
+    /// How both workers wait for the next message, a reply or room in the channel.
+    public var wait = WaitStrategy.block
     public var messageBytes: Int
     public var produce: Produce = .write
     public var touch: Touch
@@ -49,7 +51,7 @@ public struct Cell: Sendable {
     /// Such cells have no clock shared by both sides: latency is RTT/2 only.
     public var remote: String?
 
-    public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes, variant: variant) }
+    public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes, variant: variant, wait: wait) }
     public var copies: Int { mechanism.copies(for: variant) }
 }
 
@@ -59,6 +61,11 @@ public struct RunConfiguration: Sendable {
     public var modes: [Mode]
     /// Only these variants (nil: every variant of each mechanism).
     public var variants: [String]?
+    /// `--wait`: every cell runs with each of these strategies (block alone by default).
+    public var waits: [WaitStrategy] = [.block]
+    /// `--spin-then-block` and `--wait-timeout`: the bounds of those strategies.
+    public var spinThenBlockNanoseconds = WaitStrategy.defaultSpinNanoseconds
+    public var waitTimeoutSeconds = WaitStrategy.defaultTimeoutSeconds
     public var sizes: [Int]
     /// What the producer writes into each message (default: every payload byte).
     public var produce = Produce.write
@@ -115,15 +122,17 @@ public struct RunConfiguration: Sendable {
         self.fault = fault
     }
 
-    /// Mechanism-major, then mode, variant, size and placement: the order of the CSV.
+    /// Mechanism-major, then mode, variant, wait, size and placement: the order of the CSV.
     public var cells: [Cell] {
         mechanisms.flatMap { mechanism in
             modes.flatMap { mode in
                 selectedVariants(mechanism, mode).flatMap { variant in
-                    sizes.flatMap { size in
-                        placements(for: mode).map {
-                            Cell(mechanism: mechanism, mode: mode, variant: variant, messageBytes: size, produce: produce, touch: touch, placement: $0,
-                                 pacedRate: mode == .latency ? pacedRate : nil, memoryNode: memoryNode, remote: remote)
+                    waits.flatMap { wait in
+                        sizes.flatMap { size in
+                            placements(for: mode).map {
+                                Cell(mechanism: mechanism, mode: mode, variant: variant, wait: wait, messageBytes: size, produce: produce, touch: touch,
+                                     placement: $0, pacedRate: mode == .latency ? pacedRate : nil, memoryNode: memoryNode, remote: remote)
+                            }
                         }
                     }
                 }
@@ -157,6 +166,8 @@ public struct RunConfiguration: Sendable {
         var options = cell.options
         options.memoryNode = memoryNode
         options.spinPausesPerPoll = spinPausesPerPoll
+        options.spinThenBlockNanoseconds = spinThenBlockNanoseconds
+        options.waitTimeoutSeconds = waitTimeoutSeconds
         var task = WorkerTask(
             mechanismID: cell.mechanism.id, role: .producer, options: options, produce: cell.produce, touch: cell.touch, cpu: nil,
             warmupMessages: warmupMessages(for: cell), maximumMessages: maximumMessages,

@@ -109,6 +109,7 @@ public enum SuiteRunner {
     public static func unavailableReason(_ cell: Cell) -> String? {
         if let reason = cell.placement.unavailableReason { return reason }
         if let reason = cell.mechanism.unavailableReason() { return reason }
+        if let reason = cell.mechanism.waitUnavailableReason(cell.wait, variant: cell.variant) { return reason }
         if let limit = cell.mechanism.messageLimit(), cell.messageBytes > limit.bytes {
             return "message of \(cell.messageBytes) bytes exceeds the limit of \(limit.bytes) bytes (\(limit.source))"
         }

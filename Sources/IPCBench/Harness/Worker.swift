@@ -56,7 +56,10 @@ public enum Worker {
 
         WorkerControl.send(.ready(cpu: Affinity.currentCPU()))
         guard WorkerControl.waitForGo() else { throw IPCError.worker("parent closed the control channel before go") }
-        if task.fault == .exitEarly, task.role == .consumer, task.options.mode == .latency { exitSoon() }
+        if task.role == .consumer, task.options.mode == .latency {
+            if task.fault == .exitEarly { afterAMoment { _exit(0) } }
+            if task.fault == .stall { afterAMoment { kill(getpid(), SIGSTOP) } }
+        }
 
         if task.fault == .drop { endpoint.injectLoss() }
         let timedEndpoint = FaultInjectingEndpoint.wrapping(endpoint, for: task) ?? endpoint
@@ -68,12 +71,12 @@ public enum Worker {
         WorkerControl.send(.finished(result))
     }
 
-    /// Test-only (`--inject-fault exit-early`): ends this process with status 0 shortly, from another
-    /// thread, so it leaves mid-loop without a result and without the timed loop knowing.
-    private static func exitSoon() {
+    /// Test-only (`--inject-fault exit-early|stall`): does `fault` to this process shortly, from
+    /// another thread, so the timed loop is cut off mid-way without knowing.
+    private static func afterAMoment(_ fault: @escaping @Sendable () -> Void) {
         Thread.detachNewThread {
             usleep(200_000)
-            _exit(0)
+            fault()
         }
     }
 

@@ -12,8 +12,12 @@ public final class DatagramEndpoint: MessageEndpoint {
     private var connectsToFirstSender: Bool
     /// SOCK_SEQPACKET reports the peer's close as a zero-length read; SOCK_DGRAM has no close.
     private let zeroLengthMeansClosed: Bool
+    private let waiter: ReadinessWaiter
 
-    public init(descriptor: Int32, maximumMessageBytes: Int, connectsToFirstSender: Bool, zeroLengthMeansClosed: Bool) {
+    /// `options` gives the largest message and how to wait (`wait`).
+    public init(descriptor: Int32, options: EndpointOptions, connectsToFirstSender: Bool, zeroLengthMeansClosed: Bool) throws {
+        waiter = try ReadinessWaiter(options: options, readDescriptor: descriptor, writeDescriptor: descriptor)
+        let maximumMessageBytes = options.messageBytes
         self.descriptor = descriptor
         self.connectsToFirstSender = connectsToFirstSender
         self.zeroLengthMeansClosed = zeroLengthMeansClosed
@@ -32,17 +36,22 @@ public final class DatagramEndpoint: MessageEndpoint {
     public func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
         let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
         fill(message)
-        try Datagram.send(descriptor, UnsafeRawBufferPointer(message))
+        try Datagram.send(descriptor, UnsafeRawBufferPointer(message), waiter: waiter)
     }
 
     public func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
-        let length: Int
-        if connectsToFirstSender {
-            length = try Datagram.receiveConnectingToSender(descriptor, into: message)
-            connectsToFirstSender = false
-        } else {
-            length = try Datagram.receive(descriptor, into: message)
+        var length: Int
+        while true {
+            if connectsToFirstSender {
+                length = try Datagram.receiveConnectingToSender(descriptor, into: message)
+                connectsToFirstSender = length == Datagram.timedOut
+            } else {
+                length = try Datagram.receive(descriptor, into: message)
+            }
+            if length != Datagram.timedOut { break }
+            // EAGAIN: the channel is empty and this cell does not block in recv.
+            try waiter.waitReadable(descriptor)
         }
         if length != size {
             if length == 0, zeroLengthMeansClosed { return false }
@@ -53,6 +62,7 @@ public final class DatagramEndpoint: MessageEndpoint {
     }
 
     public func close() {
+        waiter.close()
         Glibc.close(descriptor)
     }
 }
@@ -66,11 +76,21 @@ enum Datagram {
 
     @inline(__always)
     static func send(_ fd: Int32, _ message: UnsafeRawBufferPointer) throws {
+        try send(fd, message, waiter: .blocking)
+    }
+
+    /// `send` on a descriptor set up by `waiter`, waiting its way while the socket buffer is full.
+    @inline(__always)
+    static func send(_ fd: Int32, _ message: UnsafeRawBufferPointer, waiter: ReadinessWaiter) throws {
         while true {
             let sent = Glibc.send(fd, message.baseAddress, message.count, 0)
             if sent == message.count { return }
             if sent >= 0 { throw IPCError.worker("send took \(sent) bytes of a \(message.count)-byte datagram") }
-            if errno != EINTR { throw IPCError.lastSystemError("send", "\(message.count)-byte datagram") }
+            if errno == EAGAIN {
+                try waiter.waitWritable(fd)
+            } else if errno != EINTR {
+                throw IPCError.lastSystemError("send", "\(message.count)-byte datagram")
+            }
         }
     }
 

@@ -9,6 +9,7 @@ public struct FIFOMechanism: Mechanism {
 
     public func variants(for mode: Mode) -> [String] { ["write/read"] }
     public func copies(for variant: String) -> Int { 2 }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         let toConsumer = workspace + "/to-consumer.fifo"
@@ -27,14 +28,14 @@ public struct FIFOMechanism: Mechanism {
         return ImmediateListener {
             let readEnd = try Self.open(toConsumer, O_RDONLY)
             let writeEnd = try Self.open(toProducer, O_WRONLY)
-            return StreamEndpoint(readDescriptor: readEnd, writeDescriptor: writeEnd, maximumMessageBytes: options.messageBytes)
+            return try StreamEndpoint(readDescriptor: readEnd, writeDescriptor: writeEnd, options: options)
         }
     }
 
     public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
         let writeEnd = try Self.open(rendezvous.require("to-consumer"), O_WRONLY)
         let readEnd = try Self.open(rendezvous.require("to-producer"), O_RDONLY)
-        return StreamEndpoint(readDescriptor: readEnd, writeDescriptor: writeEnd, maximumMessageBytes: options.messageBytes)
+        return try StreamEndpoint(readDescriptor: readEnd, writeDescriptor: writeEnd, options: options)
     }
 
     private static func open(_ path: String, _ flags: Int32) throws -> Int32 {

@@ -141,8 +141,13 @@ public struct EndpointOptions: Codable, Sendable {
     /// mechanisms that anyone on the host could connect to check that their peer knows it (nil: no
     /// check, as between two hosts).
     public var peerSecret: String?
+    /// How each side waits (one of the mechanism's `waitStrategies(for:)`), and the strategy's bounds.
+    public var wait = WaitStrategy.block
+    public var spinThenBlockNanoseconds = WaitStrategy.defaultSpinNanoseconds
+    public var waitTimeoutSeconds = WaitStrategy.defaultTimeoutSeconds
 
-    public init(mode: Mode, messageBytes: Int, variant: String, memoryNode: Int? = nil) {
+    public init(mode: Mode, messageBytes: Int, variant: String, memoryNode: Int? = nil, wait: WaitStrategy = .block) {
+        self.wait = wait
         self.mode = mode
         self.messageBytes = messageBytes
         self.variant = variant
@@ -174,6 +179,9 @@ public protocol Mechanism: Sendable {
     /// True for mechanisms that also work between two hosts (`ipcbench serve` / `run --remote`);
     /// they honour `NetworkParameters` in their rendezvous and published parameters.
     var crossesHosts: Bool { get }
+    /// The wait strategies this mechanism's `variant` supports (`block` at least); any other is an
+    /// unavailable cell, with `waitUnavailableReason`.
+    func waitStrategies(for variant: String) -> [WaitStrategy]
     /// The largest message this system lets the mechanism carry, or nil when only memory limits it.
     func messageLimit() -> MessageLimit?
     /// Why the mechanism cannot run on this system, or nil when it can.
@@ -199,6 +207,14 @@ extension Mechanism {
     public var crossesHosts: Bool { false }
     public func messageLimit() -> MessageLimit? { nil }
     public func unavailableReason() -> String? { nil }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { [.block] }
+
+    /// Why `wait` cannot run with `variant`, or nil when it can.
+    public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
+        let supported = waitStrategies(for: variant)
+        guard !supported.contains(wait) else { return nil }
+        return "\(id) \(variant) does not support --wait \(wait.rawValue) (yet); it supports: \(supported.map(\.rawValue).joined(separator: ", "))"
+    }
     public func teardown(_ rendezvous: Rendezvous) {}
 }
 

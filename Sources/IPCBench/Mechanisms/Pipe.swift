@@ -9,24 +9,22 @@ public struct PipeMechanism: Mechanism {
 
     public func variants(for mode: Mode) -> [String] { ["write/read"] }
     public func copies(for variant: String) -> Int { 2 }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         try Rendezvous.inheritedPipePair()
     }
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
-        ImmediateListener { Self.endpoint(options) }
+        ImmediateListener { try Self.endpoint(options) }
     }
 
     public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
-        Self.endpoint(options)
+        try Self.endpoint(options)
     }
 
-    private static func endpoint(_ options: EndpointOptions) -> StreamEndpoint {
-        StreamEndpoint(
-            readDescriptor: Rendezvous.inheritedDescriptor(1),
-            writeDescriptor: Rendezvous.inheritedDescriptor(0),
-            maximumMessageBytes: options.messageBytes)
+    private static func endpoint(_ options: EndpointOptions) throws -> StreamEndpoint {
+        try StreamEndpoint(readDescriptor: Rendezvous.inheritedDescriptor(1), writeDescriptor: Rendezvous.inheritedDescriptor(0), options: options)
     }
 }
 

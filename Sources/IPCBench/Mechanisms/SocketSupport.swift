@@ -149,7 +149,7 @@ struct SocketListener: ConsumerListener {
     let descriptor: Int32
     let published: [String: String]
     let configure: (Int32) throws -> Void
-    let messageBytes: Int
+    let options: EndpointOptions
     var peerSecret: String? = nil
     static let secretSeconds = 2
 
@@ -167,7 +167,7 @@ struct SocketListener: ConsumerListener {
                 Glibc.close(connection)
                 throw error
             }
-            return StreamEndpoint(readDescriptor: connection, writeDescriptor: connection, maximumMessageBytes: messageBytes)
+            return try StreamEndpoint(readDescriptor: connection, writeDescriptor: connection, options: options)
         }
     }
 

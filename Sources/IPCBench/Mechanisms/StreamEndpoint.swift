@@ -7,11 +7,15 @@ public final class StreamEndpoint: MessageEndpoint {
     private let writeDescriptor: Int32
     private let sendBuffer: UnsafeMutableRawBufferPointer
     private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let waiter: ReadinessWaiter
 
     /// `readDescriptor` and `writeDescriptor` may be the same (sockets) or either may be -1 (one-way).
-    public init(readDescriptor: Int32, writeDescriptor: Int32, maximumMessageBytes: Int) {
+    /// `options` gives the message size and how to wait (`wait`).
+    public init(readDescriptor: Int32, writeDescriptor: Int32, options: EndpointOptions) throws {
         self.readDescriptor = readDescriptor
         self.writeDescriptor = writeDescriptor
+        waiter = try ReadinessWaiter(options: options, readDescriptor: readDescriptor, writeDescriptor: writeDescriptor)
+        let maximumMessageBytes = options.messageBytes
         sendBuffer = .allocate(byteCount: maximumMessageBytes, alignment: 64)
         receiveBuffer = .allocate(byteCount: maximumMessageBytes, alignment: 64)
         // Touch every page now so first-touch faults stay out of the timed loop.
@@ -27,17 +31,18 @@ public final class StreamEndpoint: MessageEndpoint {
     public func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
         let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
         fill(message)
-        try Descriptor.writeAll(writeDescriptor, UnsafeRawBufferPointer(message))
+        try Descriptor.writeAll(writeDescriptor, UnsafeRawBufferPointer(message), waiter: waiter)
     }
 
     public func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
-        guard try Descriptor.readExactly(readDescriptor, into: message) else { return false }
+        guard try Descriptor.readExactly(readDescriptor, into: message, waiter: waiter) else { return false }
         consume(UnsafeRawBufferPointer(message))
         return true
     }
 
     public func close() {
+        waiter.close()
         if readDescriptor >= 0 { Glibc.close(readDescriptor) }
         if writeDescriptor >= 0, writeDescriptor != readDescriptor { Glibc.close(writeDescriptor) }
     }
@@ -45,24 +50,38 @@ public final class StreamEndpoint: MessageEndpoint {
 
 /// Small helpers over raw file descriptors.
 public enum Descriptor {
-    /// Writes every byte, retrying short writes and EINTR.
+    /// Writes every byte to a blocking descriptor, retrying short writes and EINTR.
     @inline(__always)
     public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+        try writeAll(fd, bytes, waiter: .blocking)
+    }
+
+    /// Reads exactly `buffer.count` bytes from a blocking descriptor. Returns false on end-of-file
+    /// before the first byte; end-of-file in the middle of a message is an error (a torn message).
+    @inline(__always)
+    public static func readExactly(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
+        try readExactly(fd, into: buffer, waiter: .blocking)
+    }
+
+    /// Writes every byte to a descriptor set up by `waiter`, waiting its way when the channel is full.
+    @inline(__always)
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, waiter: ReadinessWaiter) throws {
         var offset = 0
         while offset < bytes.count {
             let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
+            if written >= 0 {
+                offset += written
+            } else if errno == EAGAIN {
+                try waiter.waitWritable(fd)
+            } else if errno != EINTR {
                 throw IPCError.lastSystemError("write")
             }
-            offset += written
         }
     }
 
-    /// Reads exactly `buffer.count` bytes. Returns false on end-of-file before the first byte;
-    /// end-of-file in the middle of a message is an error (a torn message).
+    /// `readExactly` from a descriptor set up by `waiter`, waiting its way when the channel is empty.
     @inline(__always)
-    public static func readExactly(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
+    static func readExactly(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, waiter: ReadinessWaiter) throws -> Bool {
         var offset = 0
         while offset < buffer.count {
             let count = Glibc.read(fd, buffer.baseAddress! + offset, buffer.count - offset)
@@ -71,14 +90,12 @@ public enum Descriptor {
             } else if count == 0 {
                 if offset == 0 { return false }
                 throw IPCError.peerClosed("peer closed mid-message after \(offset) of \(buffer.count) bytes")
+            } else if errno == EAGAIN {
+                try waiter.waitReadable(fd)
             } else if errno != EINTR {
                 throw IPCError.lastSystemError("read")
             }
         }
         return true
-    }
-
-    public static func setCloseOnExec(_ fd: Int32) {
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
     }
 }

@@ -14,6 +14,7 @@ public struct TCPMechanism: Mechanism {
     /// Nagle's algorithm would hold back ping-pong messages; streaming keeps the kernel default.
     public func variants(for mode: Mode) -> [String] { mode == .latency ? ["nodelay"] : ["default"] }
     public func copies(for variant: String) -> Int { 2 }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
     public var crossesHosts: Bool { true }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
@@ -31,7 +32,7 @@ public struct TCPMechanism: Mechanism {
             let port = try Socket.localPort(fd)
             return SocketListener(
                 descriptor: fd, published: [NetworkParameters.port: String(port)],
-                configure: { try Self.configure($0, options) }, messageBytes: options.messageBytes, peerSecret: options.peerSecret)
+                configure: { try Self.configure($0, options) }, options: options, peerSecret: options.peerSecret)
         } catch {
             Glibc.close(fd)
             throw error
@@ -49,7 +50,7 @@ public struct TCPMechanism: Mechanism {
             Glibc.close(fd)
             throw error
         }
-        return StreamEndpoint(readDescriptor: fd, writeDescriptor: fd, maximumMessageBytes: options.messageBytes)
+        return try StreamEndpoint(readDescriptor: fd, writeDescriptor: fd, options: options)
     }
 
     private static func configure(_ fd: Int32, _ options: EndpointOptions) throws {

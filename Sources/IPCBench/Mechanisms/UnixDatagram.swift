@@ -32,6 +32,7 @@ public struct UnixDatagramMechanism: Mechanism {
     public func variants(for mode: Mode) -> [String] { ["send/recv"] }
     /// User buffer → kernel skb → user buffer.
     public func copies(for variant: String) -> Int { 2 }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
 
     public func messageLimit() -> MessageLimit? {
         kind == .datagram ? Self.datagramLimit : Self.sequencedPacketLimit
@@ -52,12 +53,11 @@ public struct UnixDatagramMechanism: Mechanism {
             Glibc.close(fd)
             throw error
         }
-        let size = options.messageBytes
         if kind == .sequencedPacket {
-            return SequencedPacketListener(descriptor: fd, messageBytes: size)
+            return SequencedPacketListener(descriptor: fd, options: options)
         }
         return ImmediateListener {
-            DatagramEndpoint(descriptor: fd, maximumMessageBytes: size, connectsToFirstSender: true, zeroLengthMeansClosed: false)
+            try DatagramEndpoint(descriptor: fd, options: options, connectsToFirstSender: true, zeroLengthMeansClosed: false)
         }
     }
 
@@ -75,9 +75,7 @@ public struct UnixDatagramMechanism: Mechanism {
             Glibc.close(fd)
             throw error
         }
-        return DatagramEndpoint(
-            descriptor: fd, maximumMessageBytes: options.messageBytes, connectsToFirstSender: false,
-            zeroLengthMeansClosed: kind == .sequencedPacket)
+        return try DatagramEndpoint(descriptor: fd, options: options, connectsToFirstSender: false, zeroLengthMeansClosed: kind == .sequencedPacket)
     }
 
     // MARK: - Buffers and limits
@@ -146,7 +144,7 @@ public struct UnixDatagramMechanism: Mechanism {
 /// A listening SOCK_SEQPACKET socket whose accept() completes the consumer's endpoint.
 struct SequencedPacketListener: ConsumerListener {
     let descriptor: Int32
-    let messageBytes: Int
+    let options: EndpointOptions
     var published: [String: String] { [:] }
 
     func accept() throws -> any MessageEndpoint {
@@ -158,6 +156,6 @@ struct SequencedPacketListener: ConsumerListener {
             Glibc.close(connection)
             throw error
         }
-        return DatagramEndpoint(descriptor: connection, maximumMessageBytes: messageBytes, connectsToFirstSender: false, zeroLengthMeansClosed: true)
+        return try DatagramEndpoint(descriptor: connection, options: options, connectsToFirstSender: false, zeroLengthMeansClosed: true)
     }
 }

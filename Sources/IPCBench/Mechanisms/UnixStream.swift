@@ -9,6 +9,7 @@ public struct UnixStreamMechanism: Mechanism {
 
     public func variants(for mode: Mode) -> [String] { ["write/read"] }
     public func copies(for variant: String) -> Int { 2 }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         Rendezvous(parameters: ["path": workspace + "/consumer.sock"])
@@ -17,7 +18,7 @@ public struct UnixStreamMechanism: Mechanism {
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
         let path = try rendezvous.require("path")
         let fd = try Socket.listeningUnixStream(path: path)
-        return SocketListener(descriptor: fd, published: [:], configure: { _ in }, messageBytes: options.messageBytes)
+        return SocketListener(descriptor: fd, published: [:], configure: { _ in }, options: options)
     }
 
     public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
@@ -29,6 +30,6 @@ public struct UnixStreamMechanism: Mechanism {
             Glibc.close(fd)
             throw error
         }
-        return StreamEndpoint(readDescriptor: fd, writeDescriptor: fd, maximumMessageBytes: options.messageBytes)
+        return try StreamEndpoint(readDescriptor: fd, writeDescriptor: fd, options: options)
     }
 }

@@ -54,10 +54,8 @@ public struct VmsplicePipeMechanism: Mechanism {
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
         // The consumer's side is an ordinary pipe reader (and, for replies, writer).
         ImmediateListener {
-            StreamEndpoint(
-                readDescriptor: Rendezvous.inheritedDescriptor(1),
-                writeDescriptor: Rendezvous.inheritedDescriptor(0),
-                maximumMessageBytes: options.messageBytes)
+            try StreamEndpoint(
+                readDescriptor: Rendezvous.inheritedDescriptor(1), writeDescriptor: Rendezvous.inheritedDescriptor(0), options: options)
         }
     }
 
@@ -65,7 +63,7 @@ public struct VmsplicePipeMechanism: Mechanism {
         let writeEnd = Rendezvous.inheritedDescriptor(0)
         let readEnd = Rendezvous.inheritedDescriptor(1)
         if options.variant == Self.writeVariant {
-            return StreamEndpoint(readDescriptor: readEnd, writeDescriptor: writeEnd, maximumMessageBytes: options.messageBytes)
+            return try StreamEndpoint(readDescriptor: readEnd, writeDescriptor: writeEnd, options: options)
         }
         let pipeBytes = ipcb_pipe_size(writeEnd)
         guard pipeBytes > 0 else { throw IPCError.lastSystemError("fcntl(F_GETPIPE_SZ)") }

@@ -7,7 +7,7 @@ public final class CSVReport {
     public static let latencyStatistics = ["min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "mean", "stddev"]
 
     public static let columns: [String] =
-        ["run_id", "mechanism", "variant", "copies", "produce", "touch", "mode", "paced_rate_per_s", "message_bytes", "messages", "repetitions",
+        ["run_id", "mechanism", "variant", "wait", "copies", "produce", "touch", "mode", "paced_rate_per_s", "message_bytes", "messages", "repetitions",
          "placement", "producer_cpu", "consumer_cpu", "memory_node"]
         + latencyStatistics.map { "rtt_half_\($0)_ns" }
         + latencyStatistics.map { "one_way_\($0)_ns" }
@@ -53,7 +53,7 @@ public final class CSVReport {
         let cpu = { (value: Int?) in value.map(String.init) ?? "" }
         let measured = outcome.status.isOK || outcome.messages > 0
         return [
-            runID, cell.mechanism.id, cell.variant, String(cell.copies), cell.produce.rawValue, cell.touch.rawValue, cell.mode.rawValue,
+            runID, cell.mechanism.id, cell.variant, cell.wait.rawValue, String(cell.copies), cell.produce.rawValue, cell.touch.rawValue, cell.mode.rawValue,
             cell.pacedRate.map { number($0, decimals: 0) } ?? "",
             String(cell.messageBytes), measured ? String(outcome.messages) : "", String(outcome.repetitions),
             cell.placement.name, cpu(cell.placement.producerCPU ?? outcome.producerCPUSeen),

@@ -3,11 +3,11 @@ import Foundation
 /// The summary printed on stdout at the end of a run.
 public enum ConsoleTable {
     public static func render(_ outcomes: [CellOutcome]) -> String {
-        var rows: [[String]] = [["mechanism", "variant", "mode", "size", "placement", "copies", "p50 1-way", "p99 1-way", "p50 RTT/2", "msgs/s", "GB/s", "status"]]
+        var rows: [[String]] = [["mechanism", "variant", "wait", "mode", "size", "placement", "copies", "p50 1-way", "p99 1-way", "p50 RTT/2", "msgs/s", "GB/s", "status"]]
         for outcome in outcomes {
             let cell = outcome.cell
             rows.append([
-                cell.mechanism.id, cell.variant, cell.mode.rawValue, ByteSize.format(cell.messageBytes), cell.placement.name, String(cell.copies),
+                cell.mechanism.id, cell.variant, cell.wait.rawValue, cell.mode.rawValue, ByteSize.format(cell.messageBytes), cell.placement.name, String(cell.copies),
                 duration(outcome.oneWay?.p50), duration(outcome.oneWay?.p99), duration(outcome.halfRoundTrip?.p50),
                 rate(outcome.messagesPerSecond), outcome.bytesPerSecond.map { String(format: "%.2f", $0 / 1e9) } ?? "",
                 DisplayText.printable(outcome.status.text),
@@ -19,7 +19,7 @@ public enum ConsoleTable {
                 let pad = String(repeating: " ", count: widths[index] - field.count)
                 // Numbers right-aligned, text left-aligned; the status column is not padded.
                 if index == row.count - 1 { return field }
-                return index >= 6 && index <= 10 ? pad + field : field + pad
+                return index >= 7 && index <= 11 ? pad + field : field + pad
             }.joined(separator: "  ")
         }.joined(separator: "\n")
     }

@@ -39,6 +39,10 @@ public struct RunMetadata: Codable, Sendable {
         public var mechanisms: [String]
         public var modes: [String]
         public var variants: [String]?
+        /// `--wait`, and the bounds of the strategies that have one.
+        public var waits: [String]
+        public var spinThenBlockMicroseconds: Double
+        public var waitTimeoutSeconds: Double
         public var messageBytes: [Int]
         public var produce: String
         public var touch: String
@@ -60,7 +64,7 @@ public struct RunMetadata: Codable, Sendable {
         public var spinPausesPerPoll: Int?
 
         enum CodingKeys: String, CodingKey {
-            case mechanisms, modes, variants, messageBytes, produce, touch, placements, repetitions
+            case mechanisms, modes, variants, waits, spinThenBlockMicroseconds, waitTimeoutSeconds, messageBytes, produce, touch, placements, repetitions
             case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
             case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode, spinPausesPerPoll
         }
@@ -142,7 +146,9 @@ public struct RunMetadata: Codable, Sendable {
         limits = SystemFacts.limits()
         self.configuration = Configuration(
             mechanisms: configuration.mechanisms.map(\.id), modes: configuration.modes.map(\.rawValue),
-            variants: configuration.variants, messageBytes: configuration.sizes, produce: configuration.produce.rawValue,
+            variants: configuration.variants, waits: configuration.waits.map(\.rawValue),
+            spinThenBlockMicroseconds: Double(configuration.spinThenBlockNanoseconds) / 1000, waitTimeoutSeconds: configuration.waitTimeoutSeconds,
+            messageBytes: configuration.sizes, produce: configuration.produce.rawValue,
             touch: configuration.touch.rawValue,
             placements: configuration.placements.map(Self.describe), repetitions: configuration.repetitions,
             durationSecondsPerRepetition: configuration.durationSeconds,

@@ -1,0 +1,113 @@
+import CIPCShim
+import Glibc
+
+/// The cell's wait strategy for an endpoint over file descriptors. Every strategy but `block` makes
+/// the descriptors O_NONBLOCK; then a call that returns EAGAIN hands over to `waitReadable` or
+/// `waitWritable`, which return once the call may succeed (or at once, for `poll`, which retries).
+/// The successful call's path is the same for every strategy: the strategy costs only when the
+/// channel is empty (or full).
+struct ReadinessWaiter {
+    let strategy: WaitStrategy
+    private let readEvents: Int32
+    private let writeEvents: Int32
+    private let spinNanoseconds: UInt64
+    private let timeoutMilliseconds: Int32
+    private let timeoutSeconds: Double
+
+    /// For descriptors left blocking (helpers that wait for nothing but the kernel).
+    static let blocking = ReadinessWaiter()
+
+    private init() {
+        strategy = .block
+        readEvents = -1
+        writeEvents = -1
+        spinNanoseconds = 0
+        timeoutMilliseconds = -1
+        timeoutSeconds = 0
+    }
+
+    /// Sets up `readDescriptor` and `writeDescriptor` (either may be -1, or both the same socket)
+    /// for the options' strategy.
+    init(options: EndpointOptions, readDescriptor: Int32, writeDescriptor: Int32) throws {
+        strategy = options.wait
+        spinNanoseconds = options.spinThenBlockNanoseconds
+        timeoutSeconds = options.waitTimeoutSeconds
+        timeoutMilliseconds = Int32(clamping: Int((options.waitTimeoutSeconds * 1000).rounded(.up)))
+        var readEvents: Int32 = -1, writeEvents: Int32 = -1
+        do {
+            if strategy.usesNonBlockingCalls {
+                for fd in Set([readDescriptor, writeDescriptor]) where fd >= 0 {
+                    let flags = fcntl(fd, F_GETFL)
+                    guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else { throw IPCError.lastSystemError("fcntl(O_NONBLOCK)") }
+                }
+            }
+            if strategy == .epoll {
+                // One epoll instance per direction: a socket that is both read and written would
+                // otherwise wake a reader for being writable.
+                if readDescriptor >= 0 { readEvents = try Self.epoll(watching: readDescriptor, writable: false) }
+                if writeDescriptor >= 0 { writeEvents = try Self.epoll(watching: writeDescriptor, writable: true) }
+            }
+        } catch {
+            if readEvents >= 0 { Glibc.close(readEvents) }
+            throw error
+        }
+        self.readEvents = readEvents
+        self.writeEvents = writeEvents
+    }
+
+    private static func epoll(watching fd: Int32, writable: Bool) throws -> Int32 {
+        let instance = ipcb_epoll_watching(fd, writable ? 1 : 0)
+        guard instance >= 0 else { throw IPCError.lastSystemError("epoll_create1/epoll_ctl") }
+        return instance
+    }
+
+    func close() {
+        if readEvents >= 0 { Glibc.close(readEvents) }
+        if writeEvents >= 0 { Glibc.close(writeEvents) }
+    }
+
+    /// After a read of `fd` failed with EAGAIN: returns when reading may succeed.
+    @inline(__always)
+    func waitReadable(_ fd: Int32) throws {
+        try wait(fd, events: Int16(POLLIN), epoll: readEvents, waitingFor: "message")
+    }
+
+    /// After a write to `fd` failed with EAGAIN: returns when writing may succeed.
+    @inline(__always)
+    func waitWritable(_ fd: Int32) throws {
+        try wait(fd, events: Int16(POLLOUT), epoll: writeEvents, waitingFor: "room in the channel")
+    }
+
+    private func wait(_ fd: Int32, events: Int16, epoll: Int32, waitingFor what: String) throws {
+        switch strategy {
+        case .poll:
+            return
+        case .epoll:
+            while ipcb_epoll_wait_one(epoll) < 0 {
+                if errno != EINTR { throw IPCError.lastSystemError("epoll_wait") }
+            }
+        case .spinThenBlock:
+            let start = MonotonicClock.now()
+            while MonotonicClock.now() &- start < spinNanoseconds {
+                if try poll(fd, events, timeout: 0) { return }
+            }
+            _ = try poll(fd, events, timeout: -1)
+        case .timed:
+            guard try poll(fd, events, timeout: timeoutMilliseconds) else {
+                throw IPCError.timeout("no \(what) within \(timeoutSeconds) s (--wait timed, --wait-timeout)")
+            }
+        case .block:
+            throw IPCError.worker("a blocking descriptor reported EAGAIN")
+        }
+    }
+
+    /// poll(2) on one descriptor; true when it is ready (or in error, which the retried call reports).
+    private func poll(_ fd: Int32, _ events: Int16, timeout: Int32) throws -> Bool {
+        var entry = pollfd(fd: fd, events: events, revents: 0)
+        while true {
+            let ready = Glibc.poll(&entry, 1, timeout)
+            if ready >= 0 { return ready > 0 }
+            if errno != EINTR { throw IPCError.lastSystemError("poll") }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Glibc
+@testable import IPCBench
+import Testing
+
+/// Issue 19: how workers wait is an axis of its own.
+@Suite("Wait strategies")
+struct WaitStrategyTests {
+    static let descriptorMechanisms = ["pipe", "fifo", "unix-stream", "tcp", "unix-dgram", "unix-seqpacket"]
+    static let nonBlocking: [WaitStrategy] = [.poll, .epoll, .spinThenBlock, .timed]
+
+    @Test("Every descriptor mechanism moves 10,000 verified messages per cell under every strategy, in both modes", arguments: descriptorMechanisms)
+    func everyStrategyMovesVerifiedMessages(mechanism: String) {
+        let outcomes = TestSupport.run([mechanism], sizes: [64], messages: 10_000, waits: Self.nonBlocking)
+        #expect(outcomes.count == Self.nonBlocking.count * Mode.allCases.count)
+        for outcome in outcomes {
+            #expect(outcome.status.isOK, "\(mechanism) \(outcome.cell.wait) \(outcome.cell.mode): \(outcome.status.text)")
+            #expect(outcome.messages == 10_000 && outcome.lost == 0 && outcome.reordered == 0 && outcome.corrupt == 0,
+                    "\(mechanism) \(outcome.cell.wait) \(outcome.cell.mode): \(outcome.messages) messages, \(outcome.lost) lost")
+        }
+    }
+
+    @Test("poll never sleeps where block does: voluntary context switches per round trip, cross-CPU pipe")
+    func pollDoesNotSleep() throws {
+        guard Affinity.allowedCPUs().count >= 2 else { try Test.cancel("needs two CPUs") }
+        let outcomes = TestSupport.run(["pipe"], modes: [.latency], sizes: [64], messages: 10_000, waits: [.block, .poll])
+        let switches = outcomes.map { outcome in
+            Double(outcome.producerUsage.voluntarySwitches + outcome.consumerUsage.voluntarySwitches) / Double(max(outcome.messages, 1))
+        }
+        try #require(outcomes.count == 2 && outcomes.allSatisfy { $0.status.isOK })
+        // Blocking, each side sleeps while the other answers (about 2 per round trip); polling, neither does.
+        #expect(switches[0] > 0.3, "block: \(switches[0]) voluntary switches per round trip")
+        #expect(switches[1] < 0.05, "poll: \(switches[1]) voluntary switches per round trip; the strategy was not applied")
+    }
+
+    @Test("Each strategy sets the descriptors up as it should, and epoll and timed wait for data")
+    func waiterSetsUpDescriptors() throws {
+        for strategy in WaitStrategy.allCases {
+            var fds: [Int32] = [-1, -1]
+            try #require(pipe(&fds) == 0)
+            defer { close(fds[0]); close(fds[1]) }
+            var options = EndpointOptions(mode: .latency, messageBytes: 16, variant: "", wait: strategy)
+            options.waitTimeoutSeconds = 0.2
+            let waiter = try ReadinessWaiter(options: options, readDescriptor: fds[0], writeDescriptor: fds[1])
+            defer { waiter.close() }
+            for fd in fds {
+                #expect((fcntl(fd, F_GETFL) & O_NONBLOCK != 0) == (strategy != .block), "\(strategy): O_NONBLOCK on \(fd)")
+            }
+            guard strategy == .epoll || strategy == .timed || strategy == .spinThenBlock else { continue }
+            // Data arriving later ends the wait.
+            let writer = fds[1]
+            Thread.detachNewThread {
+                usleep(50_000)
+                _ = write(writer, "x", 1)
+            }
+            try waiter.waitReadable(fds[0])
+            var byte: UInt8 = 0
+            #expect(read(fds[0], &byte, 1) == 1, "\(strategy): woke with nothing to read")
+            if strategy == .timed {
+                // Nothing arriving ends it with a timeout error naming the bound.
+                #expect(throws: IPCError.self) { try waiter.waitReadable(fds[0]) } // the bound, 0.2 s
+            }
+        }
+    }
+
+    @Test("A mechanism without a strategy gives unavailable rows saying which it supports")
+    func unsupportedStrategyIsUnavailable() {
+        let outcomes = TestSupport.run(["sysv-msg"], modes: [.latency], sizes: [64], messages: 100, waits: [.block, .epoll])
+        #expect(outcomes.count == 2 * MechanismRegistry.mechanism(id: "sysv-msg")!.variants(for: .latency).count)
+        for outcome in outcomes where outcome.cell.wait == .epoll {
+            #expect(outcome.status.text.hasPrefix("unavailable: sysv-msg") && outcome.status.text.contains("--wait epoll"), "\(outcome.status.text)")
+        }
+        #expect(outcomes.filter { $0.cell.wait == .block }.allSatisfy { $0.status.isOK })
+    }
+
+    @Test("A peer that stops answering fails a timed cell with the wait's timeout, long before the cell timeout")
+    func stalledPeerUnderTimedWait() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let result = try TestSupport.runCLI(
+            ["run", "--mechanisms", "pipe,unix-stream", "--wait", "timed", "--wait-timeout", "0.5", "--inject-fault", "stall", "--mode", "latency",
+             "--sizes", "64", "--placements", "cross-cpu", "--repetitions", "1", "--duration", "30", "--cell-timeout", "60", "--quiet",
+             "--out", scratch + "/r.csv"],
+            environment: ["TMPDIR": scratch])
+        #expect(result.status == 1, "\(result.stderr)")
+        let rows = try TestSupport.readCSV(scratch + "/r.csv")
+        #expect(rows.count == 2)
+        for row in rows {
+            let status = row["status"] ?? ""
+            #expect(row["wait"] == "timed")
+            #expect(status.hasPrefix("failed: ") && status.contains("no message within 0.5 s (--wait timed"), "\(status)")
+        }
+        #expect(TestSupport.entries(in: scratch).sorted() == ["r.csv", "r.metadata.json"], "left behind: \(TestSupport.entries(in: scratch))")
+    }
+
+    @Test("--wait is checked: an unknown strategy or an out-of-range bound exits 2 naming what is allowed")
+    func badWaitOptions() throws {
+        for (arguments, expected) in [
+            (["--wait", "busy"], "allowed: block, poll, epoll, spin-then-block, timed"),
+            (["--wait", "timed", "--wait-timeout", "0"], "--wait-timeout 0.0 s is out of range; allowed: 0.001 to 3600.0 s"),
+            (["--wait", "spin-then-block", "--spin-then-block", "1e9"], "--spin-then-block 1000000000.0 µs is out of range"),
+        ] {
+            let result = try TestSupport.runCLI(["run", "--mechanisms", "pipe", "--out", "/nonexistent/r.csv"] + arguments)
+            #expect(result.status == 2 && result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+        }
+    }
+}
