@@ -6,7 +6,7 @@ import Testing
 /// Issue 19: how workers wait is an axis of its own.
 @Suite("Wait strategies")
 struct WaitStrategyTests {
-    static let descriptorMechanisms = ["pipe", "fifo", "unix-stream", "tcp", "unix-dgram", "unix-seqpacket"]
+    static let descriptorMechanisms = ["pipe", "fifo", "unix-stream", "tcp", "unix-dgram", "unix-seqpacket", "posix-mq"]
     static let nonBlocking: [WaitStrategy] = [.poll, .epoll, .spinThenBlock, .timed]
 
     @Test("Every descriptor mechanism moves 10,000 verified messages per cell under every strategy, in both modes", arguments: descriptorMechanisms)
@@ -63,14 +63,25 @@ struct WaitStrategyTests {
         }
     }
 
+    @Test("System V queues: poll and spin-then-block (IPC_NOWAIT) move 10,000 verified messages; epoll and timed are unavailable, saying why")
+    func sysVQueueStrategies() {
+        let outcomes = TestSupport.run(["sysv-msg"], sizes: [64], messages: 10_000, waits: [.poll, .spinThenBlock, .epoll, .timed])
+        #expect(outcomes.count == 4 * Mode.allCases.map { MechanismRegistry.mechanism(id: "sysv-msg")!.variants(for: $0).count }.reduce(0, +))
+        for outcome in outcomes {
+            switch outcome.cell.wait {
+            case .epoll: #expect(outcome.status.text.contains("unavailable: System V queues are not file descriptors"), "\(outcome.status.text)")
+            case .timed: #expect(outcome.status.text.contains("unavailable: msgsnd and msgrcv have no timeout"), "\(outcome.status.text)")
+            default: #expect(outcome.status.isOK && outcome.messages == 10_000, "\(outcome.cell.wait) \(outcome.cell.mode): \(outcome.status.text)")
+            }
+        }
+    }
+
     @Test("A mechanism without a strategy gives unavailable rows saying which it supports")
     func unsupportedStrategyIsUnavailable() {
-        let outcomes = TestSupport.run(["sysv-msg"], modes: [.latency], sizes: [64], messages: 100, waits: [.block, .epoll])
-        #expect(outcomes.count == 2 * MechanismRegistry.mechanism(id: "sysv-msg")!.variants(for: .latency).count)
-        for outcome in outcomes where outcome.cell.wait == .epoll {
-            #expect(outcome.status.text.hasPrefix("unavailable: sysv-msg") && outcome.status.text.contains("--wait epoll"), "\(outcome.status.text)")
-        }
-        #expect(outcomes.filter { $0.cell.wait == .block }.allSatisfy { $0.status.isOK })
+        let outcomes = TestSupport.run(["udp"], modes: [.latency], sizes: [64], messages: 100, waits: [.block, .poll])
+        #expect(outcomes.count == 2)
+        #expect(outcomes[1].status.text.hasPrefix("unavailable: udp send/recv does not support --wait poll (yet); it supports: block"), "\(outcomes[1].status.text)")
+        #expect(outcomes[0].status.isOK)
     }
 
     @Test("A peer that stops answering fails a timed cell with the wait's timeout, long before the cell timeout")

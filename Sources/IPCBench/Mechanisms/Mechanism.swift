@@ -182,6 +182,8 @@ public protocol Mechanism: Sendable {
     /// The wait strategies this mechanism's `variant` supports (`block` at least); any other is an
     /// unavailable cell, with `waitUnavailableReason`.
     func waitStrategies(for variant: String) -> [WaitStrategy]
+    /// Why `wait` cannot run with `variant`, or nil when it can (default: it is not in `waitStrategies`).
+    func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String?
     /// The largest message this system lets the mechanism carry, or nil when only memory limits it.
     func messageLimit() -> MessageLimit?
     /// Why the mechanism cannot run on this system, or nil when it can.
@@ -209,7 +211,6 @@ extension Mechanism {
     public func unavailableReason() -> String? { nil }
     public func waitStrategies(for variant: String) -> [WaitStrategy] { [.block] }
 
-    /// Why `wait` cannot run with `variant`, or nil when it can.
     public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
         let supported = waitStrategies(for: variant)
         guard !supported.contains(wait) else { return nil }

@@ -22,6 +22,7 @@ public struct POSIXMessageQueueMechanism: Mechanism {
 
     public func variants(for mode: Mode) -> [String] { ["mq_send/mq_receive"] }
     public func copies(for variant: String) -> Int { 2 }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
 
     public func unavailableReason() -> String? {
         SystemFacts.readInt(Self.messageSizePath) == nil
@@ -145,7 +146,14 @@ public struct POSIXMessageQueueMechanism: Mechanism {
             _ = ipcb_mq_close(receiving)
             throw error
         }
-        let endpoint = POSIXMessageQueueEndpoint(sendQueue: sending, receiveQueue: receiving, messageBytes: options.messageBytes)
+        let endpoint: POSIXMessageQueueEndpoint
+        do {
+            endpoint = try POSIXMessageQueueEndpoint(sendQueue: sending, receiveQueue: receiving, options: options)
+        } catch {
+            _ = ipcb_mq_close(sending)
+            _ = ipcb_mq_close(receiving)
+            throw error
+        }
         do {
             try checkMessageSize(receiving, receiveFrom, options.messageBytes)
             try checkMessageSize(sending, sendTo, options.messageBytes)
@@ -175,10 +183,14 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
     private let receiveQueue: Int32
     private let sendBuffer: UnsafeMutableRawBufferPointer
     private let receiveBuffer: UnsafeMutableRawBufferPointer
+    /// Queue descriptors are file descriptors on Linux (O_NONBLOCK, poll and epoll work on them).
+    private let waiter: ReadinessWaiter
 
-    init(sendQueue: Int32, receiveQueue: Int32, messageBytes: Int) {
+    init(sendQueue: Int32, receiveQueue: Int32, options: EndpointOptions) throws {
         self.sendQueue = sendQueue
         self.receiveQueue = receiveQueue
+        waiter = try ReadinessWaiter(options: options, readDescriptor: receiveQueue, writeDescriptor: sendQueue)
+        let messageBytes = options.messageBytes
         sendBuffer = .allocate(byteCount: messageBytes, alignment: 64)
         receiveBuffer = .allocate(byteCount: messageBytes, alignment: 64)
         // Touch every page now so first-touch faults stay out of the timed loop.
@@ -195,7 +207,11 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
         let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
         fill(message)
         while ipcb_mq_send(sendQueue, message.baseAddress, size) != 0 {
-            if errno != EINTR { throw IPCError.lastSystemError("mq_send") }
+            if errno == EAGAIN {
+                try waiter.waitWritable(sendQueue)
+            } else if errno != EINTR {
+                throw IPCError.lastSystemError("mq_send")
+            }
         }
     }
 
@@ -210,11 +226,16 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
                 consume(UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<size]))
                 return true
             }
-            if errno != EINTR { throw IPCError.lastSystemError("mq_receive") }
+            if errno == EAGAIN {
+                try waiter.waitReadable(receiveQueue)
+            } else if errno != EINTR {
+                throw IPCError.lastSystemError("mq_receive")
+            }
         }
     }
 
     func close() {
+        waiter.close()
         _ = ipcb_mq_close(sendQueue)
         _ = ipcb_mq_close(receiveQueue)
     }

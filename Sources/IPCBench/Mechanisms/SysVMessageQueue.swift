@@ -25,6 +25,15 @@ public struct SysVMessageQueueMechanism: Mechanism {
     public func variants(for mode: Mode) -> [String] { [Self.twoQueues] }
     public func optionalVariants(for mode: Mode) -> [String] { [Self.oneQueue] }
     public func copies(for variant: String) -> Int { 2 }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { [.block, .poll, .spinThenBlock] }
+
+    public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
+        switch wait {
+        case .block, .poll, .spinThenBlock: nil
+        case .epoll: "System V queues are not file descriptors: there is nothing to epoll (poll and spin-then-block use IPC_NOWAIT)"
+        case .timed: "msgsnd and msgrcv have no timeout: System V queues offer no timed wait"
+        }
+    }
 
     public func unavailableReason() -> String? {
         SystemFacts.readInt(Self.maximumMessagePath) == nil
@@ -147,13 +156,11 @@ public struct SysVMessageQueueMechanism: Mechanism {
         case .producer:
             return SysVMessageEndpoint(
                 sendQueue: toConsumer, sendType: toConsumerType,
-                receiveQueue: toProducer, receiveType: oneQueue ? toProducerType : 0,
-                maximumMessageBytes: options.messageBytes)
+                receiveQueue: toProducer, receiveType: oneQueue ? toProducerType : 0, options: options)
         case .consumer:
             return SysVMessageEndpoint(
                 sendQueue: toProducer, sendType: toProducerType,
-                receiveQueue: toConsumer, receiveType: oneQueue ? toConsumerType : 0,
-                maximumMessageBytes: options.messageBytes)
+                receiveQueue: toConsumer, receiveType: oneQueue ? toConsumerType : 0, options: options)
         }
     }
 }
@@ -171,8 +178,15 @@ final class SysVMessageEndpoint: MessageEndpoint {
     private let receiveType: Int
     private let sendBuffer: UnsafeMutableRawBufferPointer
     private let receiveBuffer: UnsafeMutableRawBufferPointer
+    /// `poll` and `spin-then-block` call with IPC_NOWAIT; the latter falls back to a blocking call
+    /// once it has retried for `spinNanoseconds` (nil: retry for ever).
+    private let firstFlags: Int32
+    private let spinNanoseconds: UInt64?
 
-    init(sendQueue: Int32, sendType: Int, receiveQueue: Int32, receiveType: Int, maximumMessageBytes: Int) {
+    init(sendQueue: Int32, sendType: Int, receiveQueue: Int32, receiveType: Int, options: EndpointOptions) {
+        let maximumMessageBytes = options.messageBytes
+        firstFlags = options.wait == .poll || options.wait == .spinThenBlock ? Int32(IPC_NOWAIT) : 0
+        spinNanoseconds = options.wait == .spinThenBlock ? options.spinThenBlockNanoseconds : nil
         self.sendQueue = sendQueue
         self.receiveQueue = receiveQueue
         self.receiveType = receiveType
@@ -193,8 +207,13 @@ final class SysVMessageEndpoint: MessageEndpoint {
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
         fill(UnsafeMutableRawBufferPointer(rebasing: sendBuffer[Self.payloadOffset..<(Self.payloadOffset + size)]))
         let message = UnsafeRawPointer(sendBuffer.baseAddress! + Self.typeOffset)
-        while msgsnd(sendQueue, message, size, 0) != 0 {
+        var flags = firstFlags, spinStart: UInt64 = 0
+        while msgsnd(sendQueue, message, size, flags) != 0 {
             if errno == EINTR { continue }
+            if errno == EAGAIN, flags != 0 {  // full, under IPC_NOWAIT
+                flags = nextFlags(&spinStart)
+                continue
+            }
             if errno == EIDRM { throw IPCError.peerClosed("msgsnd: queue \(sendQueue) was removed") }
             throw IPCError.lastSystemError("msgsnd", "queue \(sendQueue)")
         }
@@ -202,9 +221,10 @@ final class SysVMessageEndpoint: MessageEndpoint {
 
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         let message = receiveBuffer.baseAddress! + Self.typeOffset
+        var flags = firstFlags, spinStart: UInt64 = 0
         while true {
             // Without MSG_NOERROR a longer message fails with E2BIG instead of being truncated.
-            let count = msgrcv(receiveQueue, message, size, receiveType, 0)
+            let count = msgrcv(receiveQueue, message, size, receiveType, flags)
             if count >= 0 {
                 guard count == size else {
                     throw IPCError.setup("msgrcv: a message of \(count) bytes arrived where \(size) were expected")
@@ -213,9 +233,22 @@ final class SysVMessageEndpoint: MessageEndpoint {
                 return true
             }
             if errno == EINTR { continue }
+            if errno == ENOMSG, flags != 0 {  // empty, under IPC_NOWAIT
+                flags = nextFlags(&spinStart)
+                continue
+            }
             if errno == EIDRM { throw IPCError.peerClosed("msgrcv: queue \(receiveQueue) was removed") }
             throw IPCError.lastSystemError("msgrcv", "queue \(receiveQueue)")
         }
+    }
+
+    /// The flags of the next try after an IPC_NOWAIT call found the queue empty (or full).
+    @inline(__always)
+    private func nextFlags(_ spinStart: inout UInt64) -> Int32 {
+        guard let spinNanoseconds else { return firstFlags }
+        let now = MonotonicClock.now()
+        if spinStart == 0 { spinStart = now }
+        return now &- spinStart < spinNanoseconds ? firstFlags : 0
     }
 
     /// Nothing to close: the queues are the parent's, removed in teardown.
