@@ -3,8 +3,9 @@
  * with --produce write --touch read, so scripts/compare-with-c can hold
  * `ipcbench run --mechanisms pipe|unix-stream --mode latency` against plain C.
  *
- * usage: fd_pingpong pipe|unix CPU_PRODUCER CPU_CONSUMER SIZE MESSAGES WARMUP CLOCK
+ * usage: fd_pingpong pipe|unix CPU_PRODUCER CPU_CONSUMER SIZE MESSAGES WARMUP CLOCK [block|poll]
  *   CLOCK  tsc or mono: the clock ipcbench's latency loops read (its metadata's latency_clock)
+ *   poll   O_NONBLOCK descriptors, EAGAIN retried at once (ipcbench --wait poll); default block
  * Prints one line: rtt_half_ns=<mean RTT/2> (wall time of the MESSAGES timed round trips / MESSAGES / 2),
  * the mean one-way delay, and the counts checked.
  *
@@ -129,11 +130,12 @@ static void parent_done(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
-        fprintf(stderr, "usage: %s pipe|unix CPU_PRODUCER CPU_CONSUMER SIZE MESSAGES WARMUP tsc|mono\n", argv[0]);
+    if (argc != 8 && !(argc == 9 && (strcmp(argv[8], "block") == 0 || strcmp(argv[8], "poll") == 0))) {
+        fprintf(stderr, "usage: %s pipe|unix CPU_PRODUCER CPU_CONSUMER SIZE MESSAGES WARMUP tsc|mono [block|poll]\n", argv[0]);
         return 2;
     }
     channel_prepare(&channel, argv[1]);
+    channel_poll = argc == 9 && strcmp(argv[8], "poll") == 0;
     producer_cpu = (int)parse_count(argv[2], "CPU_PRODUCER");
     consumer_cpu = (int)parse_count(argv[3], "CPU_CONSUMER");
     size = parse_count(argv[4], "SIZE");

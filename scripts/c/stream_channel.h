@@ -5,8 +5,9 @@
  *          size (ipcbench's pipe mechanism does not call F_SETPIPE_SZ);
  *   unix   one AF_UNIX SOCK_STREAM socket bound to a path in a private 0700 directory; the consumer
  *          listens and accepts, the producer connects by the path; default buffer sizes.
- * Blocking descriptors; messages are framed by their fixed size: write() until every byte is out,
- * read() until the whole message is in (retrying short transfers and EINTR).
+ * Messages are framed by their fixed size: write() until every byte is out, read() until the whole
+ * message is in (retrying short transfers and EINTR). Descriptors block, unless channel_poll is set
+ * (ipcbench --wait poll): then they are O_NONBLOCK and a call that returns EAGAIN is retried at once.
  */
 #ifndef IPCBENCH_C_STREAM_CHANNEL_H
 #define IPCBENCH_C_STREAM_CHANNEL_H
@@ -24,6 +25,21 @@ struct stream_channel {
     struct sockaddr_un address;
     int pipe_bytes;          /* pipes: F_GETPIPE_SZ, for the record */
 };
+
+/* Set before the channel is opened: busy-poll O_NONBLOCK descriptors instead of blocking. */
+static int channel_poll;
+
+static inline void channel_set_wait(int read_fd, int write_fd)
+{
+    if (!channel_poll)
+        return;
+    int fds[2] = {read_fd, write_fd};
+    for (int i = 0; i < 2; i++) {
+        int flags = fcntl(fds[i], F_GETFL);
+        if (flags < 0 || fcntl(fds[i], F_SETFL, flags | O_NONBLOCK) != 0)
+            fail("fcntl(O_NONBLOCK)");
+    }
+}
 
 static inline void channel_prepare(struct stream_channel *channel, const char *kind)
 {
@@ -75,6 +91,7 @@ static inline void channel_open_consumer(struct stream_channel *channel, struct 
         close(channel->to_producer[0]);
         *read_fd = channel->to_consumer[0];
         *write_fd = channel->to_producer[1];
+        channel_set_wait(*read_fd, *write_fd);
         barrier_signal(barrier);
         return;
     }
@@ -92,6 +109,7 @@ static inline void channel_open_consumer(struct stream_channel *channel, struct 
             fail("accept");
     close(listener);
     *read_fd = *write_fd = fd;
+    channel_set_wait(fd, fd);
 }
 
 static inline void channel_open_producer(struct stream_channel *channel, int *read_fd, int *write_fd)
@@ -101,6 +119,7 @@ static inline void channel_open_producer(struct stream_channel *channel, int *re
         close(channel->to_producer[1]);
         *read_fd = channel->to_producer[0];
         *write_fd = channel->to_consumer[1];
+        channel_set_wait(*read_fd, *write_fd);
         return;
     }
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -109,6 +128,7 @@ static inline void channel_open_producer(struct stream_channel *channel, int *re
     if (connect(fd, (struct sockaddr *)&channel->address, sizeof channel->address) != 0)
         fail("connect(%s)", channel->address.sun_path);
     *read_fd = *write_fd = fd;
+    channel_set_wait(fd, fd);
 }
 
 static inline void write_all(int fd, const unsigned char *bytes, size_t size)
@@ -117,7 +137,7 @@ static inline void write_all(int fd, const unsigned char *bytes, size_t size)
     while (offset < size) {
         ssize_t written = write(fd, bytes + offset, size - offset);
         if (written < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR || errno == EAGAIN)
                 continue;
             fail("write");
         }
@@ -138,7 +158,7 @@ static inline int read_exactly(int fd, unsigned char *buffer, size_t size)
                 return 0;
             errno = 0;
             fail("peer closed mid-message after %zu of %zu bytes", offset, size);
-        } else if (errno != EINTR) {
+        } else if (errno != EINTR && errno != EAGAIN) {
             fail("read");
         }
     }
