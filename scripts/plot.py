@@ -53,11 +53,13 @@ TAIL_POINTS = [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99_9", "p99.9"
 REQUIRED_COLUMNS = ["mechanism", "variant", "copies", "mode", "message_bytes", "placement", "bytes_per_s", "status"]
 # Columns parsed as numbers when present (an empty field means "not measured").
 NUMERIC_COLUMNS = (
-    ["copies", "message_bytes", "messages", "repetitions", "msgs_per_s", "bytes_per_s", "cv", "lost", "reordered", "corrupt"]
+    ["copies", "message_bytes", "messages", "repetitions", "msgs_per_s", "bytes_per_s", "cv", "lost", "reordered", "corrupt",
+     "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg"]
     + [f"{kind}_{stat}_ns" for kind in ("rtt_half", "one_way") for stat in STATISTICS]
 )
 PLACEMENT_ORDER = ["same-cpu", "cross-cpu", "cross-numa"]
-PLOT_NAMES = ["latency-vs-size", "throughput-vs-size", "tail-latency", "copies", "placement", "run-comparison"]
+PLOT_NAMES = ["latency-vs-size", "throughput-vs-size", "tail-latency", "copies", "placement", "wait", "run-comparison"]
+WAIT_ORDER = ["block", "poll", "epoll", "spin-then-block", "timed"]
 
 
 class InputError(Exception):
@@ -76,6 +78,7 @@ class Row:
     variant: str
     copies: int | None
     touch: str
+    wait: str
     mode: str
     size: int
     placement: str
@@ -98,7 +101,7 @@ class Row:
         return half, half is not None
 
     def cell_key(self) -> tuple:
-        return (self.mechanism, self.variant, self.copies, self.touch, self.mode, self.size, self.placement)
+        return (self.mechanism, self.variant, self.wait, self.copies, self.touch, self.mode, self.size, self.placement)
 
 
 @dataclass
@@ -209,7 +212,9 @@ def make_row(record: dict[str, str], path: str, line: int, run_index: int) -> Ro
         raise InputError(f"{path}:{line}: empty 'mechanism'")
     return Row(
         run=run_index, line=line, mechanism=mechanism, variant=record["variant"].strip(),
-        copies=None if copies is None else int(copies), touch=record.get("touch", "").strip(), mode=mode,
+        copies=None if copies is None else int(copies), touch=record.get("touch", "").strip(),
+        # CSVs from before the wait axis: every row blocked.
+        wait=(record.get("wait") or "block").strip(), mode=mode,
         size=int(size), placement=record["placement"].strip() or "(unspecified)",
         status=record["status"].strip(), values=values,
     )
@@ -308,7 +313,7 @@ class SeriesNaming:
         return self.labels[self.key(row)]
 
     def key(self, row: Row) -> tuple:
-        return (row.mechanism, row.variant, row.copies, row.touch)
+        return (row.mechanism, row.variant, row.wait, row.copies, row.touch)
 
     def sorted(self, labels) -> list[str]:
         return sorted(set(labels), key=lambda label: self.order.get(label, 1 << 30))
@@ -325,6 +330,7 @@ def name_series(rows: list[Row]) -> SeriesNaming:
     variants: dict[str, set] = {}
     copies: dict[tuple, set] = {}
     touches = {row.touch for row in rows}
+    waits = {row.wait for row in rows}
     mechanisms: list[str] = []
     for row in rows:
         if row.mechanism not in variants:
@@ -344,6 +350,8 @@ def name_series(rows: list[Row]) -> SeriesNaming:
             details.append(f"{row.copies}-copy")
         if len(touches) > 1 and row.touch:
             details.append(f"touch={row.touch}")
+        if len(waits) > 1:
+            details.append(f"wait={row.wait}")
         label = row.mechanism + (f" ({', '.join(details)})" if details else "")
         naming.labels[key] = label
         if label not in naming.order:
@@ -955,7 +963,65 @@ class Plotter:
         self.save(fig, name, f"Placement at {human_size(self.size)}",
                   f"Each series at {human_size(self.size)} for every placement present ({', '.join(present)}).")
 
-    # -- 6. run comparison
+    # -- 6. wait strategies
+
+    def plot_wait(self) -> None:
+        name = "wait"
+        rows = [row for row in self.ok if row.mode == "latency"]
+        waits = sorted({row.wait for row in rows}, key=lambda w: WAIT_ORDER.index(w) if w in WAIT_ORDER else len(WAIT_ORDER))
+        if len(waits) < 2:
+            self.skip(name, "one wait strategy in the data" + (f" ({waits[0]})" if waits else ""))
+            return
+        present = sorted({row.size for row in rows})
+        sizes = [s for s in (16, 4096) if s in present] or present[:2]
+        grouped: dict[tuple, dict[str, Row]] = {}
+        order = {}
+        for row in rows:
+            if row.size not in sizes:
+                continue
+            series = row.mechanism + (f" {row.variant}" if row.variant else "")
+            order.setdefault(row.mechanism, len(order))
+            key = (series, row.size, row.placement)
+            grouped.setdefault(key, {})[row.wait] = row
+        keys = sorted((k for k, v in grouped.items() if len(v) > 1),
+                      key=lambda k: (order[k[0].split(" ")[0]], k[0], k[1], placement_sort_key(k[2])))
+        if not keys:
+            self.skip(name, "no mechanism with two wait strategies at the same size and placement")
+            return
+        labels = [f"{series}, {human_size(size)}, {placement}" for series, size, placement in keys]
+        colors = self.plt.get_cmap("Set2").colors
+        fig, left, right = self.bar_panels(len(keys) * len(waits) * 0.45)
+        height = 0.8 / len(waits)
+        all_lat, all_cpu = [], []
+        for j, wait in enumerate(waits):
+            ys = [i - 0.4 + height * (j + 0.5) for i in range(len(keys))]
+            picked = [grouped[key].get(wait) for key in keys]
+            lat = [None if row is None else row.latency("p50")[0] / 1e3 for row in picked]
+            cpu = [None if row is None or row.get("producer_cpu_ns_per_msg") is None
+                   else (row.get("producer_cpu_ns_per_msg") + (row.get("consumer_cpu_ns_per_msg") or 0)) / 1e3 for row in picked]
+            bars = left.barh(ys, [v or 0 for v in lat], height=height, color=colors[j % len(colors)], label=wait)
+            self.annotate_bars(left, bars, lat, lambda v: human_time_ns(v * 1e3))
+            bars = right.barh(ys, [v or 0 for v in cpu], height=height, color=colors[j % len(colors)])
+            self.annotate_bars(right, bars, cpu, lambda v: human_time_ns(v * 1e3))
+            all_lat += lat
+            all_cpu += cpu
+        left.set_yticks(range(len(keys)), labels)
+        left.invert_yaxis()
+        self.finish_bar_axis(left, all_lat, "one-way latency p50 (µs)", self.micro)
+        self.finish_bar_axis(right, all_cpu, "CPU per round trip, both workers (µs)", self.micro)
+        left.set_title("latency (ping-pong), p50 — lower is better", fontsize=10)
+        right.set_title("CPU spent per round trip — what the wait costs", fontsize=10)
+        handles, names = left.get_legend_handles_labels()
+        right.legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False,
+                     title="--wait", title_fontsize=9, alignment="left")
+        fig.suptitle(f"How processes wait: latency and CPU per strategy\n{self.context()}", fontsize=11)
+        self.footnote(fig, ["no cell: that mechanism has no ok cell with that strategy (unsupported ones are unavailable rows)."])
+        self.save(fig, name, "Wait strategies",
+                  f"Latency cells at {', '.join(human_size(s) for s in sizes)}: one-way p50 and the CPU both workers spent per "
+                  f"round trip, for each --wait strategy ({', '.join(waits)}), every placement present. The gap between block "
+                  "and poll across CPUs is the cost of waking a sleeping reader.")
+
+    # -- 7. run comparison
 
     def plot_runs(self) -> None:
         name = "run-comparison"
@@ -1044,7 +1110,7 @@ class Plotter:
 
     def plot_all(self) -> None:
         for plot in (self.plot_latency, self.plot_throughput, self.plot_tail, self.plot_copies, self.plot_placement,
-                     self.plot_runs):
+                     self.plot_wait, self.plot_runs):
             plot()
 
 

@@ -193,6 +193,41 @@ def test_series_labels_distinguish_variants(tmp_path):
     assert styles["pipe"].color != styles["unix-stream"].color
 
 
+def test_wait_plot_compares_strategies(tmp_path):
+    """With more than one --wait strategy, a wait plot shows latency and CPU per strategy; series labels
+    say which wait a line is; without a wait column every row counts as block (no wait plot)."""
+    columns = COLUMNS + ["wait", "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg"]
+    rows = []
+    for wait, factor in (("block", 1.0), ("poll", 0.2), ("epoll", 1.2)):
+        for mechanism, variant in (("pipe", "write/read"), ("tcp", "nodelay")):
+            for size in (16, 4096):
+                for placement in ("cross-cpu", "same-cpu"):
+                    r = row(mechanism, variant, 2, "latency", size, placement, scale=factor)
+                    r.update(wait=wait, producer_cpu_ns_per_msg="2500.0", consumer_cpu_ns_per_msg="2400.0")
+                    rows.append(r)
+    rows.append(dict(row("sysv-msg", "two-queues", 2, "latency", 16, "cross-cpu",
+                         status="unavailable: System V queues are not file descriptors"), wait="epoll"))
+    results = write_csv(tmp_path / "results.csv", rows, columns=columns)
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    assert_png(tmp_path / "plots" / "wait.png")
+    index = (tmp_path / "plots" / "index.html").read_text()
+    assert "wait.png" in index and "Wait strategies" in index
+    sys.path.insert(0, str(PLOT.parent))
+    try:
+        import plot
+    finally:
+        sys.path.pop(0)
+    naming = plot.name_series([r for r in plot.read_csv(str(results), 0) if r.ok])
+    assert {"pipe (wait=block)", "pipe (wait=poll)", "tcp (wait=epoll)"} <= set(naming.labels.values())
+    # An old CSV without the column: all block, one strategy, so no wait plot.
+    old = write_csv(tmp_path / "old.csv", synthetic_rows(placements=("cross-cpu",)))
+    result = run_plot(old, "--out", tmp_path / "old-plots")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "old-plots" / "wait.png").exists()
+    assert "wait: skipped — one wait strategy in the data (block)" in result.stderr
+
+
 def test_two_runs_comparison_and_options(tmp_path):
     first = write_csv(tmp_path / "a.csv", synthetic_rows(placements=("cross-cpu",)))
     write_metadata(first, "bench-a", "2026-01-01T10:00:00Z")

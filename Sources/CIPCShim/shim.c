@@ -6,7 +6,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/sem.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,4 +76,27 @@ int ipcb_epoll_watching(int fd, int writable) {
 int ipcb_epoll_wait_one(int epoll) {
     struct epoll_event event;
     return epoll_wait(epoll, &event, 1, -1);
+}
+
+int ipcb_signal_driven_io(int fd) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGIO);
+    int failed = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (failed != 0) {
+        errno = failed;
+        return -1;
+    }
+    struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = (pid_t)syscall(SYS_gettid)};
+    if (fcntl(fd, F_SETOWN_EX, &owner) != 0) return -1;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFL, flags | O_ASYNC | O_NONBLOCK);
+}
+
+int ipcb_wait_sigio(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGIO);
+    return sigwaitinfo(&set, NULL) < 0 ? -1 : 0;
 }

@@ -8,6 +8,9 @@ public enum WaitStrategy: String, Codable, Sendable, CaseIterable {
     case poll
     /// What event-loop servers do: `epoll_wait` until the descriptor is ready, then a non-blocking call.
     case epoll
+    /// Signal-driven I/O, the classic asynchronous notification: the descriptor raises SIGIO (O_ASYNC,
+    /// owned by the waiting thread) when it becomes ready; the worker waits in `sigwaitinfo`.
+    case sigio
     /// Non-blocking calls retried for a bounded time (`--spin-then-block`), then a blocking wait.
     case spinThenBlock = "spin-then-block"
     /// A blocking wait with a timeout (`poll(2)` with `--wait-timeout`): a peer that stops answering
@@ -23,6 +26,7 @@ public enum WaitStrategy: String, Codable, Sendable, CaseIterable {
         case .block: "blocking calls; the kernel wakes the waiter"
         case .poll: "non-blocking calls retried at once (O_NONBLOCK, EAGAIN); burns the CPU, never sleeps"
         case .epoll: "epoll_wait for readiness, then a non-blocking call"
+        case .sigio: "signal-driven I/O: O_ASYNC raises SIGIO on readiness; the worker waits in sigwaitinfo"
         case .spinThenBlock: "non-blocking retries for --spin-then-block, then a blocking wait"
         case .timed: "a blocking wait bounded by --wait-timeout (poll(2) with a timeout)"
         }

@@ -22,7 +22,11 @@ public struct POSIXMessageQueueMechanism: Mechanism {
 
     public func variants(for mode: Mode) -> [String] { ["mq_send/mq_receive"] }
     public func copies(for variant: String) -> Int { 2 }
-    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases.filter { $0 != .sigio } }
+
+    public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
+        wait == .sigio ? "a POSIX queue descriptor raises no SIGIO (O_ASYNC); its signal is mq_notify, not measured yet" : nil
+    }
 
     public func unavailableReason() -> String? {
         SystemFacts.readInt(Self.messageSizePath) == nil

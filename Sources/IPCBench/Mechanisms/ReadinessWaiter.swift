@@ -41,6 +41,11 @@ struct ReadinessWaiter {
                     guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else { throw IPCError.lastSystemError("fcntl(O_NONBLOCK)") }
                 }
             }
+            if strategy == .sigio {
+                for fd in Set([readDescriptor, writeDescriptor]) where fd >= 0 {
+                    guard ipcb_signal_driven_io(fd) == 0 else { throw IPCError.lastSystemError("fcntl(O_ASYNC, F_SETOWN_EX)") }
+                }
+            }
             if strategy == .epoll {
                 // One epoll instance per direction: a socket that is both read and written would
                 // otherwise wake a reader for being writable.
@@ -85,6 +90,12 @@ struct ReadinessWaiter {
         case .epoll:
             while ipcb_epoll_wait_one(epoll) < 0 {
                 if errno != EINTR { throw IPCError.lastSystemError("epoll_wait") }
+            }
+        case .sigio:
+            // A SIGIO already pending (this readiness, or an older one: then the retried call
+            // reports EAGAIN again and we come back) returns at once.
+            while ipcb_wait_sigio() != 0 {
+                if errno != EINTR { throw IPCError.lastSystemError("sigwaitinfo") }
             }
         case .spinThenBlock:
             let start = MonotonicClock.now()

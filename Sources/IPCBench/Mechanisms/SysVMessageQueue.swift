@@ -30,7 +30,7 @@ public struct SysVMessageQueueMechanism: Mechanism {
     public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
         switch wait {
         case .block, .poll, .spinThenBlock: nil
-        case .epoll: "System V queues are not file descriptors: there is nothing to epoll (poll and spin-then-block use IPC_NOWAIT)"
+        case .epoll, .sigio: "System V queues are not file descriptors: there is nothing to epoll or to raise SIGIO (poll and spin-then-block use IPC_NOWAIT)"
         case .timed: "msgsnd and msgrcv have no timeout: System V queues offer no timed wait"
         }
     }
