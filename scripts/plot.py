@@ -59,7 +59,7 @@ NUMERIC_COLUMNS = (
 )
 PLACEMENT_ORDER = ["same-cpu", "cross-cpu", "cross-numa"]
 PLOT_NAMES = ["latency-vs-size", "throughput-vs-size", "tail-latency", "copies", "placement", "wait", "run-comparison"]
-WAIT_ORDER = ["block", "poll", "epoll", "spin-then-block", "timed"]
+WAIT_ORDER = ["block", "poll", "epoll", "sigio", "spin-then-block", "timed"]
 
 
 class InputError(Exception):

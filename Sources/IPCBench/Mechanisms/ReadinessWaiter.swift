@@ -8,8 +8,9 @@ import Glibc
 /// channel is empty (or full).
 struct ReadinessWaiter {
     let strategy: WaitStrategy
-    private let readEvents: Int32
-    private let writeEvents: Int32
+    /// `epoll`: one instance per direction, watching the read (or write) descriptor; else -1.
+    private let readEpoll: Int32
+    private let writeEpoll: Int32
     private let spinNanoseconds: UInt64
     private let timeoutMilliseconds: Int32
     private let timeoutSeconds: Double
@@ -19,8 +20,8 @@ struct ReadinessWaiter {
 
     private init() {
         strategy = .block
-        readEvents = -1
-        writeEvents = -1
+        readEpoll = -1
+        writeEpoll = -1
         spinNanoseconds = 0
         timeoutMilliseconds = -1
         timeoutSeconds = 0
@@ -33,7 +34,7 @@ struct ReadinessWaiter {
         spinNanoseconds = options.spinThenBlockNanoseconds
         timeoutSeconds = options.waitTimeoutSeconds
         timeoutMilliseconds = Int32(clamping: Int((options.waitTimeoutSeconds * 1000).rounded(.up)))
-        var readEvents: Int32 = -1, writeEvents: Int32 = -1
+        var readEpoll: Int32 = -1, writeEpoll: Int32 = -1
         do {
             if strategy.usesNonBlockingCalls {
                 for fd in Set([readDescriptor, writeDescriptor]) where fd >= 0 {
@@ -49,15 +50,15 @@ struct ReadinessWaiter {
             if strategy == .epoll {
                 // One epoll instance per direction: a socket that is both read and written would
                 // otherwise wake a reader for being writable.
-                if readDescriptor >= 0 { readEvents = try Self.epoll(watching: readDescriptor, writable: false) }
-                if writeDescriptor >= 0 { writeEvents = try Self.epoll(watching: writeDescriptor, writable: true) }
+                if readDescriptor >= 0 { readEpoll = try Self.epoll(watching: readDescriptor, writable: false) }
+                if writeDescriptor >= 0 { writeEpoll = try Self.epoll(watching: writeDescriptor, writable: true) }
             }
         } catch {
-            if readEvents >= 0 { Glibc.close(readEvents) }
+            if readEpoll >= 0 { Glibc.close(readEpoll) }
             throw error
         }
-        self.readEvents = readEvents
-        self.writeEvents = writeEvents
+        self.readEpoll = readEpoll
+        self.writeEpoll = writeEpoll
     }
 
     private static func epoll(watching fd: Int32, writable: Bool) throws -> Int32 {
@@ -67,20 +68,20 @@ struct ReadinessWaiter {
     }
 
     func close() {
-        if readEvents >= 0 { Glibc.close(readEvents) }
-        if writeEvents >= 0 { Glibc.close(writeEvents) }
+        if readEpoll >= 0 { Glibc.close(readEpoll) }
+        if writeEpoll >= 0 { Glibc.close(writeEpoll) }
     }
 
     /// After a read of `fd` failed with EAGAIN: returns when reading may succeed.
     @inline(__always)
     func waitReadable(_ fd: Int32) throws {
-        try wait(fd, events: Int16(POLLIN), epoll: readEvents, waitingFor: "message")
+        try wait(fd, events: Int16(POLLIN), epoll: readEpoll, waitingFor: "message")
     }
 
     /// After a write to `fd` failed with EAGAIN: returns when writing may succeed.
     @inline(__always)
     func waitWritable(_ fd: Int32) throws {
-        try wait(fd, events: Int16(POLLOUT), epoll: writeEvents, waitingFor: "room in the channel")
+        try wait(fd, events: Int16(POLLOUT), epoll: writeEpoll, waitingFor: "room in the channel")
     }
 
     private func wait(_ fd: Int32, events: Int16, epoll: Int32, waitingFor what: String) throws {
