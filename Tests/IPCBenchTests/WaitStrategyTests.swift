@@ -6,7 +6,7 @@ import Testing
 /// Issue 19: how workers wait is an axis of its own.
 @Suite("Wait strategies")
 struct WaitStrategyTests {
-    static let descriptorMechanisms = ["pipe", "fifo", "unix-stream", "tcp", "unix-dgram", "unix-seqpacket", "posix-mq"]
+    static let descriptorMechanisms = ["pipe", "fifo", "unix-stream", "tcp", "unix-dgram", "unix-seqpacket", "posix-mq", "vmsplice"]
     static let nonBlocking: [WaitStrategy] = [.poll, .epoll, .sigio, .spinThenBlock, .timed]
 
     @Test("Every descriptor mechanism moves 10,000 verified messages per cell under every strategy, in both modes", arguments: descriptorMechanisms)

@@ -28,6 +28,7 @@ public struct VmsplicePipeMechanism: Mechanism {
     public func variants(for mode: Mode) -> [String] { [Self.vmspliceVariant] }
     public func optionalVariants(for mode: Mode) -> [String] { [Self.writeVariant] }
     public func copies(for variant: String) -> Int { variant == Self.vmspliceVariant ? 1 : 2 }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         guard [Self.vmspliceVariant, Self.writeVariant].contains(options.variant) else {
@@ -67,8 +68,7 @@ public struct VmsplicePipeMechanism: Mechanism {
         }
         let pipeBytes = ipcb_pipe_size(writeEnd)
         guard pipeBytes > 0 else { throw IPCError.lastSystemError("fcntl(F_GETPIPE_SZ)") }
-        return try VmspliceProducerEndpoint(
-            spliceDescriptor: writeEnd, replyDescriptor: readEnd, pipeBytes: Int(pipeBytes), messageBytes: options.messageBytes)
+        return try VmspliceProducerEndpoint(spliceDescriptor: writeEnd, replyDescriptor: readEnd, pipeBytes: Int(pipeBytes), options: options)
     }
 }
 
@@ -85,10 +85,14 @@ final class VmspliceProducerEndpoint: MessageEndpoint {
     private let slots: Int
     private var next = 0
     private let replyBuffer: UnsafeMutableRawBufferPointer
+    /// vmsplice honours the pipe's O_NONBLOCK (EAGAIN when full), so every wait strategy applies.
+    private let waiter: ReadinessWaiter
 
-    init(spliceDescriptor: Int32, replyDescriptor: Int32, pipeBytes: Int, messageBytes: Int) throws {
+    init(spliceDescriptor: Int32, replyDescriptor: Int32, pipeBytes: Int, options: EndpointOptions) throws {
+        let messageBytes = options.messageBytes
         self.spliceDescriptor = spliceDescriptor
         self.replyDescriptor = replyDescriptor
+        waiter = try ReadinessWaiter(options: options, readDescriptor: replyDescriptor, writeDescriptor: spliceDescriptor)
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         stride = (max(messageBytes, 1) + page - 1) / page * page
         // Twice the pipe: the pages it may still reference all lie in the messages before the
@@ -123,6 +127,8 @@ final class VmspliceProducerEndpoint: MessageEndpoint {
                 offset += spliced
             } else if spliced < 0, errno == EINTR {
                 continue
+            } else if spliced < 0, errno == EAGAIN {
+                try waiter.waitWritable(spliceDescriptor)
             } else {
                 throw IPCError.lastSystemError("vmsplice")
             }
@@ -131,12 +137,13 @@ final class VmspliceProducerEndpoint: MessageEndpoint {
 
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         let reply = UnsafeMutableRawBufferPointer(rebasing: replyBuffer[0..<size])
-        guard try Descriptor.readExactly(replyDescriptor, into: reply) else { return false }
+        guard try Descriptor.readExactly(replyDescriptor, into: reply, waiter: waiter) else { return false }
         consume(UnsafeRawBufferPointer(reply))
         return true
     }
 
     func close() {
+        waiter.close()
         Glibc.close(spliceDescriptor)
         Glibc.close(replyDescriptor)
     }
