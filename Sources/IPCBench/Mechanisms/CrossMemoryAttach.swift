@@ -20,6 +20,7 @@ public struct CrossMemoryAttachMechanism: Mechanism {
 
     public func variants(for mode: Mode) -> [String] { [Self.pullVariant] }
     public func copies(for variant: String) -> Int { 1 }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
 
     public func unavailableReason() -> String? { Self.availability }
 
@@ -108,6 +109,7 @@ final class CrossMemoryEndpoint: MessageEndpoint {
                 _ = ipcb_allow_ptracer(peer)
                 try channel.sendHello(location: UInt64(getpid()))
             }
+            try channel.waitFromNowOn(options)
         } catch {
             ring.deallocate()
             receiveBuffer.deallocate()
@@ -151,9 +153,7 @@ final class CrossMemoryEndpoint: MessageEndpoint {
     }
 
     func close() {
-        channel.drain()
-        Glibc.close(channel.readDescriptor)
-        Glibc.close(channel.writeDescriptor)
+        channel.close()
     }
 }
 
@@ -230,6 +230,8 @@ final class HandoffChannel {
     /// Bytes read from the channel; a partial record stays at the front until the rest arrives.
     private let raw: UnsafeMutableRawBufferPointer
     private var rawFilled = 0
+    /// Blocking during set-up (the hello); the cell's wait strategy from `waitFromNowOn` on.
+    private var waiter = ReadinessWaiter.blocking
 
     init(readDescriptor: Int32, writeDescriptor: Int32, outgoingSlots: Int, incomingSlots: Int) {
         self.readDescriptor = readDescriptor
@@ -244,6 +246,19 @@ final class HandoffChannel {
     deinit {
         pending.deallocate()
         raw.deallocate()
+    }
+
+    /// Applies the cell's wait strategy to the channel (after the hello, which blocks).
+    func waitFromNowOn(_ options: EndpointOptions) throws {
+        waiter = try ReadinessWaiter(options: options, readDescriptor: readDescriptor, writeDescriptor: writeDescriptor)
+    }
+
+    /// Drains (see `drain`) and closes the channel's descriptors.
+    func close() {
+        drain()
+        waiter.close()
+        Glibc.close(readDescriptor)
+        if writeDescriptor != readDescriptor { Glibc.close(writeDescriptor) }
     }
 
     func sendHello(location: UInt64, slot: Int = 0) throws {
@@ -314,7 +329,7 @@ final class HandoffChannel {
             var waiting = pollfd(fd: readDescriptor, events: Int16(POLLIN), revents: 0)
             let ready = poll(&waiting, 1, Int32((deadline - now) / 1_000_000) + 1)
             if ready < 0, errno == EINTR { continue }
-            guard ready > 0, (try? readRecords()) == true else { return }
+            guard ready > 0, (try? readRecords(waiting: false)) == true else { return }
         }
     }
 
@@ -325,17 +340,22 @@ final class HandoffChannel {
 
     private func write(_ record: HandoffRecord) throws {
         var record = record
-        try withUnsafeBytes(of: &record) { try Descriptor.writeAll(writeDescriptor, $0) }
+        try withUnsafeBytes(of: &record) { try Descriptor.writeAll(writeDescriptor, $0, waiter: waiter) }
     }
 
-    /// Blocks for at least one byte, then files every complete record: acknowledgements are applied
-    /// at once, messages queued. Returns false at end-of-file.
-    private func readRecords() throws -> Bool {
+    /// Waits (the cell's way) for at least one byte, then files every complete record:
+    /// acknowledgements are applied at once, messages queued. Returns false at end-of-file; without
+    /// `waiting`, returns true having read nothing when nothing is there.
+    private func readRecords(waiting: Bool = true) throws -> Bool {
         var count: Int
-        repeat {
+        while true {
             count = Glibc.read(readDescriptor, raw.baseAddress! + rawFilled, raw.count - rawFilled)
-        } while count < 0 && errno == EINTR
-        if count < 0 { throw IPCError.lastSystemError("read", "control channel") }
+            if count >= 0 { break }
+            if errno == EINTR { continue }
+            guard errno == EAGAIN else { throw IPCError.lastSystemError("read", "control channel") }
+            guard waiting else { return true }
+            try waiter.waitReadable(readDescriptor)
+        }
         if count == 0 { return false }
         rawFilled += count
         var offset = 0

@@ -20,6 +20,7 @@ public struct MemfdHandoffMechanism: Mechanism {
 
     public func variants(for mode: Mode) -> [String] { [Self.inPlaceVariant] }
     public func copies(for variant: String) -> Int { 0 }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
 
     public func unavailableReason() -> String? { Self.availability }
 
@@ -102,7 +103,7 @@ final class MemfdEndpoint: SharedMemoryEndpoint {
             munmap(mapping, geometry.totalBytes)
             throw failure
         }
-        self.init(socket: socket, role: .producer, geometry: geometry, mapping: mapping)
+        try self.init(socket: socket, role: .producer, geometry: geometry, mapping: mapping, options: options)
     }
 
     /// Receives the memfd with the producer's hello, checks its size and seals, and maps it.
@@ -145,13 +146,19 @@ final class MemfdEndpoint: SharedMemoryEndpoint {
             throw IPCError.setup("the memfd passed is \(status.st_size) bytes or not sealed against shrinking")
         }
         let mapping = try Self.map(memfd, bytes: geometry.totalBytes)
-        self.init(socket: socket, role: .consumer, geometry: geometry, mapping: mapping)
+        try self.init(socket: socket, role: .consumer, geometry: geometry, mapping: mapping, options: options)
     }
 
-    private init(socket: Int32, role: Role, geometry: HandoffGeometry, mapping: UnsafeMutableRawPointer) {
+    private init(socket: Int32, role: Role, geometry: HandoffGeometry, mapping: UnsafeMutableRawPointer, options: EndpointOptions) throws {
         channel = HandoffChannel(
             readDescriptor: socket, writeDescriptor: socket,
             outgoingSlots: geometry.outgoingSlots(role), incomingSlots: geometry.incomingSlots(role))
+        do {
+            try channel.waitFromNowOn(options)
+        } catch {
+            munmap(mapping, geometry.totalBytes)
+            throw error
+        }
         self.mapping = mapping
         mappingBytes = geometry.totalBytes
         stride = geometry.stride
@@ -194,7 +201,6 @@ final class MemfdEndpoint: SharedMemoryEndpoint {
     }
 
     func close() {
-        channel.drain()
-        Glibc.close(channel.readDescriptor)
+        channel.close()
     }
 }
