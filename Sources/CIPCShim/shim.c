@@ -73,9 +73,9 @@ int ipcb_epoll_watching(int fd, int writable) {
     return instance;
 }
 
-int ipcb_epoll_wait_one(int epoll) {
+int ipcb_epoll_wait_one(int epoll, int timeout_ms) {
     struct epoll_event event;
-    return epoll_wait(epoll, &event, 1, -1);
+    return epoll_wait(epoll, &event, 1, timeout_ms);
 }
 
 int ipcb_signal_driven_io(int fd) {
@@ -94,9 +94,11 @@ int ipcb_signal_driven_io(int fd) {
     return fcntl(fd, F_SETFL, flags | O_ASYNC | O_NONBLOCK);
 }
 
-int ipcb_wait_sigio(void) {
+int ipcb_wait_sigio(int timeout_ms) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGIO);
-    return sigwaitinfo(&set, NULL) < 0 ? -1 : 0;
+    if (timeout_ms < 0) return sigwaitinfo(&set, NULL) < 0 ? -1 : 0;
+    struct timespec timeout = {.tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
+    return sigtimedwait(&set, NULL, &timeout) < 0 ? -1 : 0;
 }

@@ -84,10 +84,11 @@ struct DatagramAndSignalTests {
         #expect(throughput.reordered == 0 && throughput.corrupt == 0)
     }
 
-    @Test("UDP recovers from lost pings, answers, end markers and acknowledgements, and counts them", arguments: Mode.allCases)
-    func udpRecoversFromInjectedLoss(mode: Mode) throws {
+    @Test("UDP recovers from lost pings, answers, end markers and acknowledgements, and counts them, however it waits",
+          arguments: Mode.allCases, WaitStrategy.allCases)
+    func udpRecoversFromInjectedLoss(mode: Mode, wait: WaitStrategy) throws {
         // The drop fault makes each side lose every 499th datagram and the first end marker and acknowledgement.
-        let outcome = TestSupport.run(["udp"], modes: [mode], sizes: [256], fault: .drop)[0]
+        let outcome = TestSupport.run(["udp"], modes: [mode], sizes: [256], fault: .drop, waits: [wait])[0]
         #expect(outcome.status == .ok, "\(outcome.status.text)")
         #expect(outcome.lost > 0 && outcome.reordered == 0 && outcome.corrupt == 0, "\(outcome.lost) lost")
         if mode == .latency {

@@ -28,16 +28,18 @@ int ipcb_spawn_close_from(posix_spawn_file_actions_t *actions, int lowfd);
 /// A new epoll instance (close-on-exec) watching `fd` for readability, or for writability when
 /// `writable` is non-zero (<sys/epoll.h> is not part of Swift's Glibc module). Returns it or -1 with errno.
 int ipcb_epoll_watching(int fd, int writable);
-/// epoll_wait for one event, no timeout. Returns the epoll_wait result (-1 with errno).
-int ipcb_epoll_wait_one(int epoll);
+/// epoll_wait for one event, up to `timeout_ms` (-1: no timeout). Returns the epoll_wait result
+/// (0 on timeout, -1 with errno).
+int ipcb_epoll_wait_one(int epoll, int timeout_ms);
 
 /// Signal-driven I/O on `fd` for the calling thread: SIGIO is blocked in this thread (so it stays
 /// pending for sigwaitinfo instead of ending the process), `fd` is owned by this thread
 /// (F_SETOWN_EX, F_OWNER_TID: no other thread receives it) and made O_ASYNC | O_NONBLOCK.
 /// Returns 0 or -1 with errno.
 int ipcb_signal_driven_io(int fd);
-/// Waits for SIGIO (sigwaitinfo). Returns 0 or -1 with errno (EINTR: another signal arrived).
-int ipcb_wait_sigio(void);
+/// Waits for SIGIO up to `timeout_ms` (-1: sigwaitinfo, no timeout). Returns 0, or -1 with errno
+/// (EAGAIN: the timeout passed; EINTR: another signal arrived).
+int ipcb_wait_sigio(int timeout_ms);
 
 /// semctl(id, 0, IPC_RMID): removes a System V semaphore set (semctl is variadic).
 int ipcb_remove_semaphore_set(int id);

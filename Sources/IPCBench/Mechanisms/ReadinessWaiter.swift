@@ -75,42 +75,64 @@ struct ReadinessWaiter {
     /// After a read of `fd` failed with EAGAIN: returns when reading may succeed.
     @inline(__always)
     func waitReadable(_ fd: Int32) throws {
-        try wait(fd, events: Int16(POLLIN), epoll: readEpoll, waitingFor: "message")
+        _ = try wait(fd, events: Int16(POLLIN), epoll: readEpoll, until: nil, waitingFor: "message")
+    }
+
+    /// The same, but only until `deadline` (MonotonicClock ns): false once it has passed with
+    /// nothing to read (UDP's retransmission timer). A `timed` wait still ends with its error when
+    /// its own, shorter bound passes first.
+    @inline(__always)
+    func waitReadable(_ fd: Int32, until deadline: UInt64) throws -> Bool {
+        try wait(fd, events: Int16(POLLIN), epoll: readEpoll, until: deadline, waitingFor: "message")
     }
 
     /// After a write to `fd` failed with EAGAIN: returns when writing may succeed.
     @inline(__always)
     func waitWritable(_ fd: Int32) throws {
-        try wait(fd, events: Int16(POLLOUT), epoll: writeEpoll, waitingFor: "room in the channel")
+        _ = try wait(fd, events: Int16(POLLOUT), epoll: writeEpoll, until: nil, waitingFor: "room in the channel")
     }
 
-    private func wait(_ fd: Int32, events: Int16, epoll: Int32, waitingFor what: String) throws {
+    /// Returns false when `deadline` had passed; else true once the call may be retried.
+    private func wait(_ fd: Int32, events: Int16, epoll: Int32, until deadline: UInt64?, waitingFor what: String) throws -> Bool {
+        // Milliseconds left before the deadline, rounded up (-1: no deadline).
+        var remaining: Int32 {
+            guard let deadline else { return -1 }
+            let now = MonotonicClock.now()
+            return now >= deadline ? 0 : Int32(clamping: (deadline - now + 999_999) / 1_000_000)
+        }
+        if let deadline, MonotonicClock.now() >= deadline { return false }
         switch strategy {
         case .poll:
-            return
+            return true
         case .epoll:
-            while ipcb_epoll_wait_one(epoll) < 0 {
+            while ipcb_epoll_wait_one(epoll, remaining) < 0 {
                 if errno != EINTR { throw IPCError.lastSystemError("epoll_wait") }
             }
         case .sigio:
             // A SIGIO already pending (this readiness, or an older one: then the retried call
             // reports EAGAIN again and we come back) returns at once.
-            while ipcb_wait_sigio() != 0 {
+            while ipcb_wait_sigio(remaining) != 0 {
+                if errno == EAGAIN { break }  // the deadline passed
                 if errno != EINTR { throw IPCError.lastSystemError("sigwaitinfo") }
             }
         case .spinThenBlock:
             let start = MonotonicClock.now()
             while MonotonicClock.now() &- start < spinNanoseconds {
-                if try poll(fd, events, timeout: 0) { return }
+                if try poll(fd, events, timeout: 0) { return true }
+                if let deadline, MonotonicClock.now() >= deadline { return false }
             }
-            _ = try poll(fd, events, timeout: -1)
+            _ = try poll(fd, events, timeout: remaining)
         case .timed:
-            guard try poll(fd, events, timeout: timeoutMilliseconds) else {
+            let bound = remaining
+            let timedBoundFirst = bound < 0 || timeoutMilliseconds <= bound
+            guard try poll(fd, events, timeout: timedBoundFirst ? timeoutMilliseconds : bound) || !timedBoundFirst else {
                 throw IPCError.timeout("no \(what) within \(timeoutSeconds) s (--wait timed, --wait-timeout)")
             }
         case .block:
             throw IPCError.worker("a blocking descriptor reported EAGAIN")
         }
+        // Retry the call: if it finds nothing again, the next wait sees the deadline passed.
+        return true
     }
 
     /// poll(2) on one descriptor; true when it is ready (or in error, which the retried call reports).
