@@ -12,7 +12,7 @@ public enum OwnedNames {
     /// name unguessable, so no other user can create it first. Create it with O_EXCL and, on EEXIST,
     /// ask for a new name: never open or remove an object by this name that you did not create.
     public static func posixName(_ label: String) -> String {
-        "/\(prefix)\(getpid())-\(randomHex(digits: 16))-\(label)"
+        "/\(prefix)\(getpid())-\(RandomText.hex(digits: 16))-\(label)"
     }
 
     /// The pid embedded in a name made by `posixName` or a workspace directory name, if it is one of ours.
@@ -59,10 +59,8 @@ public enum OwnedNames {
 
     /// The keys a cell directory's ledger lists (nothing if it has none or it cannot be read safely).
     static func ledgerKeys(inWorkspace workspace: String) -> [key_t] {
-        let descriptor = open(workspace + "/" + sysVLedgerName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard descriptor >= 0 else { return [] }
-        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
-        let text = String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+        guard let bytes = OwnFile.read(workspace + "/" + sysVLedgerName, limit: 1 << 20) else { return [] }
+        let text = String(decoding: bytes, as: UTF8.self)
         return text.split(separator: "\n").compactMap { UInt32($0, radix: 16).map { key_t(bitPattern: $0) } }.filter { isTagged(sysVKey: $0) }
     }
 
@@ -76,12 +74,6 @@ public enum OwnedNames {
         guard line.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == line.count else {
             throw IPCError.lastSystemError("write", path)
         }
-    }
-
-    private static func randomHex(digits: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let word = String(generator.next() as UInt64, radix: 16)
-        return String((String(repeating: "0", count: 16) + word).suffix(digits))
     }
 
     /// True when `pid` is a live ipcbench run (its objects are in use and must be left alone): its

@@ -9,13 +9,7 @@ public enum PeerSecret {
     /// 16 random bytes as 32 hexadecimal characters, which is also what the producer sends.
     public static let length = 32
 
-    public static func make() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<2).map { _ in
-            let word = String(generator.next() as UInt64, radix: 16)
-            return String(repeating: "0", count: 16 - word.count) + word
-        }.joined()
-    }
+    public static func make() -> String { RandomText.hex(digits: length) }
 
     /// The worker's secret, removed from its environment so nothing it starts inherits it.
     static func takeFromEnvironment() -> String? {

@@ -55,7 +55,7 @@ public enum RunLock {
     /// state as `killed`. The metadata must be a regular file of this user, reached without following
     /// a link, and carry the lock's run id. Returns the metadata path when it was marked.
     public static func markRunKilled(lockFile: String) -> String? {
-        guard let lockText = readOwnRegularFile(lockFile, limit: 8192).map({ String(decoding: $0, as: UTF8.self) }) else { return nil }
+        guard let lockText = OwnFile.read(lockFile, limit: 8192).map({ String(decoding: $0, as: UTF8.self) }) else { return nil }
         let lines = lockText.split(separator: "\n").map(String.init)
         guard let path = lines.first(where: { $0.hasPrefix(metadataKey) })?.dropFirst(metadataKey.count),
               let runID = lines.first(where: { $0.hasPrefix(runIDKey) })?.dropFirst(runIDKey.count)
@@ -63,7 +63,7 @@ public enum RunLock {
         let descriptor = open(String(path), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
-        guard let bytes = readOwnRegularFile(descriptor: descriptor, limit: 16 << 20),
+        guard let bytes = OwnFile.read(descriptor: descriptor, limit: 16 << 20),
               var metadata = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
               metadata["run_id"] as? String == String(runID), metadata["state"] as? String == "running"
         else { return nil }
@@ -75,21 +75,6 @@ public enum RunLock {
               out.withUnsafeBytes({ pwrite(descriptor, $0.baseAddress, $0.count, 0) }) == out.count
         else { return nil }
         return String(path)
-    }
-
-    private static func readOwnRegularFile(_ path: String, limit: Int) -> [UInt8]? {
-        let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        return readOwnRegularFile(descriptor: descriptor, limit: limit)
-    }
-
-    private static func readOwnRegularFile(descriptor: Int32, limit: Int) -> [UInt8]? {
-        var info = stat()
-        guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == getuid(), Int(info.st_size) <= limit else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        let count = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
-        return count == bytes.count ? bytes : nil
     }
 
     /// Removes the lock file and drops the lock (at the end of the run, whatever its outcome).

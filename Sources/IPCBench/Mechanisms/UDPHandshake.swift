@@ -63,10 +63,7 @@ enum UDPHandshake {
 
     /// Consumer: answers a hello (the first or a late copy).
     static func acknowledge(_ descriptor: Int32) throws {
-        var header = helloSequence.littleEndian
-        let sent = withUnsafeBytes(of: &header) { bytes in
-            [UInt8](bytes) + [UInt8](repeating: 0, count: MessageFormat.headerBytes - bytes.count)
-        }.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+        let sent = hello(nil).withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
         // A producer that is already gone refuses (ECONNREFUSED); its copy was a late one anyway.
         if sent < 0, errno != ECONNREFUSED { throw IPCError.lastSystemError("send", "UDP hello acknowledgement") }
     }
@@ -93,7 +90,8 @@ enum UDPHandshake {
             "the UDP consumer did not acknowledge the producer's hello after \(attempts) tries \(retransmitMilliseconds) ms apart")
     }
 
-    /// The hello datagram: the header, then the secret's bytes (none when the cell has no secret).
+    /// The hello datagram: the header, then the secret's bytes (none when the cell has no secret; the
+    /// acknowledgement is that bare header).
     private static func hello(_ secret: String?) -> [UInt8] {
         var header = [UInt8](repeating: 0, count: MessageFormat.headerBytes)
         header.withUnsafeMutableBytes { $0.storeBytes(of: helloSequence.littleEndian, as: UInt64.self) }
