@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <mqueue.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -19,6 +20,13 @@ int ipcb_mq_open(const char *name, int oflag) { return mq_open(name, oflag); }
 int ipcb_mq_send(int mqd, const void *message, size_t length) { return mq_send(mqd, message, length, 0); }
 
 ssize_t ipcb_mq_receive(int mqd, void *buffer, size_t capacity) { return mq_receive(mqd, buffer, capacity, NULL); }
+
+int ipcb_mq_notify_signal(int mqd, int sig) {
+    struct sigevent event = {0};
+    event.sigev_notify = SIGEV_SIGNAL;
+    event.sigev_signo = sig;
+    return mq_notify(mqd, &event);
+}
 
 int ipcb_mq_attributes(int mqd, long *max_messages, long *message_bytes, long *current_messages) {
     struct mq_attr attributes;

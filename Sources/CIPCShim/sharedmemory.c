@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/sem.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
@@ -20,6 +21,26 @@ int ipcb_futex_wait(uint32_t *word, uint32_t expected) {
 
 int ipcb_futex_wake(uint32_t *word, int count) {
     return (int)syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
+}
+
+int ipcb_sem_wait_for(sem_t *semaphore, uint64_t timeout_ns) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    uint64_t nanoseconds = (uint64_t)deadline.tv_nsec + timeout_ns % 1000000000u;
+    deadline.tv_sec += (time_t)(timeout_ns / 1000000000u + nanoseconds / 1000000000u);
+    deadline.tv_nsec = (long)(nanoseconds % 1000000000u);
+    int result;
+    do {
+        result = sem_clockwait(semaphore, CLOCK_MONOTONIC, &deadline);
+    } while (result != 0 && errno == EINTR);
+    return result;
+}
+
+int ipcb_semop_one(int id, unsigned short index, short delta, short flags, uint64_t timeout_ns) {
+    struct sembuf operation = {.sem_num = index, .sem_op = delta, .sem_flg = flags};
+    if (timeout_ns == UINT64_MAX) return semop(id, &operation, 1);
+    struct timespec timeout = {.tv_sec = (time_t)(timeout_ns / 1000000000u), .tv_nsec = (long)(timeout_ns % 1000000000u)};
+    return semtimedop(id, &operation, 1, &timeout);
 }
 
 int ipcb_eventfd_cloexec(unsigned int initial) { return eventfd(initial, EFD_CLOEXEC); }

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 int ipcb_sigrtmin(void) { return SIGRTMIN; }
 
@@ -45,4 +47,23 @@ long long ipcb_pending_signal_limit(void) {
     struct rlimit limit;
     if (getrlimit(RLIMIT_SIGPENDING, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return -1;
     return (long long)limit.rlim_cur;
+}
+
+int ipcb_signalfd(const sigset_t *set) { return signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC); }
+
+int ipcb_signalfd_read_value(int fd, uint64_t *value, pid_t *sender, int *code) {
+    struct signalfd_siginfo info;
+    ssize_t count;
+    do {
+        count = read(fd, &info, sizeof info);
+    } while (count < 0 && errno == EINTR);
+    if (count < 0) return errno == EAGAIN ? 0 : -1;
+    if (count != (ssize_t)sizeof info) {
+        errno = EIO;
+        return -1;
+    }
+    *value = info.ssi_ptr;
+    *sender = (pid_t)info.ssi_pid;
+    *code = info.ssi_code;
+    return 1;
 }

@@ -30,13 +30,15 @@ enum TestSupport {
     /// Runs the given cells in-process (workers are real processes) with exact message counts.
     static func run(
         _ mechanismIDs: [String], modes: [Mode] = Mode.allCases, sizes: [Int], messages: Int = 10_000,
-        touch: Touch = .verify, fault: InjectedFault? = nil, placement: Placement? = nil, waits: [WaitStrategy] = [.block]
+        touch: Touch = .verify, fault: InjectedFault? = nil, placement: Placement? = nil, waits: [WaitStrategy] = [.block],
+        variants: [String]? = nil
     ) -> [CellOutcome] {
         var configuration = RunConfiguration(
             mechanisms: mechanismIDs.map { MechanismRegistry.mechanism(id: $0)! }, modes: modes, sizes: sizes, touch: touch,
             placement: placement ?? self.placement, repetitions: 1, durationSeconds: 0, maximumMessages: messages,
             warmupMessages: 100, limits: limits, fault: fault)
         configuration.waits = waits
+        configuration.variants = variants
         return SuiteRunner.run(configuration) { _, _, _ in }
     }
 

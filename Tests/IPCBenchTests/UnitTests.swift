@@ -4,6 +4,18 @@ import Testing
 
 @Suite("Units")
 struct UnitTests {
+    @Test("A cell whose workers share one CPU tells its endpoints so (the spinning rings then yield at once)")
+    func peerSharesCPU() {
+        var configuration = RunConfiguration(
+            mechanisms: [POSIXSharedMemoryMechanism()], modes: [.latency], sizes: [64], placement: Placement(producerCPU: 0, consumerCPU: 0),
+            repetitions: 1, durationSeconds: 0, maximumMessages: 10, limits: TestSupport.limits)
+        configuration.placements += [Placement(producerCPU: 0, consumerCPU: 1), Placement(producerCPU: nil, consumerCPU: nil)]
+        let shared = Dictionary(grouping: configuration.cells) { $0.placement.consumerCPU }
+            .mapValues { cells in cells.map { configuration.task(for: $0).options.peerSharesCPU } }
+        #expect(shared[0]?.allSatisfy { $0 } == true && shared[1]?.allSatisfy { !$0 } == true && shared[nil]?.allSatisfy { !$0 } == true,
+                "\(shared)")
+    }
+
     @Test("Sizes parse as bytes with binary K/M/G suffixes")
     func parsesSizes() {
         #expect(ByteSize.parse("64") == 64)

@@ -6,14 +6,17 @@ import Testing
 /// Issue 19: how workers wait is an axis of its own.
 @Suite("Wait strategies")
 struct WaitStrategyTests {
-    static let descriptorMechanisms = ["pipe", "fifo", "unix-stream", "tcp", "unix-dgram", "unix-seqpacket", "posix-mq", "vmsplice", "cma", "memfd"]
+    static let descriptorMechanisms = ["pipe", "fifo", "unix-stream", "tcp", "unix-dgram", "unix-seqpacket", "posix-mq", "vmsplice", "cma", "memfd", "signal"]
+    /// Mechanisms whose descriptors raise no SIGIO (the signal's signalfd; datagram queues that drain).
+    static let withoutSigio = ["unix-dgram", "unix-seqpacket", "signal"]
     static let nonBlocking: [WaitStrategy] = [.poll, .epoll, .sigio, .spinThenBlock, .timed]
 
     @Test("Every descriptor mechanism moves 10,000 verified messages per cell under every strategy, in both modes", arguments: descriptorMechanisms)
     func everyStrategyMovesVerifiedMessages(mechanism: String) throws {
         if let reason = MechanismRegistry.mechanism(id: mechanism)!.unavailableReason() { try Test.cancel("\(mechanism): \(reason)") }
-        let waits = Self.nonBlocking.filter { !["posix-mq", "unix-dgram", "unix-seqpacket"].contains(mechanism) || $0 != .sigio }
-        let outcomes = TestSupport.run([mechanism], sizes: [64], messages: 10_000, waits: waits)
+        let waits = Self.nonBlocking.filter { !Self.withoutSigio.contains(mechanism) || $0 != .sigio }
+        // A signal carries only the 16-byte header.
+        let outcomes = TestSupport.run([mechanism], sizes: [mechanism == "signal" ? 16 : 64], messages: 10_000, waits: waits)
         #expect(outcomes.count == waits.count * Mode.allCases.count)
         for outcome in outcomes {
             #expect(outcome.status.isOK, "\(mechanism) \(outcome.cell.wait) \(outcome.cell.mode): \(outcome.status.text)")
@@ -22,10 +25,36 @@ struct WaitStrategyTests {
         }
     }
 
-    @Test("poll never sleeps where block does: voluntary context switches per round trip, cross-CPU pipe")
-    func pollDoesNotSleep() throws {
+    /// The rings' notifications that take other strategies than block, and how many of the non-blocking ones.
+    static let ringNotifications = ["in-place/semaphore": 3, "copy/semaphore": 3, "in-place/sysv-sem": 3, "in-place/eventfd": 4]
+
+    @Test("The rings' semaphore and eventfd notifications move 10,000 verified messages under each strategy they support, in both modes",
+          arguments: ringNotifications.keys.sorted())
+    func ringNotificationStrategies(variant: String) throws {
+        let waits = Self.nonBlocking.filter { MechanismRegistry.mechanism(id: "shm-posix")!.waitStrategies(for: variant).contains($0) }
+        #expect(waits.count == Self.ringNotifications[variant], "\(variant): \(waits)")
+        let outcomes = TestSupport.run(["shm-posix"], sizes: [64], messages: 10_000, waits: Self.nonBlocking, variants: [variant])
+        #expect(outcomes.count == Self.nonBlocking.count * Mode.allCases.count)
+        for outcome in outcomes {
+            let label = "\(variant) \(outcome.cell.wait) \(outcome.cell.mode)"
+            if waits.contains(outcome.cell.wait) {
+                #expect(outcome.status.isOK, "\(label): \(outcome.status.text)")
+                #expect(outcome.messages == 10_000 && outcome.lost == 0 && outcome.reordered == 0 && outcome.corrupt == 0,
+                        "\(label): \(outcome.messages) messages, \(outcome.lost) lost")
+            } else {
+                let reason = variant.hasSuffix("eventfd") ? "an eventfd raises no SIGIO" : "a semaphore is not a file descriptor"
+                #expect(outcome.status.text.hasPrefix("unavailable: \(reason)"), "\(label): \(outcome.status.text)")
+            }
+        }
+    }
+
+    @Test("poll never sleeps where block does: voluntary context switches per round trip, cross-CPU",
+          arguments: ["pipe", "signal", "posix-mq", "shm-posix in-place/eventfd", "shm-sysv in-place/sysv-sem", "shm-posix in-place/semaphore"])
+    func pollDoesNotSleep(cell: String) throws {
         guard Affinity.allowedCPUs().count >= 2 else { try Test.cancel("needs two CPUs") }
-        let outcomes = TestSupport.run(["pipe"], modes: [.latency], sizes: [64], messages: 10_000, waits: [.block, .poll])
+        let words = cell.split(separator: " ").map(String.init)
+        let outcomes = TestSupport.run(
+            [words[0]], modes: [.latency], sizes: [16], messages: 10_000, waits: [.block, .poll], variants: words.count > 1 ? [words[1]] : nil)
         let switches = outcomes.map { outcome in
             Double(outcome.producerUsage.voluntarySwitches + outcome.consumerUsage.voluntarySwitches) / Double(max(outcome.messages, 1))
         }
@@ -81,13 +110,19 @@ struct WaitStrategyTests {
         }
     }
 
-    @Test("A mechanism without a strategy gives unavailable rows saying which it supports")
+    @Test("A mechanism without a strategy gives unavailable rows saying why")
     func unsupportedStrategyIsUnavailable() {
-        let outcomes = TestSupport.run(["signal"], modes: [.latency], sizes: [16], messages: 100, waits: [.block, .poll])
-        #expect(outcomes.count == 2)
-        let text = outcomes[1].status.text
-        #expect(text.hasPrefix("unavailable: signal ") && text.hasSuffix("does not support --wait poll (yet); it supports: block"), "\(text)")
-        #expect(outcomes[0].status.isOK)
+        let outcomes = TestSupport.run(
+            ["shm-posix"], modes: [.latency], sizes: [16], messages: 100, waits: [.block, .poll], variants: ["in-place/futex", "in-place/spin"])
+        #expect(outcomes.count == 4)
+        for outcome in outcomes {
+            let text = outcome.status.text
+            switch (outcome.cell.variant, outcome.cell.wait) {
+            case (_, .block): #expect(outcome.status.isOK, "\(outcome.cell.variant): \(text)")
+            case ("in-place/futex", _): #expect(text.hasPrefix("unavailable: the futex variant only sleeps in FUTEX_WAIT"), "\(text)")
+            default: #expect(text.hasPrefix("unavailable: the spin variant is itself polling"), "\(text)")
+            }
+        }
     }
 
     @Test("A peer that stops answering fails a timed cell with the wait's timeout, long before the cell timeout")
@@ -95,13 +130,14 @@ struct WaitStrategyTests {
         let scratch = TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let result = try TestSupport.runCLI(
-            ["run", "--mechanisms", "pipe,unix-stream", "--wait", "timed", "--wait-timeout", "0.5", "--inject-fault", "stall", "--mode", "latency",
-             "--sizes", "64", "--placements", "cross-cpu", "--repetitions", "1", "--duration", "30", "--cell-timeout", "60", "--quiet",
+            ["run", "--mechanisms", "pipe,unix-stream,signal,shm-posix,shm-sysv", "--variants", "write/read,sigqueue/sigwaitinfo (8-byte value),in-place/semaphore,in-place/sysv-sem",
+             "--wait", "timed", "--wait-timeout", "0.5", "--inject-fault", "stall", "--mode", "latency",
+             "--sizes", "16", "--placements", "cross-cpu", "--repetitions", "1", "--duration", "30", "--cell-timeout", "60", "--quiet",
              "--out", scratch + "/r.csv"],
             environment: ["TMPDIR": scratch])
         #expect(result.status == 1, "\(result.stderr)")
         let rows = try TestSupport.readCSV(scratch + "/r.csv")
-        #expect(rows.count == 2)
+        #expect(rows.count == 7)
         for row in rows {
             let status = row["status"] ?? ""
             #expect(row["wait"] == "timed")

@@ -15,6 +15,9 @@ int ipcb_mq_open(const char *name, int oflag);
 int ipcb_mq_send(int mqd, const void *message, size_t length);
 /// mq_receive; `capacity` must be at least the queue's mq_msgsize. Returns the message length or -1 with errno.
 ssize_t ipcb_mq_receive(int mqd, void *buffer, size_t capacity);
+/// mq_notify(mqd, SIGEV_SIGNAL with `sig`): one signal when a message next arrives in the empty
+/// queue, then the registration is gone. Returns 0 or -1 with errno (EBUSY: already registered).
+int ipcb_mq_notify_signal(int mqd, int sig);
 /// mq_getattr: the queue's depth and message size. Returns 0 or -1 with errno.
 int ipcb_mq_attributes(int mqd, long *max_messages, long *message_bytes, long *current_messages);
 int ipcb_mq_close(int mqd);

@@ -5,6 +5,8 @@
 // the Swift timed loops compile them to plain loads/stores (x86: mov; seq_cst store: xchg).
 #pragma once
 
+#include <semaphore.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +34,14 @@ static inline void ipcb_cpu_relax(void) {
 int ipcb_futex_wait(uint32_t *word, uint32_t expected);
 /// futex(FUTEX_WAKE): wakes up to `count` waiters. Returns the number woken or -1 with errno.
 int ipcb_futex_wake(uint32_t *word, int count);
+
+/// sem_clockwait on CLOCK_MONOTONIC for up to `timeout_ns`, retried on EINTR. Returns 0 or -1
+/// with errno (ETIMEDOUT when the time passed).
+int ipcb_sem_wait_for(sem_t *semaphore, uint64_t timeout_ns);
+/// One semop on semaphore `index` of set `id` by `delta` with `flags` (IPC_NOWAIT or 0), bounded by
+/// `timeout_ns` (semtimedop) unless it is UINT64_MAX. Returns 0 or -1 with errno (EAGAIN: would
+/// block under IPC_NOWAIT, or the timeout passed).
+int ipcb_semop_one(int id, unsigned short index, short delta, short flags, uint64_t timeout_ns);
 
 /// eventfd(initial, EFD_CLOEXEC) (<sys/eventfd.h> is not in Swift's Glibc module).
 /// Returns the descriptor or -1 with errno.

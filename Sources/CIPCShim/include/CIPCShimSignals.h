@@ -25,3 +25,9 @@ int ipcb_sigwait_value(const sigset_t *set, uint64_t *value, pid_t *sender, int 
 int ipcb_si_queue_code(void);
 /// The soft RLIMIT_SIGPENDING (queued signals per user; an enum constant Swift imports awkwardly), or -1 when unlimited.
 long long ipcb_pending_signal_limit(void);
+/// A signalfd (non-blocking, close-on-exec) reporting the signals in `set`, which must stay blocked.
+/// Returns it or -1 with errno.
+int ipcb_signalfd(const sigset_t *set);
+/// Reads one signal from a signalfd, retried on EINTR: returns 1 and stores the carried value, the
+/// sender's pid and si_code; 0 when none is pending (EAGAIN); -1 with errno on failure.
+int ipcb_signalfd_read_value(int fd, uint64_t *value, pid_t *sender, int *code);

@@ -168,6 +168,9 @@ public struct RunConfiguration: Sendable {
         options.spinPausesPerPoll = spinPausesPerPoll
         options.spinThenBlockNanoseconds = spinThenBlockNanoseconds
         options.waitTimeoutSeconds = waitTimeoutSeconds
+        if let producer = cell.placement.producerCPU, producer == cell.placement.consumerCPU {
+            options.peerSharesCPU = true
+        }
         var task = WorkerTask(
             mechanismID: cell.mechanism.id, role: .producer, options: options, produce: cell.produce, touch: cell.touch, cpu: nil,
             warmupMessages: warmupMessages(for: cell), maximumMessages: maximumMessages,

@@ -27,6 +27,10 @@ public struct MappedFileMechanism: Mechanism {
     public func variants(for mode: Mode) -> [String] { Self.defaultVariants }
     public func optionalVariants(for mode: Mode) -> [String] { SharedRing.variantNames(excluding: Self.defaultVariants) }
     public func copies(for variant: String) -> Int { SharedRing.copies(for: variant) }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { SharedRing.waitStrategies(for: variant) }
+    public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
+        SharedRing.waitUnavailableReason(wait, variant: variant)
+    }
 
     /// The file must fit in the free space of the file system holding the cell directories (its
     /// pages are page cache, which the kernel can write back and evict, so memory does not bound it).

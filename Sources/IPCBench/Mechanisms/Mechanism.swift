@@ -145,6 +145,8 @@ public struct EndpointOptions: Codable, Sendable {
     public var wait = WaitStrategy.block
     public var spinThenBlockNanoseconds = WaitStrategy.defaultSpinNanoseconds
     public var waitTimeoutSeconds = WaitStrategy.defaultTimeoutSeconds
+    /// Both workers are pinned to one CPU: a waiter that spins only delays the peer it waits for.
+    public var peerSharesCPU = false
 
     public init(mode: Mode, messageBytes: Int, variant: String, memoryNode: Int? = nil, wait: WaitStrategy = .block) {
         self.wait = wait

@@ -22,11 +22,7 @@ public struct POSIXMessageQueueMechanism: Mechanism {
 
     public func variants(for mode: Mode) -> [String] { ["mq_send/mq_receive"] }
     public func copies(for variant: String) -> Int { 2 }
-    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases.filter { $0 != .sigio } }
-
-    public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
-        wait == .sigio ? "a POSIX queue descriptor raises no SIGIO (O_ASYNC); its signal is mq_notify, not measured yet" : nil
-    }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
 
     public func unavailableReason() -> String? {
         SystemFacts.readInt(Self.messageSizePath) == nil
@@ -182,6 +178,10 @@ public struct POSIXMessageQueueMechanism: Mechanism {
 
 /// One side's two queue descriptors and private buffers (allocated once): `fill` writes the send
 /// buffer, mq_send copies it into the kernel, mq_receive copies out into the receive buffer.
+///
+/// `--wait sigio` is mq_notify, since a queue descriptor raises no SIGIO of its own: an empty receive
+/// queue asks for SIGIO on the next arrival, and the worker waits in sigwaitinfo. Nothing signals
+/// room in a full queue, so under sigio a sender that finds its queue full blocks in mq_send.
 final class POSIXMessageQueueEndpoint: MessageEndpoint {
     private let sendQueue: Int32
     private let receiveQueue: Int32
@@ -189,11 +189,24 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
     private let receiveBuffer: UnsafeMutableRawBufferPointer
     /// Queue descriptors are file descriptors on Linux (O_NONBLOCK, poll and epoll work on them).
     private let waiter: ReadinessWaiter
+    /// `sigio`: waits for arrivals through mq_notify instead of `waiter`.
+    private let notifiedOfArrivals: Bool
+    /// An mq_notify registration is pending (it is one-shot: the signal removes it).
+    private var arrivalNotificationRequested = false
 
     init(sendQueue: Int32, receiveQueue: Int32, options: EndpointOptions) throws {
         self.sendQueue = sendQueue
         self.receiveQueue = receiveQueue
-        waiter = try ReadinessWaiter(options: options, readDescriptor: receiveQueue, writeDescriptor: sendQueue)
+        notifiedOfArrivals = options.wait == .sigio
+        if notifiedOfArrivals {
+            // mq_notify's signal is process-directed: no thread may leave SIGIO to its default action.
+            try SignalMask.blockInEveryThread(SIGIO)
+            let flags = fcntl(receiveQueue, F_GETFL)
+            guard flags >= 0, fcntl(receiveQueue, F_SETFL, flags | O_NONBLOCK) == 0 else { throw IPCError.lastSystemError("fcntl(O_NONBLOCK)") }
+            waiter = .blocking
+        } else {
+            waiter = try ReadinessWaiter(options: options, readDescriptor: receiveQueue, writeDescriptor: sendQueue)
+        }
         let messageBytes = options.messageBytes
         sendBuffer = .allocate(byteCount: messageBytes, alignment: 64)
         receiveBuffer = .allocate(byteCount: messageBytes, alignment: 64)
@@ -231,11 +244,31 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
                 return true
             }
             if errno == EAGAIN {
-                try waiter.waitReadable(receiveQueue)
+                if notifiedOfArrivals {
+                    try waitForArrival()
+                } else {
+                    try waiter.waitReadable(receiveQueue)
+                }
             } else if errno != EINTR {
                 throw IPCError.lastSystemError("mq_receive")
             }
         }
+    }
+
+    /// After mq_receive found the queue empty. The first call registers for the signal and returns,
+    /// because a message that arrived before the registration raises none: the receive is retried.
+    /// The next sleeps until SIGIO (the registration is then gone). EBUSY means ours is still
+    /// pending: no other process can open the queue (mode 0600, an unguessable name).
+    private func waitForArrival() throws {
+        if !arrivalNotificationRequested {
+            guard ipcb_mq_notify_signal(receiveQueue, SIGIO) == 0 || errno == EBUSY else { throw IPCError.lastSystemError("mq_notify") }
+            arrivalNotificationRequested = true
+            return
+        }
+        while ipcb_wait_sigio(-1) != 0 {
+            if errno != EINTR { throw IPCError.lastSystemError("sigwaitinfo") }
+        }
+        arrivalNotificationRequested = false
     }
 
     func close() {

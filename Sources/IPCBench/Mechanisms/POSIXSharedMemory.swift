@@ -26,6 +26,10 @@ public struct POSIXSharedMemoryMechanism: Mechanism {
     public func variants(for mode: Mode) -> [String] { Self.defaultVariants }
     public func optionalVariants(for mode: Mode) -> [String] { SharedRing.variantNames(excluding: Self.defaultVariants) }
     public func copies(for variant: String) -> Int { SharedRing.copies(for: variant) }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { SharedRing.waitStrategies(for: variant) }
+    public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
+        SharedRing.waitUnavailableReason(wait, variant: variant)
+    }
 
     public func unavailableReason() -> String? {
         access(Self.directory, W_OK) == 0 ? nil : "POSIX shared memory is not available (\(Self.directory) is missing or not writable)"

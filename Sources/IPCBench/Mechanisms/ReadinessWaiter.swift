@@ -67,6 +67,9 @@ struct ReadinessWaiter {
         return instance
     }
 
+    /// The epoll instances this waiter made, for an owner that closes descriptors itself.
+    var ownedDescriptors: [Int32] { [readEpoll, writeEpoll].filter { $0 >= 0 } }
+
     func close() {
         if readEpoll >= 0 { Glibc.close(readEpoll) }
         if writeEpoll >= 0 { Glibc.close(writeEpoll) }

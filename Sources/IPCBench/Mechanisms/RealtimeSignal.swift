@@ -1,5 +1,4 @@
 import CIPCShim
-import Foundation
 import Glibc
 
 /// Real-time signals as a message channel: sigqueue carries the sequence number in the signal's one
@@ -11,16 +10,24 @@ import Glibc
 /// rebuilds the header with a zero send time, and the mechanism declares `carriesSendTimestamp`
 /// false so no one-way delay is recorded. Streaming is flow-controlled (the consumer acknowledges
 /// every half window) so the queued signals stay far below the per-user RLIMIT_SIGPENDING.
+///
+/// Under `--wait block` the receiver sleeps in sigwaitinfo. Every other strategy reads the blocked
+/// signal from a non-blocking signalfd and waits for it to become readable in the strategy's way.
 public struct RealtimeSignalMechanism: Mechanism {
     public init() {}
     public let id = "signal"
-    public let summary = "Real-time signal (SIGRTMIN+4): sigqueue carries the sequence number, sigwaitinfo receives it, no handler"
+    public let summary = "Real-time signal (SIGRTMIN+4): sigqueue carries the sequence number, sigwaitinfo (or a signalfd) receives it, no handler"
 
     static let variant = "sigqueue/sigwaitinfo (8-byte value)"
     /// Streaming window: at most this many signals queued at the consumer.
     static let preferredWindow = 128
 
     public func variants(for mode: Mode) -> [String] { [Self.variant] }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases.filter { $0 != .sigio } }
+
+    public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
+        wait == .sigio ? "the signal is itself the notification, and its signalfd raises no SIGIO (no O_ASYNC support)" : nil
+    }
     /// sigqueue copies the value into the kernel's queue entry; sigwaitinfo copies it out into siginfo.
     public func copies(for variant: String) -> Int { 2 }
     public var carriesSendTimestamp: Bool { false }
@@ -54,9 +61,9 @@ public struct RealtimeSignalMechanism: Mechanism {
     }
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
-        try Self.blockSignalInEveryThread()
+        try SignalMask.blockInEveryThread(Self.signalNumber)
         return ImmediateListener(published: ["pid": String(getpid())]) {
-            SignalEndpoint(signal: Self.signalNumber, peer: 0, role: .consumer, options: options, window: Self.window())
+            try SignalEndpoint(signal: Self.signalNumber, peer: 0, role: .consumer, options: options, window: Self.window())
         }
     }
 
@@ -64,34 +71,19 @@ public struct RealtimeSignalMechanism: Mechanism {
         guard let text = published["pid"], let consumer = pid_t(text), consumer > 0 else {
             throw IPCError.setup("the consumer did not publish its pid")
         }
-        try Self.blockSignalInEveryThread()
-        return SignalEndpoint(signal: Self.signalNumber, peer: consumer, role: .producer, options: options, window: Self.window())
-    }
-
-    /// Blocks the signal before the peer can send it. A process-directed signal goes to any thread
-    /// that does not block it, and with no handler its default action ends the process, so every
-    /// thread of the worker must block it, not only this one: checked in /proc/self/task.
-    static func blockSignalInEveryThread() throws {
-        let signal = signalNumber
-        let status = ipcb_block_signal(signal)
-        guard status == 0 else { throw IPCError.system(call: "pthread_sigmask", errno: status, context: "SIG_BLOCK signal \(signal)") }
-        let bit = UInt64(1) << UInt64(signal - 1)
-        let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
-        for thread in threads {
-            guard let status = SystemFacts.read("/proc/self/task/\(thread)/status") else { continue }
-            let blocked = status.split(separator: "\n").first { $0.hasPrefix("SigBlk:") }
-                .flatMap { UInt64($0.dropFirst("SigBlk:".count).trimmingCharacters(in: .whitespaces), radix: 16) }
-            if let blocked, blocked & bit == 0 {
-                throw IPCError.setup("thread \(thread) of this worker does not block signal \(signal); it would be killed by it")
-            }
-        }
+        try SignalMask.blockInEveryThread(Self.signalNumber)
+        return try SignalEndpoint(signal: Self.signalNumber, peer: consumer, role: .producer, options: options, window: Self.window())
     }
 }
 
-/// One side of a signal channel. Timed calls are one sigqueue or one sigwaitinfo, through the shim.
+/// One side of a signal channel. Timed calls are one sigqueue and one sigwaitinfo (or signalfd
+/// read), through the shim.
 final class SignalEndpoint: MessageEndpoint {
     private let signal: Int32
     private let waitSet: UnsafeMutablePointer<sigset_t>
+    /// Every strategy but `block`: a non-blocking signalfd for the signal, and how to wait on it; else -1.
+    private let signalDescriptor: Int32
+    private let waiter: ReadinessWaiter
     /// The other side's pid: published by the consumer; learned by the consumer from the first signal.
     private var peer: pid_t
     private let role: Role
@@ -107,7 +99,7 @@ final class SignalEndpoint: MessageEndpoint {
     private var acknowledged: UInt64 = 0
     private var received: UInt64 = 0
 
-    init(signal: Int32, peer: pid_t, role: Role, options: EndpointOptions, window: Int) {
+    init(signal: Int32, peer: pid_t, role: Role, options: EndpointOptions, window: Int) throws {
         self.signal = signal
         self.peer = peer
         self.role = role
@@ -115,6 +107,24 @@ final class SignalEndpoint: MessageEndpoint {
         self.window = UInt64(window)
         waitSet = .allocate(capacity: 1)
         _ = ipcb_sigset_single(waitSet, signal)
+        if options.wait == .block {
+            signalDescriptor = -1
+            waiter = .blocking
+        } else {
+            signalDescriptor = ipcb_signalfd(waitSet)
+            guard signalDescriptor >= 0 else {
+                let failure = IPCError.lastSystemError("signalfd")
+                waitSet.deallocate()
+                throw failure
+            }
+            do {
+                waiter = try ReadinessWaiter(options: options, readDescriptor: signalDescriptor, writeDescriptor: -1)
+            } catch {
+                Glibc.close(signalDescriptor)
+                waitSet.deallocate()
+                throw error
+            }
+        }
         sendBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
         receiveBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
         sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
@@ -155,7 +165,11 @@ final class SignalEndpoint: MessageEndpoint {
         return true
     }
 
-    func close() {}
+    func close() {
+        guard signalDescriptor >= 0 else { return }
+        waiter.close()
+        Glibc.close(signalDescriptor)
+    }
 
     @inline(__always)
     private func queue(_ value: UInt64) throws {
@@ -183,7 +197,16 @@ final class SignalEndpoint: MessageEndpoint {
         var value: UInt64 = 0
         var sender: pid_t = 0
         var code: Int32 = 0
-        guard ipcb_sigwait_value(waitSet, &value, &sender, &code) >= 0 else { throw IPCError.lastSystemError("sigwaitinfo") }
+        if signalDescriptor < 0 {
+            guard ipcb_sigwait_value(waitSet, &value, &sender, &code) >= 0 else { throw IPCError.lastSystemError("sigwaitinfo") }
+        } else {
+            while true {
+                let read = ipcb_signalfd_read_value(signalDescriptor, &value, &sender, &code)
+                if read > 0 { break }
+                guard read == 0 else { throw IPCError.lastSystemError("read(signalfd)") }
+                try waiter.waitReadable(signalDescriptor)
+            }
+        }
         if peer == 0 { peer = sender }
         guard sender == peer, code == siQueue else {
             throw IPCError.worker("signal \(signal) came from pid \(sender) with si_code \(code), not from the peer (pid \(peer)) through sigqueue")

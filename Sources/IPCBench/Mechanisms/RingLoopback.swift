@@ -28,7 +28,7 @@ public final class RingLoopback {
         func side(_ privateWords: UnsafeMutablePointer<UInt32>) -> RingSide<SpinNotifier> {
             privateWords.initialize(repeating: 0, count: 16)
             return RingSide(ring: Ring(segment: base, layout: layout, index: 0, seenPeerIndex: privateWords),
-                            notifier: SpinNotifier(cacheLineRoundTrip: nil))
+                            notifier: SpinNotifier(cacheLineRoundTrip: nil, yieldAfterNanoseconds: WaitStrategy.defaultSpinNanoseconds))
         }
         let producerWords = UnsafeMutablePointer<UInt32>.allocate(capacity: 16)
         let consumerWords = UnsafeMutablePointer<UInt32>.allocate(capacity: 16)

@@ -17,10 +17,12 @@ protocol RingNotifier {
 /// POSIX unnamed semaphores (sem_init with pshared = 1) in the ring's control block, counting full
 /// and empty slots. sem_post and an uncontended sem_wait stay in user space; only a side that has to
 /// wait enters the kernel (futex). The semaphores order the slot's bytes; the indices are stored only
-/// to find the next slot.
+/// to find the next slot. Other wait strategies: sem_trywait (poll, spin-then-block), sem_clockwait (timed).
 struct SemaphoreNotifier: RingNotifier {
+    let waiter: TryWaiter
+
     @inline(__always)
-    func waitForSpace(_ ring: Ring, head: UInt32) throws { try Self.wait(ring.empty) }
+    func waitForSpace(_ ring: Ring, head: UInt32) throws { try wait(ring.empty, for: "room in the ring") }
 
     @inline(__always)
     func publish(_ ring: Ring, head: UInt32) throws {
@@ -29,7 +31,7 @@ struct SemaphoreNotifier: RingNotifier {
     }
 
     @inline(__always)
-    func waitForData(_ ring: Ring, tail: UInt32) throws { try Self.wait(ring.full) }
+    func waitForData(_ ring: Ring, tail: UInt32) throws { try wait(ring.full, for: "message") }
 
     @inline(__always)
     func release(_ ring: Ring, tail: UInt32) throws {
@@ -38,22 +40,27 @@ struct SemaphoreNotifier: RingNotifier {
     }
 
     @inline(__always)
-    private static func wait(_ semaphore: UnsafeMutablePointer<sem_t>) throws {
-        while sem_wait(semaphore) != 0 {
-            if errno != EINTR { throw IPCError.lastSystemError("sem_wait") }
+    private func wait(_ semaphore: UnsafeMutablePointer<sem_t>, for what: String) throws {
+        try waiter.wait(for: what) { block, timeout in
+            let result = if let timeout { ipcb_sem_wait_for(semaphore, timeout) } else if block { sem_wait(semaphore) } else { sem_trywait(semaphore) }
+            if result == 0 { return true }
+            if errno == EINTR || errno == EAGAIN || errno == ETIMEDOUT { return false }
+            throw IPCError.lastSystemError(block ? "sem_wait" : "sem_trywait")
         }
     }
 }
 
 /// A System V semaphore set (semget/semop) created by the parent: per ring, one semaphore counts
-/// full slots and one empty slots. Every semop is a system call, even when it need not wait.
+/// full slots and one empty slots. Every semop is a system call, even when it need not wait. Other
+/// wait strategies: IPC_NOWAIT (poll, spin-then-block), semtimedop (timed).
 struct SystemVSemaphoreNotifier: RingNotifier {
     let set: Int32
     let full: UInt16
     let empty: UInt16
+    let waiter: TryWaiter
 
     @inline(__always)
-    func waitForSpace(_ ring: Ring, head: UInt32) throws { try operate(empty, -1) }
+    func waitForSpace(_ ring: Ring, head: UInt32) throws { try take(empty, for: "room in the ring") }
 
     @inline(__always)
     func publish(_ ring: Ring, head: UInt32) throws {
@@ -62,12 +69,22 @@ struct SystemVSemaphoreNotifier: RingNotifier {
     }
 
     @inline(__always)
-    func waitForData(_ ring: Ring, tail: UInt32) throws { try operate(full, -1) }
+    func waitForData(_ ring: Ring, tail: UInt32) throws { try take(full, for: "message") }
 
     @inline(__always)
     func release(_ ring: Ring, tail: UInt32) throws {
         ipcb_store_relaxed_u32(ring.tail, tail)
         try operate(empty, 1)
+    }
+
+    /// Decrements `semaphore`, waiting in the strategy's way while it is 0.
+    @inline(__always)
+    private func take(_ semaphore: UInt16, for what: String) throws {
+        try waiter.wait(for: what) { block, timeout in
+            if ipcb_semop_one(set, semaphore, -1, block ? 0 : Int16(IPC_NOWAIT), timeout ?? .max) == 0 { return true }
+            if errno == EINTR || errno == EAGAIN { return false }
+            throw IPCError.lastSystemError("semop")
+        }
     }
 
     @inline(__always)
@@ -87,16 +104,27 @@ struct SystemVSemaphoreNotifier: RingNotifier {
 /// cache-line ping-pong (see RingLayout). The indices stay on lines each side writes alone: the producer reads the
 /// tail only when the ring looks full (its last-seen copy is private), and nobody reads the head.
 ///
-/// An endpoint cannot know whether both workers share one CPU (EndpointOptions does not say), and
-/// there a pure spin would hold the CPU until the scheduler tick preempts it (milliseconds per
-/// message). So after `spinsBeforeYield` pauses (≈3.4 µs at ≈13.4 ns per PAUSE on a Xeon VM; PAUSE
-/// is slower on an AMD EPYC one, where a same-CPU spin ping-pong reads ≈8 µs RTT/2) the waiter calls
-/// sched_yield to let the peer run, and starts spinning again; on an otherwise idle CPU the yield
-/// returns at once.
+/// A waiter that never stops spinning would hold its CPU until the scheduler tick preempts it, and
+/// when both workers share one CPU the peer it waits for cannot run meanwhile (milliseconds per
+/// message). So the spin is bounded by time, as `--wait spin-then-block` bounds a descriptor's: after
+/// `yieldAfterNanoseconds` of polling (`--spin-then-block`, from the first clock read) the waiter
+/// calls sched_yield and starts again; on an otherwise idle CPU the yield returns at once. When the
+/// placement pins both workers to one CPU (`EndpointOptions.peerSharesCPU`) the bound is 0: the
+/// waiter yields after every unsuccessful poll, since only the peer can end its wait.
 struct SpinNotifier: RingNotifier {
-    static let spinsBeforeYield = 256
+    /// Polls between two clock reads, minus one (a power of two, minus one): a clock read costs
+    /// about as much as a poll, so the bound is checked about every microsecond.
+    static let pollsPerClockReadMask: UInt32 = 63
     /// Pauses between two polls (see `init(cacheLineRoundTrip:)`).
     let pausesPerPoll: Int
+    let yieldAfterNanoseconds: UInt64
+
+    /// One wait's progress towards the yield.
+    struct Budget {
+        var polls: UInt32 = 0
+        /// MonotonicClock time of the wait's first clock read (0: not read yet).
+        var start: UInt64 = 0
+    }
 
     /// A sparser poll pulls the line back from the writer less often, but notices a message later.
     /// Which wins depends on how far apart the host put the two vCPUs. Measured on a 2-vCPU AMD EPYC
@@ -108,19 +136,20 @@ struct SpinNotifier: RingNotifier {
     /// (Below 1: the probe polls without pausing, which its own writer pays for.) So the ring polls
     /// after every pause when a line crosses in under 150 ns round trip, else after every third.
     /// `pausesPerPoll` (`--spin-pauses`) overrides the choice, to tune for another host.
-    init(cacheLineRoundTrip: Double?, pausesPerPoll override: Int? = nil) {
+    init(cacheLineRoundTrip: Double?, pausesPerPoll override: Int? = nil, yieldAfterNanoseconds: UInt64) {
         pausesPerPoll = override ?? ((cacheLineRoundTrip ?? 0) < 150 ? 1 : 3)
+        self.yieldAfterNanoseconds = yieldAfterNanoseconds
     }
 
     @inline(__always)
     func waitForSpace(_ ring: Ring, head: UInt32) throws {
         if head &- ring.seenPeerIndex.pointee < ring.slotCount { return }
-        var spins = 0
+        var spin = Budget()
         while true {
             let tail = ipcb_load_acquire_u32(ring.tail)
             ring.seenPeerIndex.pointee = tail
             if head &- tail < ring.slotCount { return }
-            pause(&spins)
+            pause(&spin)
         }
     }
 
@@ -136,24 +165,39 @@ struct SpinNotifier: RingNotifier {
         // The acquire load of the stamp orders the message's bytes after it.
         let word = ring.stampWord(tail)
         let published = ring.stamp(of: tail)
-        var spins = 0
+        var spin = Budget()
         while ipcb_load_acquire_u32(word) != published {
-            pause(&spins)
+            pause(&spin)
         }
     }
 
     @inline(__always)
     func release(_ ring: Ring, tail: UInt32) throws { ipcb_store_release_u32(ring.tail, tail) }
 
-    /// Waits between two polls: `pausesPerPoll` pauses, and a yield once `spinsBeforeYield` have
-    /// passed (each poll counts as at least one, so a pause-free poll loop yields too).
+    /// Waits between two polls: `pausesPerPoll` pauses, and a yield once the wait has spun for
+    /// `yieldAfterNanoseconds` (checked every `pollsPerClockReadMask + 1` polls; at once when it is 0).
     @inline(__always)
-    func pause(_ spins: inout Int) {
+    func pause(_ spin: inout Budget) {
         for _ in 0..<pausesPerPoll { ipcb_cpu_relax() }
-        spins &+= max(pausesPerPoll, 1)
-        if spins >= Self.spinsBeforeYield {
+        spin.polls &+= 1
+        if spin.polls & Self.pollsPerClockReadMask == 0 || yieldAfterNanoseconds == 0 {
+            yieldIfDue(&spin)
+        }
+    }
+
+    /// Kept out of line: the poll loop stays small, and this runs at most once a microsecond.
+    @inline(never)
+    func yieldIfDue(_ spin: inout Budget) {
+        if yieldAfterNanoseconds == 0 {
             sched_yield()
-            spins = 0
+            return
+        }
+        let now = MonotonicClock.now()
+        if spin.start == 0 {
+            spin.start = now
+        } else if now &- spin.start >= yieldAfterNanoseconds {
+            sched_yield()
+            spin.start = MonotonicClock.now()
         }
     }
 }
@@ -250,25 +294,33 @@ struct FutexSleeper: RingSleeper {
 /// eventfd(2) counters, one per direction of wake-up (data for the consumer, space for the
 /// producer). An eventfd has no name another process could open, so the parent creates them and
 /// both workers inherit them (Rendezvous descriptors). Reading resets the counter; a stale count only
-/// causes one spurious return.
+/// causes one spurious return. Under a strategy other than `block` the reader's eventfd is
+/// O_NONBLOCK (the writer shares the open file, and an eventfd write cannot fill it) and an empty
+/// read waits through the reader's `ReadinessWaiter`.
 struct EventSleeper: RingSleeper {
     let dataEvent: Int32
     let spaceEvent: Int32
+    let dataWaiter: ReadinessWaiter
+    let spaceWaiter: ReadinessWaiter
 
     @inline(__always)
-    func sleepForData(_ ring: Ring, seen head: UInt32) throws { try Self.sleep(dataEvent) }
+    func sleepForData(_ ring: Ring, seen head: UInt32) throws { try Self.sleep(dataEvent, dataWaiter) }
     @inline(__always)
     func wakeForData(_ ring: Ring) throws { try Self.wake(dataEvent) }
     @inline(__always)
-    func sleepForSpace(_ ring: Ring, seen tail: UInt32) throws { try Self.sleep(spaceEvent) }
+    func sleepForSpace(_ ring: Ring, seen tail: UInt32) throws { try Self.sleep(spaceEvent, spaceWaiter) }
     @inline(__always)
     func wakeForSpace(_ ring: Ring) throws { try Self.wake(spaceEvent) }
 
     @inline(__always)
-    private static func sleep(_ descriptor: Int32) throws {
+    private static func sleep(_ descriptor: Int32, _ waiter: ReadinessWaiter) throws {
         var count: UInt64 = 0
         while read(descriptor, &count, 8) != 8 {
-            if errno != EINTR { throw IPCError.lastSystemError("read(eventfd)") }
+            if errno == EAGAIN {
+                try waiter.waitReadable(descriptor)
+            } else if errno != EINTR {
+                throw IPCError.lastSystemError("read(eventfd)")
+            }
         }
     }
 

@@ -289,6 +289,32 @@ enum SharedRing {
         SharedRingVariant(variant)?.copyPath == .inPlace ? 0 : 2
     }
 
+    /// How a ring's notification can wait (`--wait`): semaphores can be tried and timed, an eventfd
+    /// is a descriptor; the futex and spin variants are one waiting strategy each.
+    static func waitStrategies(for variant: String) -> [WaitStrategy] {
+        switch SharedRingVariant(variant)?.notification {
+        case .semaphore, .systemVSemaphore: [.block, .poll, .spinThenBlock, .timed]
+        case .eventfd: WaitStrategy.allCases.filter { $0 != .sigio }
+        case .futex, .spin, nil: [.block]
+        }
+    }
+
+    static func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
+        guard !waitStrategies(for: variant).contains(wait) else { return nil }
+        switch SharedRingVariant(variant)?.notification {
+        case .semaphore, .systemVSemaphore:
+            return "a semaphore is not a file descriptor: there is nothing to epoll or to raise SIGIO (poll and spin-then-block try it without waiting, timed bounds the wait)"
+        case .eventfd:
+            return "an eventfd raises no SIGIO (no O_ASYNC support)"
+        case .futex:
+            return "the futex variant only sleeps in FUTEX_WAIT; its polling form is the spin variant"
+        case .spin:
+            return "the spin variant is itself polling: it spins on the slot and yields the CPU after --spin-then-block (after every poll when both workers share a CPU)"
+        case nil:
+            return "no ring variant '\(variant)'"
+        }
+    }
+
     /// The names of every variant except `defaults`, for `optionalVariants(for:)`.
     static func variantNames(excluding defaults: [String]) -> [String] {
         SharedRingVariant.all.map(\.name).filter { !defaults.contains($0) }
@@ -451,9 +477,12 @@ enum SharedRing {
             }
             switch variant.notification {
             case .semaphore:
-                return SemaphoreRingEndpoint(channel: channel { _ in SemaphoreNotifier() })
+                let waiter = TryWaiter(options: options)
+                return SemaphoreRingEndpoint(channel: channel { _ in SemaphoreNotifier(waiter: waiter) })
             case .spin:
-                let notifier = SpinNotifier(cacheLineRoundTrip: options.cacheLineRoundTripNanoseconds, pausesPerPoll: options.spinPausesPerPoll)
+                let notifier = SpinNotifier(
+                    cacheLineRoundTrip: options.cacheLineRoundTripNanoseconds, pausesPerPoll: options.spinPausesPerPoll,
+                    yieldAfterNanoseconds: options.peerSharesCPU ? 0 : options.spinThenBlockNanoseconds)
                 let spinning = channel { _ in notifier }
                 if let pingPong = SpinPingPong(spinning, mode: options.mode) {
                     return SpinPingPongEndpoint(channel: spinning, pingPong: pingPong)
@@ -463,14 +492,25 @@ enum SharedRing {
                 return FutexRingEndpoint(channel: channel { _ in FutexNotifier(sleeper: FutexSleeper()) })
             case .eventfd:
                 let events = (0..<(layout.ringCount * eventDescriptorsPerRing)).map { Rendezvous.inheritedDescriptor($0) }
-                let notifiers = channel { ring in
-                    EventNotifier(sleeper: EventSleeper(
-                        dataEvent: events[ring * eventDescriptorsPerRing], spaceEvent: events[ring * eventDescriptorsPerRing + 1]))
+                // This side reads two of them: data on the ring it receives from, space on the one it sends on.
+                var waiters: [ReadinessWaiter] = []
+                func waiter(_ event: Int32, readHere: Bool) throws -> ReadinessWaiter {
+                    guard readHere else { return .blocking }
+                    waiters.append(try ReadinessWaiter(options: options, readDescriptor: event, writeDescriptor: -1))
+                    return waiters[waiters.count - 1]
                 }
-                return EventRingEndpoint(channel: notifiers, descriptors: events)
+                let sleepers = try (0..<layout.ringCount).map { ring in
+                    let data = events[ring * eventDescriptorsPerRing], space = events[ring * eventDescriptorsPerRing + 1]
+                    return EventSleeper(
+                        dataEvent: data, spaceEvent: space,
+                        dataWaiter: try waiter(data, readHere: ring == incomingIndex),
+                        spaceWaiter: try waiter(space, readHere: ring == outgoingIndex))
+                }
+                let notifiers = channel { ring in EventNotifier(sleeper: sleepers[ring]) }
+                return EventRingEndpoint(channel: notifiers, descriptors: events + waiters.flatMap(\.ownedDescriptors))
             case .systemVSemaphore:
                 return SystemVSemaphoreRingEndpoint(channel: channel { ring in
-                    SystemVSemaphoreNotifier(set: semaphoreSet, full: UInt16(2 * ring), empty: UInt16(2 * ring + 1))
+                    SystemVSemaphoreNotifier(set: semaphoreSet, full: UInt16(2 * ring), empty: UInt16(2 * ring + 1), waiter: TryWaiter(options: options))
                 })
             }
         } catch {

@@ -52,9 +52,9 @@ struct SpinPingPong {
     /// Spins until the slot's stamp word holds `stamp` (acquire: the message's bytes are then visible).
     @inline(__always)
     private func wait(for stamp: UInt32) {
-        var spins = 0
+        var spin = SpinNotifier.Budget()
         while ipcb_load_acquire_u32(stampWord) != stamp {
-            notifier.pause(&spins)
+            notifier.pause(&spin)
         }
     }
 

@@ -23,6 +23,10 @@ public struct SysVSharedMemoryMechanism: Mechanism {
     public func variants(for mode: Mode) -> [String] { Self.defaultVariants }
     public func optionalVariants(for mode: Mode) -> [String] { SharedRing.variantNames(excluding: Self.defaultVariants) }
     public func copies(for variant: String) -> Int { SharedRing.copies(for: variant) }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { SharedRing.waitStrategies(for: variant) }
+    public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
+        SharedRing.waitUnavailableReason(wait, variant: variant)
+    }
 
     public func unavailableReason() -> String? {
         SystemFacts.read(Self.maximumSegmentPath) == nil
