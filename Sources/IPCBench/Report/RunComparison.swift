@@ -1,0 +1,126 @@
+import Foundation
+
+/// `ipcbench compare`: two results files matched cell by cell, each cell judged from the figures of
+/// its repetitions in both runs (`headline_per_repetition`) with a rank-sum test (`RankSumTest`).
+public struct RunComparison: Sendable {
+    /// How a cell changed from the baseline to the candidate.
+    public enum Verdict: String, Codable, Sendable {
+        case faster, slower
+        case unchanged = "no significant change"
+        /// Too few repetitions on one side for any difference to reach the significance level.
+        case tooFewRepetitions = "too few repetitions"
+        /// A file from before per-repetition figures were written: the ratio alone, unjudged.
+        case notJudged = "not judged"
+    }
+
+    public struct CellChange: Codable, Sendable {
+        public var mechanism: String
+        public var variant: String
+        public var wait: String
+        public var mode: String
+        public var messageBytes: Int
+        public var placement: String
+        /// `rtt_half_p50_ns` (latency) or `bytes_per_s` (throughput): the cell's headline figure.
+        public var metric: String
+        /// Median of each run's per-repetition figures (or the row's figure, for old files).
+        public var baseline: Double
+        public var candidate: Double
+        /// Candidate ÷ baseline, with its interval at 1 - alpha (nil when the repetitions allow none).
+        public var ratio: Double
+        public var ratioLow: Double?
+        public var ratioHigh: Double?
+        public var pValue: Double?
+        public var baselineRepetitions: Int
+        public var candidateRepetitions: Int
+        public var verdict: Verdict
+        /// How much longer each message (or byte) takes in the candidate, in percent (negative: less).
+        public var slowdownPercent: Double
+    }
+
+    public var cells: [CellChange] = []
+    public let alpha: Double
+
+    /// The columns two rows must agree on to be the same cell. Files from before the wait axis have
+    /// no `wait` column: their rows all blocked.
+    public static let matchColumns = ["mechanism", "variant", "wait", "mode", "message_bytes", "placement", "touch", "produce", "paced_rate_per_s"]
+
+    /// Matches the ok rows of `candidate` with those of `baseline` and judges each pair. Throws
+    /// `IPCError.setup` for a malformed figure, naming the file, line and column.
+    public init(baseline: ResultsFile, candidate: ResultsFile, alpha: Double = 0.05) throws {
+        self.alpha = alpha
+        func key(_ row: [String: String]) -> String {
+            Self.matchColumns.map { row[$0] ?? ["wait": "block", "produce": "write"][$0] ?? "" }.joined(separator: "|")
+        }
+        var baselineRows: [String: (row: [String: String], line: Int)] = [:]
+        for (index, row) in baseline.rows.enumerated() where row["status"] == "ok" && baselineRows[key(row)] == nil {
+            baselineRows[key(row)] = (row, index + 2)
+        }
+        for (index, row) in candidate.rows.enumerated() where row["status"] == "ok" {
+            guard let (base, baseLine) = baselineRows[key(row)] else { continue }
+            let a = try Self.figures(base, file: baseline.path, line: baseLine)
+            let b = try Self.figures(row, file: candidate.path, line: index + 2)
+            guard let a, let b else { continue }
+            cells.append(Self.judge(row, a, b, alpha: alpha))
+        }
+    }
+
+    /// A row's per-repetition headline figures and whether they are per repetition (false: the
+    /// row's single figure, from a file without the column); nil when the row has no figure.
+    static func figures(_ row: [String: String], file: String, line: Int) throws -> (values: [Double], perRepetition: Bool)? {
+        let metric = row["mode"] == "throughput" ? "bytes_per_s" : "rtt_half_p50_ns"
+        if let text = row["headline_per_repetition"], !text.isEmpty {
+            let values = text.split(separator: " ").map { Double($0) }
+            guard values.allSatisfy({ $0 != nil && $0! > 0 && $0!.isFinite }) else {
+                throw IPCError.setup("\(file), line \(line): headline_per_repetition '\(text)' is not a list of positive numbers")
+            }
+            return (values.map { $0! }, true)
+        }
+        guard let text = row[metric], !text.isEmpty else { return nil }
+        guard let value = Double(text), value > 0, value.isFinite else {
+            throw IPCError.setup("\(file), line \(line): \(metric) '\(text)' is not a positive number")
+        }
+        return ([value], false)
+    }
+
+    static func judge(_ row: [String: String], _ a: (values: [Double], perRepetition: Bool), _ b: (values: [Double], perRepetition: Bool), alpha: Double) -> CellChange {
+        let throughput = row["mode"] == "throughput"
+        let baseline = Statistics.median(a.values) ?? 0, candidate = Statistics.median(b.values) ?? 0
+        var change = CellChange(
+            mechanism: row["mechanism"] ?? "", variant: row["variant"] ?? "", wait: row["wait"] ?? "block", mode: row["mode"] ?? "",
+            messageBytes: Int(row["message_bytes"] ?? "") ?? 0, placement: row["placement"] ?? "",
+            metric: throughput ? "bytes_per_s" : "rtt_half_p50_ns", baseline: baseline, candidate: candidate, ratio: candidate / baseline,
+            baselineRepetitions: a.values.count, candidateRepetitions: b.values.count, verdict: .notJudged, slowdownPercent: 0)
+        if a.perRepetition, b.perRepetition {
+            if let (estimate, interval) = RankSumTest.ratio(a.values, b.values, alpha: alpha) {
+                change.ratio = estimate
+                change.ratioLow = interval?.lowerBound
+                change.ratioHigh = interval?.upperBound
+            }
+            if RankSumTest.smallestPValue(a.values.count, b.values.count) >= alpha {
+                change.verdict = .tooFewRepetitions
+            } else {
+                let p = RankSumTest.pValue(a.values, b.values)
+                change.pValue = p
+                let higher = change.ratio > 1
+                change.verdict = p >= alpha ? .unchanged : (higher == throughput ? .faster : .slower)
+            }
+        }
+        // Latency: time per message is the figure itself; throughput: its inverse.
+        change.slowdownPercent = ((throughput ? 1 / change.ratio : change.ratio) - 1) * 100
+        return change
+    }
+
+    /// Cells significantly slower by more than `percent`.
+    public func regressions(beyond percent: Double) -> [CellChange] {
+        cells.filter { $0.verdict == .slower && $0.slowdownPercent > percent }
+    }
+
+    /// One line: how many cells went which way.
+    public var summary: String {
+        let counts = Dictionary(grouping: cells, by: \.verdict).mapValues(\.count)
+        let parts: [(Verdict, String)] = [(.slower, "slower"), (.faster, "faster"), (.unchanged, "no significant change"),
+                                          (.tooFewRepetitions, "too few repetitions to tell"), (.notJudged, "not judged (no per-repetition figures)")]
+        let text = parts.compactMap { verdict, label in counts[verdict].map { "\($0) \(label)" } }.joined(separator: ", ")
+        return "\(cells.count) matching cells: \(text) (Mann-Whitney U, two-sided, alpha = \(alpha))."
+    }
+}
