@@ -5,76 +5,126 @@ import IPCBench
 struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
-        abstract: "Compare two results CSVs cell by cell (regressions, or two machines): B ÷ A for each matching cell.",
+        abstract: "Compare two results CSVs cell by cell and say which differences are real.",
         discussion: """
-            Cells match on mechanism, variant, wait, mode, message size, placement, touch and paced rate. Latency \
-            cells compare p50 and p99 one-way delay (RTT/2 where one-way is absent); throughput cells \
-            compare bytes/s. Ratios beyond ±--threshold are marked; for latency > 1 is slower, for \
-            throughput < 1 is slower.
+            Cells match on mechanism, variant, wait, mode, message size, placement, produce, touch and paced rate. \
+            Each is judged on its headline figure (latency: p50 RTT/2; throughput: bytes/s), from the figure of \
+            every repetition in both runs: a two-sided Mann-Whitney U test at --alpha says whether they differ, \
+            and B/A is the median of all B÷A ratios with its interval. With 3 repetitions a side no difference \
+            can reach p < 0.05: run with --repetitions 5 or more (the default) to compare.
             """)
 
-    @Argument(help: "The baseline results CSV.")
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case table, csv, json
+    }
+
+    @Argument(help: "The baseline results CSV (A).")
     var baseline: String
 
-    @Argument(help: "The results CSV to compare with it.")
+    @Argument(help: "The results CSV to compare with it (B).")
     var candidate: String
 
-    @Option(help: ArgumentHelp("Mark ratios further than this from 1 (e.g. 10%).", valueName: "percent"))
-    var threshold = "10%"
+    @Option(help: ArgumentHelp("Significance level of the test.", valueName: "p"))
+    var alpha = 0.05
+
+    @Option(help: ArgumentHelp(
+        "Exit 1 when some cell is significantly slower by more than this (e.g. 10%: latency up 10%, or throughput down to 1/1.1), listing those cells.",
+        valueName: "percent"))
+    var failOnRegression: String?
+
+    @Option(help: "Output: a table to read, or csv or json with the same fields for other tools.")
+    var format = Format.table
+
+    func validate() throws {
+        guard alpha > 0, alpha < 0.5 else { throw ValidationError("--alpha \(alpha) is out of range; allowed: above 0 and below 0.5") }
+        if let failOnRegression { _ = try Self.percent(failOnRegression) }
+    }
 
     func run() throws {
-        let limit = try Self.percent(threshold)
-        let a: ResultsFile, b: ResultsFile
+        let comparison: RunComparison
         do {
-            a = try ResultsFile(path: baseline)
-            b = try ResultsFile(path: candidate)
+            comparison = try RunComparison(baseline: ResultsFile(path: baseline), candidate: ResultsFile(path: candidate), alpha: alpha)
         } catch {
             throw ValidationError("\(error)")
         }
-        let keys = ["mechanism", "variant", "wait", "mode", "message_bytes", "placement", "touch", "paced_rate_per_s"]
-        // CSVs from before the wait axis have no `wait` column: their rows all blocked.
-        func key(_ row: [String: String]) -> String { keys.map { row[$0] ?? ($0 == "wait" ? "block" : "") }.joined(separator: "|") }
-        let baselineRows = Dictionary(a.rows.filter { $0["status"] == "ok" }.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
+        guard !comparison.cells.isEmpty else {
+            throw ValidationError(
+                "no ok cell of '\(candidate)' matches one of '\(baseline)' (same mechanism, variant, wait, mode, size, placement, produce, touch)")
+        }
+        switch format {
+        case .table:
+            print(TextTable.render(Self.table(comparison)))
+            print("\n\(comparison.summary)")
+        case .csv:
+            print(Self.csv(comparison), terminator: "")
+        case .json:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(comparison.cells), as: UTF8.self))
+        }
+        guard let failOnRegression else { return }
+        let limit = try Self.percent(failOnRegression)
+        let regressions = comparison.regressions(beyond: limit)
+        guard !regressions.isEmpty else { return }
+        var message = "ipcbench compare: \(regressions.count) cell(s) significantly slower by more than \(failOnRegression):\n"
+        for cell in regressions {
+            message += "  \(Self.name(cell)): \(String(format: "%+.1f%%", cell.slowdownPercent)) (p = \(Self.p(cell.pValue)))\n"
+        }
+        FileHandle.standardError.write(Data(message.utf8))
+        throw ExitCode(1)
+    }
 
-        var table = [["mechanism", "variant", "wait", "mode", "size", "placement", "metric", "A", "B", "B/A", ""]]
-        var matched = 0, flagged = 0
-        for row in b.rows where row["status"] == "ok" {
-            guard let base = baselineRows[key(row)] else { continue }
-            matched += 1
-            for (metric, column, unit) in Self.metrics(for: row) {
-                guard let old = Double(base[column] ?? ""), let new = Double(row[column] ?? ""), old > 0 else { continue }
-                let ratio = new / old
-                let worse = row["mode"] == "throughput" ? ratio < 1 - limit : ratio > 1 + limit
-                let better = row["mode"] == "throughput" ? ratio > 1 + limit : ratio < 1 - limit
-                if worse || better { flagged += 1 }
-                table.append([
-                    row["mechanism"] ?? "", row["variant"] ?? "", row["wait"] ?? "block", row["mode"] ?? "", ByteSize.format(Int(row["message_bytes"] ?? "") ?? 0),
-                    row["placement"] ?? "", metric, unit(old), unit(new), String(format: "%.3f", ratio), worse ? "slower" : better ? "faster" : "",
-                ])
+    static func name(_ cell: RunComparison.CellChange) -> String {
+        "\(cell.mechanism) \(cell.variant) \(cell.wait) \(cell.mode) \(ByteSize.format(cell.messageBytes)) \(cell.placement)"
+    }
+
+    static func p(_ value: Double?) -> String { value.map { String(format: "%.3f", $0) } ?? "" }
+
+    static func table(_ comparison: RunComparison) -> [[String]] {
+        var rows = [["mechanism", "variant", "wait", "mode", "size", "placement", "metric", "A", "B", "B/A", "interval", "p", "reps", "verdict"]]
+        for cell in comparison.cells {
+            let throughput = cell.metric == "bytes_per_s"
+            let figure: (Double) -> String = throughput ? { String(format: "%.3f", $0 / 1e9) } : { ConsoleTable.duration($0) }
+            let interval = cell.ratioLow.flatMap { low in cell.ratioHigh.map { String(format: "%.3f–%.3f", low, $0) } } ?? ""
+            let verdict = switch cell.verdict {
+            case .unchanged: "~"
+            case .faster, .slower: "\(cell.verdict.rawValue) \(String(format: "%+.1f%%", cell.slowdownPercent))"
+            default: cell.verdict.rawValue
             }
+            rows.append([
+                cell.mechanism, cell.variant, cell.wait, cell.mode, ByteSize.format(cell.messageBytes), cell.placement,
+                throughput ? "GB/s" : "p50 RTT/2", figure(cell.baseline), figure(cell.candidate), String(format: "%.3f", cell.ratio), interval,
+                p(cell.pValue), "\(cell.baselineRepetitions)/\(cell.candidateRepetitions)", verdict,
+            ])
         }
-        guard matched > 0 else {
-            throw ValidationError("no cell of '\(candidate)' matches one of '\(baseline)' (same mechanism, variant, wait, mode, size, placement, touch)")
-        }
-        print(TextTable.render(table))
-        print("\n\(matched) matching cells; \(flagged) figures beyond ±\(threshold).")
+        return rows
     }
 
-    static func metrics(for row: [String: String]) -> [(String, String, (Double) -> String)] {
-        let time: (Double) -> String = { ConsoleTable.duration($0) }
-        if row["mode"] == "throughput" {
-            return [("GB/s", "bytes_per_s", { String(format: "%.3f", $0 / 1e9) })]
+    static let csvColumns = [
+        "mechanism", "variant", "wait", "mode", "message_bytes", "placement", "metric", "baseline", "candidate", "ratio", "ratio_low", "ratio_high",
+        "p_value", "baseline_repetitions", "candidate_repetitions", "verdict", "slowdown_percent",
+    ]
+
+    static func csv(_ comparison: RunComparison) -> String {
+        func number(_ value: Double?) -> String { value.map { String(format: "%.6g", $0) } ?? "" }
+        var text = csvColumns.joined(separator: ",") + "\n"
+        for cell in comparison.cells {
+            let fields = [
+                cell.mechanism, cell.variant, cell.wait, cell.mode, String(cell.messageBytes), cell.placement, cell.metric,
+                number(cell.baseline), number(cell.candidate), number(cell.ratio), number(cell.ratioLow), number(cell.ratioHigh), number(cell.pValue),
+                String(cell.baselineRepetitions), String(cell.candidateRepetitions), cell.verdict.rawValue, number(cell.slowdownPercent),
+            ]
+            text += fields.map(DisplayText.csvCell).map(CSVReport.quoted).joined(separator: ",") + "\n"
         }
-        let prefix = (row["one_way_p50_ns"] ?? "").isEmpty ? "rtt_half" : "one_way"
-        let label = prefix == "one_way" ? "1-way" : "RTT/2"
-        return [("p50 \(label)", "\(prefix)_p50_ns", time), ("p99 \(label)", "\(prefix)_p99_ns", time)]
+        return text
     }
 
+    /// A percentage: "10%" or "10" is 10.
     static func percent(_ text: String) throws -> Double {
         let number = text.hasSuffix("%") ? String(text.dropLast()) : text
-        guard let value = Double(number), value >= 0 else {
-            throw ValidationError("--threshold '\(text)' is not a percentage, e.g. 10%")
+        guard let value = Double(number), value >= 0, value.isFinite else {
+            throw ValidationError("--fail-on-regression '\(text)' is not a percentage; give e.g. 10%")
         }
-        return value / 100
+        return value
     }
 }

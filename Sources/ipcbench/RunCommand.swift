@@ -65,7 +65,7 @@ struct RunCommand: ParsableCommand {
     var spinPauses: String?
 
     @Option(parsing: .unconditional, help: "Process pairs per cell; figures are aggregated over them (median, coefficient of variation).")
-    var repetitions = 3
+    var repetitions = 5
 
     @Option(help: ArgumentHelp("Open-loop latency: send this many messages per second on a fixed schedule (e.g. 10000 or 10000/s) and measure from each intended send time. Default: closed-loop ping-pong.", valueName: "rate"))
     var rate: String?
@@ -102,6 +102,9 @@ struct RunCommand: ParsableCommand {
 
     @Flag(help: "Stop at the first failed cell (default: keep going, report every failure, exit 1 at the end).")
     var failFast = false
+
+    @Flag(help: "Run each cell's repetitions back to back, writing its row as soon as it is done. Default: in rounds, every cell once per round, so that each cell's repetitions sample the whole run (what `compare` needs); rows are written after the last round.")
+    var backToBack = false
 
     @Flag(help: "No progress on stderr.")
     var quiet = false
@@ -185,7 +188,7 @@ struct RunCommand: ParsableCommand {
         RunLock.record(metadataPath: metadataPath, runID: runID)
 
         let cells = configuration.cells
-        let progress = Progress(total: cells.count, enabled: !quiet && isatty(2) != 0)
+        let progress = Progress(total: cells.count * configuration.repetitions, enabled: !quiet && isatty(2) != 0)
         let soakLength = try soakSeconds()
         var outcomes: [CellOutcome] = []
         var passes = 0
@@ -194,7 +197,9 @@ struct RunCommand: ParsableCommand {
         repeat {
             passes += 1
             let pass = soakLength == nil ? "" : "pass \(passes): "
-            _ = SuiteRunner.run(configuration, pairs: client?.pairs ?? SuiteRunner.localPair) { outcome, index, _ in
+            _ = SuiteRunner.run(configuration, pairs: client?.pairs ?? SuiteRunner.localPair, repetitionDone: { cell, done, _ in
+                progress.repetitionDone(done, label: "\(pass)\(cell.mechanism.id) \(cell.mode.rawValue) \(ByteSize.format(cell.messageBytes))")
+            }) { outcome, _, _ in
                 outcomes.append(outcome)
                 do {
                     try report.append(outcome)
@@ -208,7 +213,6 @@ struct RunCommand: ParsableCommand {
                 if case let .failed(reason) = outcome.status, soakLength != nil {
                     progress.note("\(pass)\(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) failed: \(DisplayText.printable(reason))")
                 }
-                progress.cellDone(index: index, label: "\(pass)\(outcome.cell.mechanism.id) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes))")
                 return true
             }
             // Between passes this process should hold no IPC object at all: anything found leaked.
@@ -400,6 +404,7 @@ struct RunCommand: ParsableCommand {
         configuration.placements = placementList
         configuration.throughputPlacements = throughputPlacements
         configuration.stopAtFirstFailure = failFast
+        configuration.interleavesRepetitions = !backToBack
         configuration.memoryNode = try memoryNode.map(Self.parseMemoryNode)
         if let spinPauses {
             guard let count = Int(spinPauses), RunConfiguration.spinPausesRange.contains(count) else {
@@ -609,12 +614,12 @@ final class Progress {
         self.enabled = enabled
     }
 
-    func cellDone(index: Int, label: String) {
+    /// `done` repetitions of `total` planned (more with --target-ci: then no estimate).
+    func repetitionDone(_ done: Int, label: String) {
         guard enabled else { return }
-        let done = index + 1
         let elapsed = Date().timeIntervalSince(started)
-        let remaining = elapsed / Double(done) * Double(total - done)
-        let line = "\r\u{1B}[2K[\(done)/\(total)] \(label) — ETA \(Int(remaining.rounded())) s"
+        let remaining = done < total ? " — ETA \(Int((elapsed / Double(done) * Double(total - done)).rounded())) s" : ""
+        let line = "\r\u{1B}[2K[\(done)/\(total) repetitions] \(label)\(remaining)"
         try? FileHandle.standardError.write(contentsOf: Data(line.utf8))
     }
 

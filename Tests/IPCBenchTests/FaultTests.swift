@@ -116,7 +116,7 @@ struct FaultTests {
         var workersAfter: [pid_t] = [1]
         let result = try TestSupport.runCLI(
             ["run", "--placements", "cross-cpu", "--mechanisms", "pipe", "--sizes", "64,128,256,512,1K,2K", "--mode", "latency", "--duration", "0.5",
-             "--repetitions", "1", "--out", csv],
+             "--repetitions", "1", "--back-to-back", "--out", csv],
             environment: ["TMPDIR": scratch]
         ) { pid in
             // Interrupt once the first row is written, in the middle of a later cell.
@@ -139,5 +139,28 @@ struct FaultTests {
         #expect(metadata["state"] as? String == "interrupted")
         #expect(metadata["interrupted_by"] as? String == "SIGINT")
         #expect(TestSupport.entries(in: scratch).sorted() == ["metadata.json", "results.csv"])
+    }
+
+    @Test("SIGINT in a later round of repetitions: every cell that completed one is written, with the repetitions it completed")
+    func interruptedRounds() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/results.csv"
+        let result = try TestSupport.runCLI(
+            ["run", "--placements", "cross-cpu", "--mechanisms", "pipe", "--sizes", "64,128,256", "--mode", "latency", "--duration", "0.5",
+             "--repetitions", "3", "--out", csv],
+            environment: ["TMPDIR": scratch]
+        ) { pid in
+            // Round 1 takes about 3 × 0.5 s: this lands in round 2 on most machines, in round 1 on a slow one.
+            usleep(2_400_000)
+            kill(pid, SIGINT)
+        }
+        #expect(result.status == 130, "\(result.stderr)")
+        let rows = try TestSupport.readCSV(csv)
+        let repetitions = rows.compactMap { Int($0["repetitions"] ?? "") }
+        #expect(rows.count >= 1 && rows.count <= 3 && repetitions.count == rows.count, "\(rows.count) rows")
+        #expect(rows.allSatisfy { $0["status"] == "ok" }, "\(rows.map { $0["status"] ?? "" })")
+        #expect(repetitions.allSatisfy { $0 >= 1 } && repetitions.reduce(0, +) < 9, "repetitions per row: \(repetitions)")
+        #expect(rows.allSatisfy { ($0["headline_per_repetition"] ?? "").split(separator: " ").count == Int($0["repetitions"] ?? "") })
     }
 }

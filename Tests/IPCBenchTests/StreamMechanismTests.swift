@@ -49,7 +49,7 @@ struct StreamMechanismTests {
         case .drop: #expect(outcome.lost == 1, "\(reason)")
         case .reorder: #expect(outcome.reordered == 1 && outcome.lost == 0, "\(reason)")
         case .corrupt: #expect(outcome.corrupt == 1, "\(reason)")
-        case .exitEarly, .stall: Issue.record("\(fault) is not a data fault")
+        case .exitEarly, .stall, .slow: Issue.record("\(fault) is not a data fault")
         }
     }
 

@@ -1,9 +1,38 @@
 import Foundation
-import IPCBench
+@testable import IPCBench
 import Testing
 
 @Suite("Units")
 struct UnitTests {
+    @Test("Repetitions run in rounds, every cell once per round, unless back to back; a failed cell runs no more")
+    func repetitionOrder() {
+        var configuration = RunConfiguration(
+            mechanisms: [PipeMechanism()], modes: [.throughput], sizes: [16, 32, 64], placement: Placement(producerCPU: nil, consumerCPU: nil),
+            repetitions: 3, durationSeconds: 0, maximumMessages: 10, limits: TestSupport.limits)
+        for interleaved in [true, false] {
+            configuration.interleavesRepetitions = interleaved
+            var order: [Int] = []
+            let outcomes = SuiteRunner.run(configuration, pairs: { cell, _, _ in
+                order.append(cell.messageBytes)
+                // The 32-byte cell fails in its second repetition.
+                if cell.messageBytes == 32, order.filter({ $0 == 32 }).count == 2 { throw IPCError.worker("injected") }
+                func result(_ role: Role) -> WorkerResult {
+                    var result = WorkerResult(
+                        role: role, cpuBefore: 0, cpuAfter: 0, messages: 10, messagesSentByProducer: 10, payloadBytes: 10 * UInt64(cell.messageBytes),
+                        lost: 0, reordered: 0, corrupt: 0, loopStartNanoseconds: 1_000, loopEndNanoseconds: 2_000, readChecksum: 0)
+                    result.lastReceiveNanoseconds = 2_000
+                    return result
+                }
+                return ProcessPair.Results(producer: result(.producer), consumer: result(.consumer))
+            }) { _, _, _ in }
+            #expect(order == (interleaved ? [16, 32, 64, 16, 32, 64, 16, 64] : [16, 16, 16, 32, 32, 64, 64, 64]), "interleaved \(interleaved): \(order)")
+            let repetitions = outcomes.map { $0.repetitions }, figures = outcomes.map { $0.headlinePerRepetition.count }
+            #expect(repetitions == [3, 1, 3] && figures == [3, 0, 3], "\(repetitions) \(figures)")
+            let failure = outcomes[1].status.text
+            #expect(failure.hasPrefix("failed: ") && failure.contains("injected"), "\(failure)")
+        }
+    }
+
     @Test("A cell whose workers share one CPU tells its endpoints so (the spinning rings then yield at once)")
     func peerSharesCPU() {
         var configuration = RunConfiguration(
@@ -193,7 +222,7 @@ struct CompareTests {
         #expect(records == [["a", "b", "c"], ["1", "x, y", "say \"hi\""], ["2", "two\nlines", ""]])
     }
 
-    @Test("compare: a run against itself gives ratios of 1; a non-results file is refused with status 2")
+    @Test("compare: a real run against itself gives ratios of 1 (one repetition: too few to judge); a non-results file is refused with status 2")
     func comparesRuns() throws {
         let scratch = TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -203,7 +232,7 @@ struct CompareTests {
         let same = try TestSupport.runCLI(["compare", csv, csv])
         #expect(same.status == 0, "\(same.stderr)")
         // Latency at cross-cpu and same-cpu, throughput at cross-cpu (the default placements).
-        #expect(same.stdout.contains("3 matching cells; 0 figures beyond"), "\(same.stdout)")
+        #expect(same.stdout.contains("3 matching cells: 3 too few repetitions to tell"), "\(same.stdout)")
         #expect(same.stdout.contains("1.000"))
         try "not,a,results\nfile\n".write(toFile: scratch + "/bad.csv", atomically: true, encoding: .utf8)
         let bad = try TestSupport.runCLI(["compare", csv, scratch + "/bad.csv"])

@@ -69,6 +69,9 @@ public enum InjectedFault: String, Codable, Sendable, CaseIterable {
     /// The consumer stops (SIGSTOP) a moment into its timed loop (latency mode): a peer that stops
     /// answering without going away, which only a timed wait or the cell timeout ends.
     case stall
+    /// The consumer busy-waits after each message for a fifth of the time the channel took to bring
+    /// it, so every figure comes out about 20% slower (both modes): a known regression for `compare`.
+    case slow
 }
 
 /// What a worker reports when its loop is done.

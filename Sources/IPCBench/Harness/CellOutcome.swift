@@ -37,6 +37,8 @@ public struct CellOutcome: Sendable {
     public var coefficientOfVariation: Double?
     /// 95% confidence interval of the mean of the headline figure across repetitions (Student's t).
     public var confidenceInterval: ClosedRange<Double>?
+    /// The headline figure of each repetition, in the order they ran (what `compare` tests).
+    public var headlinePerRepetition: [Double] = []
     public var lost: UInt64 = 0
     public var reordered: UInt64 = 0
     public var corrupt: UInt64 = 0
@@ -136,6 +138,7 @@ public struct CellOutcome: Sendable {
         outcome.bytesPerSecond = Statistics.median(byteRates)
         outcome.coefficientOfVariation = Statistics.coefficientOfVariation(headline)
         outcome.confidenceInterval = Statistics.confidenceInterval95(headline)
+        outcome.headlinePerRepetition = headline
         let errors = outcome.reordered + outcome.corrupt + (cell.mechanism.losesMessages ? 0 : outcome.lost)
         if outcome.status.isOK, errors > 0 {
             outcome.status = .failed("\(outcome.lost) lost, \(outcome.reordered) reordered, \(outcome.corrupt) corrupt messages")

@@ -68,3 +68,38 @@ final class FaultInjectingEndpoint: MessageEndpoint {
     var recoveredLosses: UInt64 { inner.recoveredLosses }
     func injectLoss() { inner.injectLoss() }
 }
+
+/// Test-only (`--inject-fault slow`): wraps the consumer's endpoint so that each message costs 20%
+/// more than the channel makes it cost. After each receive it busy-waits (no sleep: a wake-up would
+/// add its own delay) for a fifth of the channel's time for that message: the time since the
+/// previous receive returned, less the wait it added then. In latency mode the answer goes after
+/// the wait, so the round trip grows by it; in throughput mode the consumer drains 1/1.2 as fast.
+final class SlowedEndpoint: MessageEndpoint {
+    private let inner: any MessageEndpoint
+    private var previousReturn: UInt64 = 0
+    private var previousWait: UInt64 = 0
+
+    static func wrapping(_ endpoint: any MessageEndpoint, for task: WorkerTask) -> SlowedEndpoint? {
+        task.fault == .slow && task.role == .consumer ? SlowedEndpoint(endpoint) : nil
+    }
+
+    private init(_ inner: any MessageEndpoint) { self.inner = inner }
+
+    func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        try inner.send(size: size, fill: fill)
+    }
+
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+        guard try inner.receive(size: size, consume: consume) else { return false }
+        let now = MonotonicClock.now()
+        let wait = previousReturn == 0 ? 0 : (now &- previousReturn &- previousWait) / 5
+        while MonotonicClock.now() &- now < wait {}
+        previousReturn = now
+        previousWait = wait
+        return true
+    }
+
+    func close() { inner.close() }
+    var recoveredLosses: UInt64 { inner.recoveredLosses }
+    func injectLoss() { inner.injectLoss() }
+}

@@ -89,6 +89,9 @@ public struct RunConfiguration: Sendable {
     public var maximumRepetitions = 30
     /// Stop the run at the first failed cell (default: keep going and report every failure).
     public var stopAtFirstFailure = false
+    /// Run the repetitions in rounds, every cell once per round (SuiteRunner); false: each cell's
+    /// repetitions back to back.
+    public var interleavesRepetitions = true
     /// The clock of closed-loop latency loops: the TSC where usable (see LoopClock).
     public var loopClock = LoopClock.host
     /// Latency mode: messages per second on a fixed schedule (open loop); nil for closed-loop ping-pong.

@@ -24,28 +24,154 @@ public enum SuiteRunner {
     }
 
     /// Runs the suite like `run(_:pairs:report:)`; `report` returns false to end the run after that
-    /// cell (the CSV could not be written).
+    /// cell (the CSV could not be written). `repetitionDone` is called after every repetition (progress).
+    ///
+    /// With `interleavesRepetitions` the planned repetitions run in rounds: round r runs repetition r
+    /// of every cell, in the suite's order, and the rows come after the last round. A cell's
+    /// repetitions then sample the machine across the whole run (the host moving vCPUs, other
+    /// tenants) as a second run would, instead of one moment: back to back, two runs of the same
+    /// binary differ by more than each one's repetitions do, and `compare` would call the difference
+    /// real. Without it, each cell's repetitions run back to back and its row is reported as soon as
+    /// it is done. `--target-ci` adds repetitions to a cell after the rounds.
     public static func run(
         _ configuration: RunConfiguration, pairs: PairRunner = localPair,
+        repetitionDone: (_ cell: Cell, _ done: Int, _ planned: Int) -> Void = { _, _, _ in },
         continuing report: (CellOutcome, _ index: Int, _ total: Int) -> Bool
     ) -> [CellOutcome] {
-        let cells = configuration.cells
-        var outcomes: [CellOutcome] = []
-        for (index, cell) in cells.enumerated() {
-            if Interruption.requested { break }
-            let load = MachineLoad.begin()
-            let floorBefore = floorProbe(cell)
-            guard var outcome = runCell(cell, configuration, pairs: pairs, cacheLineRoundTrip: floorBefore) else { break }
-            outcome.machineLoad = MachineLoad.finish(load)
-            if floorBefore != nil {
-                outcome.floorBefore = floorBefore
-                outcome.floorAfter = floorProbe(cell)
+        var cells = configuration.cells.map { CellRun($0, configuration) }
+        let planned = cells.count * configuration.repetitions
+        var done = 0
+        var stopped = false
+        /// Runs one more repetition of cell `index`; false when the run must stop.
+        func repeatCell(_ index: Int) -> Bool {
+            if Interruption.requested { return false }
+            guard cells[index].runRepetition(configuration, pairs: pairs) else { return false }
+            done += 1
+            repetitionDone(cells[index].cell, done, planned)
+            return !(configuration.stopAtFirstFailure && cells[index].failed)
+        }
+        if configuration.interleavesRepetitions {
+            rounds: for round in 0..<configuration.repetitions {
+                for index in cells.indices where cells[index].wantsRepetition(round, of: configuration.repetitions) {
+                    guard repeatCell(index) else {
+                        stopped = true
+                        break rounds
+                    }
+                }
             }
+        }
+        var outcomes: [CellOutcome] = []
+        for index in cells.indices {
+            if !configuration.interleavesRepetitions {
+                while !stopped, cells[index].wantsRepetition(cells[index].runs.count, of: configuration.repetitions) {
+                    stopped = !repeatCell(index)
+                }
+            }
+            while !stopped, cells[index].wantsExtraRepetition(configuration) {
+                stopped = !repeatCell(index)
+            }
+            // A cell stopped before any repetition has nothing to report.
+            guard let outcome = cells[index].outcome() else { continue }
             outcomes.append(outcome)
             guard report(outcome, index, cells.count) else { break }
             if configuration.stopAtFirstFailure, case .failed = outcome.status { break }
+            if stopped, !configuration.interleavesRepetitions { break }
         }
         return outcomes
+    }
+
+    /// One cell's repetitions so far, and what was observed around them.
+    struct CellRun {
+        let cell: Cell
+        /// Set when the cell cannot run (unavailable) or a repetition failed: no more repetitions.
+        var finalStatus: CellStatus?
+        var task: WorkerTask?
+        var memoryNode: Int?
+        var runs: [ProcessPair.Results] = []
+        var loads: [MachineLoad.Observation] = []
+        var floorsBefore: [Double] = []
+        var floorsAfter: [Double] = []
+        /// When the first repetition started (the --target-ci time budget counts from it).
+        var started: UInt64 = 0
+
+        init(_ cell: Cell, _ configuration: RunConfiguration) {
+            self.cell = cell
+            if let reason = SuiteRunner.unavailableReason(cell) {
+                finalStatus = .unavailable(reason)
+                return
+            }
+            // Resolved per cell: local/remote follow the cell's consumer CPU.
+            switch cell.memoryNodeResolution() {
+            case .unbound: break
+            case let .node(node): memoryNode = node
+            case let .unavailable(reason):
+                finalStatus = .unavailable(reason)
+                return
+            }
+            task = configuration.task(for: cell, memoryNode: memoryNode)
+        }
+
+        var failed: Bool { if case .failed = finalStatus { true } else { false } }
+
+        /// Whether planned repetition number `round` (from 0) is the next to run.
+        func wantsRepetition(_ round: Int, of planned: Int) -> Bool {
+            finalStatus == nil && runs.count == round && round < planned
+        }
+
+        /// With a CI target, beyond the planned repetitions: until the interval is narrow enough or
+        /// the repetition or time budget is spent.
+        func wantsExtraRepetition(_ configuration: RunConfiguration) -> Bool {
+            guard finalStatus == nil, let target = configuration.targetRelativeCI, runs.count >= configuration.repetitions,
+                  runs.count < configuration.maximumRepetitions,
+                  Double(MonotonicClock.now() - started) / 1e9 < configuration.repetitionBudgetSeconds
+            else { return false }
+            guard let interval = CellOutcome.aggregate(cell, runs).confidenceInterval,
+                  let width = Statistics.relativeHalfWidth(interval)
+            else { return true }
+            return width > target
+        }
+
+        /// Runs one repetition; false if the run was interrupted during it.
+        mutating func runRepetition(_ configuration: RunConfiguration, pairs: PairRunner) -> Bool {
+            guard var task else { return true }
+            if runs.isEmpty { started = MonotonicClock.now() }
+            let load = MachineLoad.begin()
+            let floorBefore = SuiteRunner.floorProbe(cell)
+            task.options.cacheLineRoundTripNanoseconds = floorBefore
+            do {
+                runs.append(try pairs(cell, task, configuration.limits))
+            } catch IPCError.interrupted {
+                return false
+            } catch {
+                finalStatus = .failed("\(error)")
+            }
+            loads.append(MachineLoad.observe(load))
+            if let floorBefore {
+                floorsBefore.append(floorBefore)
+                if let after = SuiteRunner.floorProbe(cell) { floorsAfter.append(after) }
+            }
+            return true
+        }
+
+        /// The row, aggregated over the repetitions that ran; nil when none did and the cell could run.
+        func outcome() -> CellOutcome? {
+            var outcome: CellOutcome
+            switch finalStatus {
+            case let .unavailable(reason)?:
+                return CellOutcome(cell: cell, status: .unavailable(reason))
+            case let .failed(reason)?:
+                outcome = CellOutcome(cell: cell, status: .failed(reason))
+                outcome.repetitions = runs.count
+            default:
+                guard !runs.isEmpty else { return nil }
+                outcome = CellOutcome.aggregate(cell, runs)
+            }
+            outcome.memoryNode = memoryNode
+            outcome.machineLoad = MachineLoad(combining: loads)
+            outcome.floorBefore = Statistics.median(floorsBefore)
+            outcome.floorAfter = Statistics.median(floorsAfter)
+            return outcome
+        }
     }
 
     /// The cache-line floor between the cell's two CPUs, for shared-memory cells that will run.
@@ -55,54 +181,6 @@ public enum SuiteRunner {
               let producer = cell.placement.producerCPU, let consumer = cell.placement.consumerCPU
         else { return nil }
         return FloorProbe.roundTripNanoseconds(between: producer, and: consumer)
-    }
-
-    /// Measures one cell, or returns nil if the run was interrupted during it.
-    public static func runCell(
-        _ cell: Cell, _ configuration: RunConfiguration, pairs: PairRunner = localPair, cacheLineRoundTrip: Double? = nil
-    ) -> CellOutcome? {
-        if let reason = unavailableReason(cell) {
-            return CellOutcome(cell: cell, status: .unavailable(reason))
-        }
-        // Resolved again per cell: local/remote follow the cell's consumer CPU.
-        var memoryNode: Int?
-        switch cell.memoryNodeResolution() {
-        case .unbound: break
-        case let .node(node): memoryNode = node
-        case let .unavailable(reason): return CellOutcome(cell: cell, status: .unavailable(reason))
-        }
-        var task = configuration.task(for: cell, memoryNode: memoryNode)
-        task.options.cacheLineRoundTripNanoseconds = cacheLineRoundTrip
-        var runs: [ProcessPair.Results] = []
-        let started = MonotonicClock.now()
-        while needsAnotherRepetition(cell, runs, configuration, since: started) {
-            do {
-                runs.append(try pairs(cell, task, configuration.limits))
-            } catch IPCError.interrupted {
-                return nil
-            } catch {
-                var outcome = CellOutcome(cell: cell, status: .failed("\(error)"))
-                outcome.repetitions = runs.count
-                outcome.memoryNode = memoryNode
-                return outcome
-            }
-        }
-        var outcome = CellOutcome.aggregate(cell, runs)
-        outcome.memoryNode = memoryNode
-        return outcome
-    }
-
-    /// The planned repetitions first; then, with a CI target, more until the interval is narrow enough
-    /// or the repetition or time budget is spent.
-    static func needsAnotherRepetition(_ cell: Cell, _ runs: [ProcessPair.Results], _ configuration: RunConfiguration, since start: UInt64) -> Bool {
-        if runs.count < configuration.repetitions { return true }
-        guard let target = configuration.targetRelativeCI, runs.count < configuration.maximumRepetitions,
-              Double(MonotonicClock.now() - start) / 1e9 < configuration.repetitionBudgetSeconds
-        else { return false }
-        guard let interval = CellOutcome.aggregate(cell, runs).confidenceInterval,
-              let width = Statistics.relativeHalfWidth(interval)
-        else { return true }
-        return width > target
     }
 
     /// Why the cell cannot run on this system (mechanism missing, message over the system's limit).

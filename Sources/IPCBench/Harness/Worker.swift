@@ -62,7 +62,7 @@ public enum Worker {
         }
 
         if task.fault == .drop { endpoint.injectLoss() }
-        let timedEndpoint = FaultInjectingEndpoint.wrapping(endpoint, for: task) ?? endpoint
+        let timedEndpoint = FaultInjectingEndpoint.wrapping(endpoint, for: task) ?? SlowedEndpoint.wrapping(endpoint, for: task) ?? endpoint
         var result = try timedEndpoint.runHarnessLoop(task)
         result.boundMemoryPages = boundMemoryPages
         if let cpu = task.cpu, result.cpuBefore != cpu || result.cpuAfter != cpu {

@@ -1,8 +1,13 @@
-/// Whether the machine was busy around a cell: the 1-minute load average before it started, and the
-/// share of CPU time the hypervisor stole while it ran (from /proc/loadavg and /proc/stat).
+/// Whether the machine was busy around a cell: the 1-minute load average before its repetitions
+/// started, and the share of CPU time the hypervisor stole while they ran (/proc/loadavg, /proc/stat).
 public struct MachineLoad: Sendable {
     public var loadAverageBefore: Double?
     public var stealPercent: Double?
+
+    public init(loadAverageBefore: Double? = nil, stealPercent: Double? = nil) {
+        self.loadAverageBefore = loadAverageBefore
+        self.stealPercent = stealPercent
+    }
 
     /// Jiffies from the aggregate "cpu" line of /proc/stat: (steal, total).
     struct CPUTimes {
@@ -20,18 +25,35 @@ public struct MachineLoad: Sendable {
         }
     }
 
-    /// Starts observing: call `finish` when the cell is done.
+    /// Starts observing: call `observe` when the repetition is done.
     static func begin() -> (load: Double?, times: CPUTimes?) {
         let load = SystemFacts.read("/proc/loadavg")?.split(separator: " ").first.flatMap { Double($0) }
         return (load, CPUTimes.read())
     }
 
-    static func finish(_ begun: (load: Double?, times: CPUTimes?)) -> MachineLoad {
-        var result = MachineLoad(loadAverageBefore: begun.load)
+    /// What was seen around one repetition: the load average before it, and the jiffies the
+    /// hypervisor stole out of all that passed while it ran.
+    struct Observation {
+        var loadBefore: Double?
+        var stolen: UInt64 = 0
+        var elapsed: UInt64 = 0
+    }
+
+    static func observe(_ begun: (load: Double?, times: CPUTimes?)) -> Observation {
+        var observation = Observation(loadBefore: begun.load)
         if let before = begun.times, let after = CPUTimes.read(), after.total > before.total {
-            result.stealPercent = Double(after.steal - before.steal) / Double(after.total - before.total) * 100
+            observation.stolen = after.steal &- before.steal
+            observation.elapsed = after.total - before.total
         }
-        return result
+        return observation
+    }
+
+    /// A cell's load over its repetitions: the highest load average seen before one, and the share
+    /// of CPU time stolen over all of them.
+    init(combining observations: [Observation]) {
+        loadAverageBefore = observations.compactMap(\.loadBefore).max()
+        let elapsed = observations.reduce(0) { $0 + $1.elapsed }
+        stealPercent = elapsed > 0 ? Double(observations.reduce(0) { $0 + $1.stolen }) / Double(elapsed) * 100 : nil
     }
 
     /// A cell worth a second look: noisy across repetitions, or run while the host stole CPU time.

@@ -20,13 +20,13 @@ public enum RankSumTest {
     /// 0...m·n. (Recurrence on the largest value: it belongs to the first sample, adding n to U, or
     /// to the second.)
     static func orderingsByU(_ m: Int, _ n: Int) -> [Double] {
+        guard m > 0, n > 0 else { return [1] }
         // counts[j][u] for the current i, j = 0...n.
         var counts = (0...n).map { _ in [1.0] + Array(repeating: 0.0, count: m * n) }
-        guard m > 0 else { return counts[n] }
         for i in 1...m {
             var next = (0...n).map { _ in Array(repeating: 0.0, count: m * n + 1) }
             next[0][0] = 1
-            for j in 1...max(n, 1) where j <= n {
+            for j in 1...n {
                 for u in 0...(i * j) {
                     let largestInFirst = u >= j ? counts[j][u - j] : 0
                     next[j][u] = largestInFirst + next[j - 1][u]
@@ -61,7 +61,7 @@ public enum RankSumTest {
     /// The ratio of `b` to `a` as the median of all m·n ratios b_j / a_i (the Hodges-Lehmann estimate
     /// on a log scale), with the interval between the k-th smallest and k-th largest of them, k chosen
     /// from U's distribution so that it covers at least 1 - `alpha` (nil when the sizes allow none).
-    /// It excludes 1 exactly when the test rejects at `alpha`.
+    /// It excludes 1 when the test rejects at `alpha` (up to ties).
     public static func ratio(_ a: [Double], _ b: [Double], alpha: Double) -> (estimate: Double, interval: ClosedRange<Double>?)? {
         guard !a.isEmpty, !b.isEmpty, a.allSatisfy({ $0 > 0 }) else { return nil }
         let ratios = a.flatMap { x in b.map { $0 / x } }.sorted()

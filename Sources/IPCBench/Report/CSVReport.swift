@@ -11,7 +11,7 @@ public final class CSVReport {
          "placement", "producer_cpu", "consumer_cpu", "memory_node"]
         + latencyStatistics.map { "rtt_half_\($0)_ns" }
         + latencyStatistics.map { "one_way_\($0)_ns" }
-        + ["msgs_per_s", "bytes_per_s", "cv", "ci95_low", "ci95_high", "drift_percent", "drifted"]
+        + ["msgs_per_s", "bytes_per_s", "cv", "ci95_low", "ci95_high", "headline_per_repetition", "drift_percent", "drifted"]
         + ["producer_user_cpu_s", "producer_sys_cpu_s", "consumer_user_cpu_s", "consumer_sys_cpu_s",
            "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg", "cpu_ns_per_kib",
            "producer_cpu_utilization", "consumer_cpu_utilization",
@@ -62,6 +62,7 @@ public final class CSVReport {
             + latency(outcome.halfRoundTrip) + latency(outcome.oneWay)
             + [number(outcome.messagesPerSecond), number(outcome.bytesPerSecond), number(outcome.coefficientOfVariation, decimals: 4),
                number(outcome.confidenceInterval?.lowerBound), number(outcome.confidenceInterval?.upperBound),
+               outcome.headlinePerRepetition.map { number($0) }.joined(separator: " "),
                number(outcome.driftPercent), outcome.drifted.map { $0 ? "yes" : "no" } ?? ""]
             + cpuFields(outcome, number)
             + [number(outcome.machineLoad.loadAverageBefore, decimals: 2), number(outcome.machineLoad.stealPercent, decimals: 2),

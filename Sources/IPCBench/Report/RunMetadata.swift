@@ -49,6 +49,8 @@ public struct RunMetadata: Codable, Sendable {
         /// Each placement as `name` (`producer,consumer` CPUs) or `name: unavailable reason`.
         public var placements: [String]
         public var repetitions: Int
+        /// `rounds` (every cell once per round, the default) or `back-to-back` (each cell's repetitions in a row).
+        public var repetitionOrder: String
         public var durationSecondsPerRepetition: Double
         public var maximumMessagesPerRepetition: Int
         public var warmupMessages: Int?
@@ -65,6 +67,7 @@ public struct RunMetadata: Codable, Sendable {
 
         enum CodingKeys: String, CodingKey {
             case mechanisms, modes, variants, waits, spinThenBlockMicroseconds, waitTimeoutSeconds, messageBytes, produce, touch, placements, repetitions
+            case repetitionOrder
             case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
             case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode, spinPausesPerPoll
         }
@@ -151,6 +154,7 @@ public struct RunMetadata: Codable, Sendable {
             messageBytes: configuration.sizes, produce: configuration.produce.rawValue,
             touch: configuration.touch.rawValue,
             placements: configuration.placements.map(Self.describe), repetitions: configuration.repetitions,
+            repetitionOrder: configuration.interleavesRepetitions ? "rounds" : "back-to-back",
             durationSecondsPerRepetition: configuration.durationSeconds,
             maximumMessagesPerRepetition: configuration.maximumMessages, warmupMessages: configuration.warmupMessages,
             cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds, targetRelativeCI: configuration.targetRelativeCI,

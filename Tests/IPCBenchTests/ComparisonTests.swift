@@ -1,0 +1,166 @@
+import Foundation
+@testable import IPCBench
+import Testing
+
+/// Issue 22: `compare` calls a change only when the repetitions say so.
+@Suite("Comparisons")
+struct ComparisonTests {
+    @Test("Rank-sum p-values on fixed inputs match the exact distribution (answers from enumerating every ordering)")
+    func rankSumKnownAnswers() {
+        let cases: [([Double], [Double], Double)] = [
+            ([1, 2, 3, 4, 5], [6, 7, 8, 9, 10], 2.0 / 252),
+            ([1, 3, 5, 7, 9], [2, 4, 6, 8, 10], 0.6904761904761905),
+            ([10, 11, 12, 13], [9, 14, 15, 16, 17], 0.19047619047619047),
+            ([1, 2, 3], [4, 5, 6], 0.1),
+            ([5.0, 5.1, 5.2, 4.9, 5.05], [5.5, 5.6, 5.45, 5.7, 5.65, 5.58], 0.004329004329004329),
+            ([1, 2, 2, 3], [2, 3, 4, 5], 0.11428571428571428),
+        ]
+        for (a, b, expected) in cases {
+            #expect(abs(RankSumTest.pValue(a, b) - expected) < 1e-12, "\(a) vs \(b): \(RankSumTest.pValue(a, b)), expected \(expected)")
+            #expect(abs(RankSumTest.pValue(b, a) - expected) < 1e-12, "two-sided: the order of the samples does not matter")
+        }
+        #expect(RankSumTest.pValue([7, 7, 7], [7, 7, 7]) == 1)
+        #expect(abs(RankSumTest.smallestPValue(3, 3) - 0.1) < 1e-12)
+        #expect(abs(RankSumTest.smallestPValue(4, 4) - 2.0 / 70) < 1e-12)
+        #expect(abs(RankSumTest.smallestPValue(5, 5) - 2.0 / 252) < 1e-12)
+        #expect(abs(RankSumTest.smallestPValue(30, 30) - 2 / 1.1826458156486142e17) < 1e-28)
+    }
+
+    @Test("The ratio's interval: order statistics of the pairwise ratios, chosen from U's distribution")
+    func ratioInterval() throws {
+        // m = n = 5, alpha 0.05: P(U <= 2) = 4/252 <= 0.025 < P(U <= 3) = 7/252, so k = 3: from the
+        // 3rd smallest to the 3rd largest of the 25 ratios.
+        let a: [Double] = [100, 101, 102, 103, 104], b = a.map { $0 * 1.2 }
+        let ratio = try #require(RankSumTest.ratio(a, b, alpha: 0.05))
+        let ratios = a.flatMap { x in b.map { $0 / x } }.sorted()
+        #expect(ratio.interval == ratios[2]...ratios[22])
+        #expect(abs(ratio.estimate - 1.2) < 1e-9)
+        // Three a side cannot reach 95%: P(U = 0) = 1/20.
+        #expect(RankSumTest.ratio([1, 2, 3], [4, 5, 6], alpha: 0.05)?.interval == nil)
+    }
+
+    static let header = "run_id,mechanism,variant,wait,mode,message_bytes,placement,touch,produce,paced_rate_per_s,rtt_half_p50_ns,bytes_per_s,headline_per_repetition,status"
+
+    /// A results file with one ok row per cell: (mechanism, mode, per-repetition figures).
+    static func results(_ cells: [(String, String, [Double])], in directory: String, named name: String, perRepetition: Bool = true) throws -> String {
+        var text = header + "\n"
+        for (mechanism, mode, values) in cells {
+            let median = Statistics.median(values)!
+            let figures = mode == "latency" ? "\(median)," : ",\(median)"
+            let list = perRepetition ? values.map { String($0) }.joined(separator: " ") : ""
+            text += "r,\(mechanism),write/read,block,\(mode),64,cross-cpu,read,write,,\(figures),\(list),ok\n"
+        }
+        let path = directory + "/" + name
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static let base: [Double] = [5000, 5100, 4950, 5050, 4980]
+
+    @Test("Verdicts: unchanged, slower and faster per mode, too few repetitions, old files unjudged, malformed figures refused")
+    func verdicts() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let a = try Self.results(
+            [("pipe", "latency", Self.base), ("fifo", "latency", Self.base), ("tcp", "throughput", Self.base), ("udp", "throughput", Self.base),
+             ("unix-stream", "latency", [5000, 5100, 4950]), ("posix-mq", "latency", Self.base)],
+            in: scratch, named: "a.csv")
+        let b = try Self.results(
+            [("pipe", "latency", Self.base.reversed()), ("fifo", "latency", Self.base.map { $0 * 1.2 }),
+             ("tcp", "throughput", Self.base.map { $0 / 1.2 }), ("udp", "throughput", Self.base.map { $0 * 1.2 }),
+             ("unix-stream", "latency", [6000, 6100, 5950]), ("sysv-msg", "latency", Self.base)],
+            in: scratch, named: "b.csv")
+        let comparison = try RunComparison(baseline: ResultsFile(path: a), candidate: ResultsFile(path: b))
+        let byMechanism = Dictionary(uniqueKeysWithValues: comparison.cells.map { ($0.mechanism, $0) })
+        #expect(byMechanism.count == 5, "sysv-msg has no baseline cell: \(byMechanism.keys.sorted())")
+        #expect(byMechanism["pipe"]?.verdict == .unchanged)
+        #expect(byMechanism["pipe"].map { abs($0.ratio - 1) < 1e-9 } == true)
+        let fifo = try #require(byMechanism["fifo"])
+        #expect(fifo.verdict == .slower && abs(fifo.slowdownPercent - 20) < 1e-6 && fifo.ratioLow! > 1, "\(fifo)")
+        let tcp = try #require(byMechanism["tcp"])
+        #expect(tcp.verdict == .slower && abs(tcp.slowdownPercent - 20) < 1e-6, "throughput down to 1/1.2 is 20% slower: \(tcp)")
+        #expect(byMechanism["udp"]?.verdict == .faster)
+        #expect(byMechanism["unix-stream"]?.verdict == .tooFewRepetitions, "3 a side cannot reach p < 0.05 however large the change")
+        #expect(comparison.regressions(beyond: 10).map(\.mechanism).sorted() == ["fifo", "tcp"])
+        #expect(comparison.regressions(beyond: 25).isEmpty)
+        #expect(comparison.summary.hasPrefix("5 matching cells: 2 slower, 1 faster, 1 no significant change, 1 too few repetitions to tell"),
+                "\(comparison.summary)")
+
+        // A file from before per-repetition figures: the ratio of the figures, unjudged.
+        let old = try Self.results([("fifo", "latency", [6000])], in: scratch, named: "old.csv", perRepetition: false)
+        let unjudged = try RunComparison(baseline: ResultsFile(path: a), candidate: ResultsFile(path: old)).cells
+        #expect(unjudged.count == 1 && unjudged[0].verdict == .notJudged && abs(unjudged[0].ratio - 6000.0 / 5000) < 1e-9, "\(unjudged)")
+
+        let bad = scratch + "/bad.csv"
+        try (Self.header + "\nr,fifo,write/read,block,latency,64,cross-cpu,read,write,,5000,,5000 fast 5100,ok\n")
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect {
+            try RunComparison(baseline: ResultsFile(path: a), candidate: ResultsFile(path: bad))
+        } throws: { "\($0)".contains("bad.csv, line 2: headline_per_repetition '5000 fast 5100' is not a list of positive numbers") }
+    }
+
+    @Test("compare from the command line: the gate's exit status, csv and json output, and one-line errors with status 2")
+    func commandLine() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let a = try Self.results([("pipe", "latency", Self.base), ("tcp", "throughput", Self.base)], in: scratch, named: "a.csv")
+        let slower = try Self.results([("pipe", "latency", Self.base.map { $0 * 1.2 }), ("tcp", "throughput", Self.base)], in: scratch, named: "b.csv")
+
+        let gated = try TestSupport.runCLI(["compare", a, slower, "--fail-on-regression", "10%"])
+        #expect(gated.status == 1, "\(gated.stderr)")
+        #expect(gated.stderr.contains("1 cell(s) significantly slower by more than 10%:\n  pipe write/read block latency 64 B cross-cpu: +20.0%"), "\(gated.stderr)")
+        #expect(gated.stdout.contains("slower +20.0%") && gated.stdout.contains("~"), "\(gated.stdout)")
+        #expect(try TestSupport.runCLI(["compare", a, slower, "--fail-on-regression", "25"]).status == 0)
+        #expect(try TestSupport.runCLI(["compare", a, a, "--fail-on-regression", "0%"]).status == 0)
+
+        let json = try TestSupport.runCLI(["compare", a, slower, "--format", "json"])
+        let cells = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+        #expect(cells?.count == 2 && cells?.first?["verdict"] as? String == "slower", "\(json.stdout)")
+        let csv = try TestSupport.runCLI(["compare", a, slower, "--format", "csv"])
+        let rows = ResultsFile.parse(csv.stdout).filter { $0 != [""] }
+        #expect(rows.first?.contains("p_value") == true && rows.count == 3 && rows[1].contains("slower"), "\(csv.stdout)")
+
+        try "not,a,results\nfile\n".write(toFile: scratch + "/junk.csv", atomically: true, encoding: .utf8)
+        let other = try Self.results([("fifo", "latency", Self.base)], in: scratch, named: "other.csv")
+        for (arguments, expected) in [
+            ([a, scratch + "/junk.csv"], "is not an ipcbench results CSV"),
+            ([a, scratch + "/missing.csv"], "cannot read"),
+            ([a, other], "no ok cell of"),
+            ([a, slower, "--fail-on-regression", "ten"], "--fail-on-regression 'ten' is not a percentage"),
+            ([a, slower, "--alpha", "0.7"], "--alpha 0.7 is out of range"),
+            ([a, slower, "--format", "xml"], "xml"),
+        ] {
+            let result = try TestSupport.runCLI(["compare"] + arguments)
+            #expect(result.status == 2 && result.stderr.contains(expected), "\(arguments): \(result.status) \(result.stderr)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
+        }
+    }
+
+    @Test("--inject-fault slow makes the consumer take a fifth longer per message than its channel did")
+    func slowedEndpointWaits() throws {
+        final class BusyChannel: MessageEndpoint {
+            var received = 0
+            func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {}
+            func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+                let start = MonotonicClock.now()
+                while MonotonicClock.now() &- start < 200_000 {}
+                received += 1
+                return true
+            }
+            func close() {}
+        }
+        var task = WorkerTask(
+            mechanismID: "pipe", role: .consumer, options: EndpointOptions(mode: .throughput, messageBytes: 64, variant: ""), produce: .write,
+            touch: .read, cpu: nil, warmupMessages: 0, maximumMessages: 10, durationNanoseconds: 0, rendezvous: Rendezvous(), published: [:],
+            fault: .slow)
+        let channel = BusyChannel()
+        let slowed = try #require(SlowedEndpoint.wrapping(channel, for: task))
+        let start = MonotonicClock.now()
+        for _ in 0..<21 { _ = try slowed.receive(size: 64) { _ in } }
+        let elapsed = Double(MonotonicClock.now() - start)
+        // 21 channel times of at least 200 µs, and after each but the first a wait of a fifth of one.
+        #expect(channel.received == 21 && elapsed >= 21 * 200_000 + 20 * 40_000 * 0.95, "\(elapsed) ns")
+        task.role = .producer
+        #expect(SlowedEndpoint.wrapping(channel, for: task) == nil, "only the consumer waits")
+    }
+}
