@@ -10,8 +10,8 @@ struct CompareCommand: ParsableCommand {
             Cells match on mechanism, variant, wait, mode, message size, placement, produce, touch and paced rate. \
             Each is judged on its headline figure (latency: p50 RTT/2; throughput: bytes/s), from the figure of \
             every repetition in both runs: a two-sided Mann-Whitney U test at --alpha says whether they differ, \
-            and B/A is the median of all B÷A ratios with its interval. With 3 repetitions a side no difference \
-            can reach p < 0.05: run with --repetitions 5 or more (the default) to compare.
+            and B/A is the median of all B÷A ratios with its interval at 1 - alpha. Fewer than 5 repetitions a side \
+            cannot reach p < 0.01 (fewer than 4, p < 0.05): run with --repetitions 5 (the default) or more to compare.
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
@@ -24,11 +24,11 @@ struct CompareCommand: ParsableCommand {
     @Argument(help: "The results CSV to compare with it (B).")
     var candidate: String
 
-    @Option(help: ArgumentHelp("Significance level of the test.", valueName: "p"))
-    var alpha = 0.05
+    @Option(help: ArgumentHelp("Significance level of the test (and 1 - alpha the coverage of the intervals).", valueName: "p"))
+    var alpha = RunComparison.defaultAlpha
 
     @Option(help: ArgumentHelp(
-        "Exit 1 when some cell is significantly slower by more than this (e.g. 10%: latency up 10%, or throughput down to 1/1.1), listing those cells.",
+        "Exit 1 when some cell is significantly slower by more than this — its whole interval beyond it (e.g. 10%: latency up more than 10%, or throughput down below 1/1.1) — listing those cells.",
         valueName: "percent"))
     var failOnRegression: String?
 
@@ -55,6 +55,7 @@ struct CompareCommand: ParsableCommand {
         case .table:
             print(TextTable.render(Self.table(comparison)))
             print("\n\(comparison.summary)")
+            if let warning = comparison.conditionsWarning { print("Note: \(warning).") }
         case .csv:
             print(Self.csv(comparison), terminator: "")
         case .json:
@@ -68,7 +69,8 @@ struct CompareCommand: ParsableCommand {
         guard !regressions.isEmpty else { return }
         var message = "ipcbench compare: \(regressions.count) cell(s) significantly slower by more than \(failOnRegression):\n"
         for cell in regressions {
-            message += "  \(Self.name(cell)): \(String(format: "%+.1f%%", cell.slowdownPercent)) (p = \(Self.p(cell.pValue)))\n"
+            let interval = String(format: "%.3f–%.3f", cell.ratioLow ?? 0, cell.ratioHigh ?? 0)
+            message += "  \(Self.name(cell)): \(String(format: "%+.1f%%", cell.slowdownPercent)) (B/A \(String(format: "%.3f", cell.ratio)), interval \(interval), p = \(Self.p(cell.pValue)))\n"
         }
         FileHandle.standardError.write(Data(message.utf8))
         throw ExitCode(1)
@@ -109,12 +111,14 @@ struct CompareCommand: ParsableCommand {
         func number(_ value: Double?) -> String { value.map { String(format: "%.6g", $0) } ?? "" }
         var text = csvColumns.joined(separator: ",") + "\n"
         for cell in comparison.cells {
-            let fields = [
-                cell.mechanism, cell.variant, cell.wait, cell.mode, String(cell.messageBytes), cell.placement, cell.metric,
+            // Text from the files is made safe for spreadsheets; numbers are written as they are.
+            let names = [cell.mechanism, cell.variant, cell.wait, cell.mode].map(DisplayText.csvCell)
+            let fields = names + [
+                String(cell.messageBytes), DisplayText.csvCell(cell.placement), cell.metric,
                 number(cell.baseline), number(cell.candidate), number(cell.ratio), number(cell.ratioLow), number(cell.ratioHigh), number(cell.pValue),
                 String(cell.baselineRepetitions), String(cell.candidateRepetitions), cell.verdict.rawValue, number(cell.slowdownPercent),
             ]
-            text += fields.map(DisplayText.csvCell).map(CSVReport.quoted).joined(separator: ",") + "\n"
+            text += fields.map(CSVReport.quoted).joined(separator: ",") + "\n"
         }
         return text
     }

@@ -85,6 +85,12 @@ struct ComparisonTests {
         #expect(comparison.regressions(beyond: 25).isEmpty)
         #expect(comparison.summary.hasPrefix("5 matching cells: 2 slower, 1 faster, 1 no significant change, 1 too few repetitions to tell"),
                 "\(comparison.summary)")
+        // The gate wants the whole interval beyond the limit: about 4% slower in every repetition is
+        // significant, not a 10% regression (interval 5150/5100 to 5300/4950: 1.0098–1.0707).
+        let slightly = try Self.results([("fifo", "latency", Self.base.map { $0 + 200 })], in: scratch, named: "slightly.csv")
+        let small = try RunComparison(baseline: ResultsFile(path: a), candidate: ResultsFile(path: slightly))
+        #expect(small.cells.first?.verdict == .slower && small.regressions(beyond: 10).isEmpty && small.regressions(beyond: 0.5).count == 1,
+                "\(small.cells)")
 
         // A file from before per-repetition figures: the ratio of the figures, unjudged.
         let old = try Self.results([("fifo", "latency", [6000])], in: scratch, named: "old.csv", perRepetition: false)
@@ -99,6 +105,23 @@ struct ComparisonTests {
         } throws: { "\($0)".contains("bad.csv, line 2: headline_per_repetition '5000 fast 5100' is not a list of positive numbers") }
     }
 
+    @Test("Runs that met different machines (stolen CPU time, the cache-line floor) are named in a warning")
+    func conditionsWarning() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        func file(_ name: String, steal: String, floor: String) throws -> ResultsFile {
+            let text = "mechanism,mode,message_bytes,placement,rtt_half_p50_ns,headline_per_repetition,steal_percent,floor_rtt_before_ns,status\n"
+                + "pipe,latency,64,cross-cpu,5000,5000 5100 4950 5050 4980,\(steal),\(floor),ok\n"
+            try text.write(toFile: scratch + "/" + name, atomically: true, encoding: .utf8)
+            return try ResultsFile(path: scratch + "/" + name)
+        }
+        let quiet = try file("a.csv", steal: "0.2", floor: "190")
+        #expect(try RunComparison(baseline: quiet, candidate: file("b.csv", steal: "1.0", floor: "200")).conditionsWarning == nil)
+        let stolen = try RunComparison(baseline: quiet, candidate: file("c.csv", steal: "10.9", floor: "195")).conditionsWarning
+        #expect(stolen?.contains("B: 10.9% CPU stolen by the host") == true, "\(stolen ?? "no warning")")
+        #expect(try RunComparison(baseline: quiet, candidate: file("d.csv", steal: "0.2", floor: "260")).conditionsWarning?.contains("cache-line floor 260 ns") == true)
+    }
+
     @Test("compare from the command line: the gate's exit status, csv and json output, and one-line errors with status 2")
     func commandLine() throws {
         let scratch = TestSupport.temporaryDirectory()
@@ -108,7 +131,7 @@ struct ComparisonTests {
 
         let gated = try TestSupport.runCLI(["compare", a, slower, "--fail-on-regression", "10%"])
         #expect(gated.status == 1, "\(gated.stderr)")
-        #expect(gated.stderr.contains("1 cell(s) significantly slower by more than 10%:\n  pipe write/read block latency 64 B cross-cpu: +20.0%"), "\(gated.stderr)")
+        #expect(gated.stderr.contains("1 cell(s) significantly slower by more than 10%:\n  pipe write/read block latency 64 B cross-cpu: +20.0% (B/A 1.200, interval 1.165–1.236, p = 0.008)"), "\(gated.stderr)")
         #expect(gated.stdout.contains("slower +20.0%") && gated.stdout.contains("~"), "\(gated.stdout)")
         #expect(try TestSupport.runCLI(["compare", a, slower, "--fail-on-regression", "25"]).status == 0)
         #expect(try TestSupport.runCLI(["compare", a, a, "--fail-on-regression", "0%"]).status == 0)

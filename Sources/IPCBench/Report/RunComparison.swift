@@ -40,14 +40,23 @@ public struct RunComparison: Sendable {
     public var cells: [CellChange] = []
     public let alpha: Double
 
+    /// The default significance level. Lower than the usual 0.05 because a run compares some 200
+    /// cells at once and two runs on a shared machine differ a little for real: on the Xeon guest,
+    /// two default runs of one binary differed at 0.05 in 14 of 189 cells, at 0.01 in 4
+    /// (results/vm-xeon-2026-12-05/compare/). With 5 repetitions a side, p < 0.01 means every
+    /// repetition of one run beat every repetition of the other.
+    public static let defaultAlpha = 0.01
+
     /// The columns two rows must agree on to be the same cell. Files from before the wait axis have
     /// no `wait` column: their rows all blocked.
     public static let matchColumns = ["mechanism", "variant", "wait", "mode", "message_bytes", "placement", "touch", "produce", "paced_rate_per_s"]
 
     /// Matches the ok rows of `candidate` with those of `baseline` and judges each pair. Throws
     /// `IPCError.setup` for a malformed figure, naming the file, line and column.
-    public init(baseline: ResultsFile, candidate: ResultsFile, alpha: Double = 0.05) throws {
+    public init(baseline: ResultsFile, candidate: ResultsFile, alpha: Double = RunComparison.defaultAlpha) throws {
         self.alpha = alpha
+        baselineConditions = Conditions(baseline)
+        candidateConditions = Conditions(candidate)
         func key(_ row: [String: String]) -> String {
             Self.matchColumns.map { row[$0] ?? ["wait": "block", "produce": "write"][$0] ?? "" }.joined(separator: "|")
         }
@@ -110,9 +119,47 @@ public struct RunComparison: Sendable {
         return change
     }
 
-    /// Cells significantly slower by more than `percent`.
+    /// What the machine was like during a run, from its rows: the median share of CPU time the host
+    /// stole during a cell, and the median cache-line floor of its shared-memory cells.
+    public struct Conditions: Sendable {
+        public var stealPercent: Double?
+        public var floorNanoseconds: Double?
+
+        init(_ file: ResultsFile) {
+            let ok = file.rows.filter { $0["status"] == "ok" }
+            stealPercent = Statistics.median(ok.compactMap { Double($0["steal_percent"] ?? "") })
+            floorNanoseconds = Statistics.median(ok.compactMap { Double($0["floor_rtt_before_ns"] ?? "") })
+        }
+
+        var text: String {
+            [stealPercent.map { String(format: "%.1f%% CPU stolen by the host (median over cells)", $0) },
+             floorNanoseconds.map { String(format: "cache-line floor %.0f ns", $0) }].compactMap { $0 }.joined(separator: ", ")
+        }
+    }
+
+    public var baselineConditions: Conditions
+    public var candidateConditions: Conditions
+
+    /// A warning when the two runs met different machines: more stolen CPU time (2 points apart or
+    /// more) or a cache-line floor 15% apart — the host moved or loaded the vCPUs, and every figure
+    /// with them, which the test cannot tell from a change of the code.
+    public var conditionsWarning: String? {
+        let a = baselineConditions, b = candidateConditions
+        let stealApart = (a.stealPercent ?? 0) - (b.stealPercent ?? 0)
+        let floorApart = a.floorNanoseconds.flatMap { fa in b.floorNanoseconds.map { fb in abs(fb / fa - 1) } } ?? 0
+        guard abs(stealApart) >= 2 || floorApart >= 0.15 else { return nil }
+        return "the runs met different machines (A: \(a.text); B: \(b.text)): differences may be the host's, not the code's"
+    }
+
+    /// Cells significantly slower by more than `percent`: slower, and the ratio's whole interval
+    /// beyond it (latency above 1 + percent, throughput below 1 / (1 + percent)), so that a cell is
+    /// gated only when its repetitions show more than that slowdown, not merely some slowdown.
     public func regressions(beyond percent: Double) -> [CellChange] {
-        cells.filter { $0.verdict == .slower && $0.slowdownPercent > percent }
+        let factor = 1 + percent / 100
+        return cells.filter { cell in
+            guard cell.verdict == .slower, let low = cell.ratioLow, let high = cell.ratioHigh else { return false }
+            return cell.metric == "bytes_per_s" ? high < 1 / factor : low > factor
+        }
     }
 
     /// One line: how many cells went which way.
