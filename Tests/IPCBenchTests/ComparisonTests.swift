@@ -91,6 +91,11 @@ struct ComparisonTests {
         let small = try RunComparison(baseline: ResultsFile(path: a), candidate: ResultsFile(path: slightly))
         #expect(small.cells.first?.verdict == .slower && small.regressions(beyond: 10).isEmpty && small.regressions(beyond: 0.5).count == 1,
                 "\(small.cells)")
+        // About 12% slower by its estimate, but the interval reaches down to 5500/5100 = 1.078: not shown to be beyond 10%.
+        let spread = try Self.results([("fifo", "latency", [5640, 5800, 5500, 5700, 5600])], in: scratch, named: "spread.csv")
+        let wide = try RunComparison(baseline: ResultsFile(path: a), candidate: ResultsFile(path: spread))
+        #expect(wide.cells.first.map { $0.verdict == .slower && $0.slowdownPercent > 10 && $0.ratioLow! < 1.1 } == true, "\(wide.cells)")
+        #expect(wide.regressions(beyond: 10).isEmpty && wide.regressions(beyond: 5).count == 1)
 
         // A file from before per-repetition figures: the ratio of the figures, unjudged.
         let old = try Self.results([("fifo", "latency", [6000])], in: scratch, named: "old.csv", perRepetition: false)
