@@ -248,6 +248,8 @@ struct RunCommand: ParsableCommand {
 
         if soakLength == nil {
             print(ConsoleTable.render(outcomes))
+            let ranking = Ranking.render(Ranking.groups(outcomes))
+            if !ranking.isEmpty { print("\n" + ranking) }
             if let client {
                 print("Consumers ran on \(DisplayText.printable(client.server.hostname)) (\(client.address)): latency is RTT/2 (the hosts share no clock); consumer CPU and its cost are the server's.")
             }

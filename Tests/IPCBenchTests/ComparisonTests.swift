@@ -110,6 +110,40 @@ struct ComparisonTests {
         } throws: { "\($0)".contains("bad.csv, line 2: headline_per_repetition '5000 fast 5100' is not a list of positive numbers") }
     }
 
+    @Test("The answer first: fastest to slowest per mode, size and placement, with margins and whether the repetitions show them apart")
+    func ranking() throws {
+        var configuration = RunConfiguration(
+            mechanisms: ["pipe", "fifo", "unix-stream", "tcp"].map { MechanismRegistry.mechanism(id: $0)! }, modes: [.latency, .throughput],
+            sizes: [64], placement: Placement(producerCPU: 0, consumerCPU: 1), repetitions: 5, limits: TestSupport.limits)
+        configuration.variants = nil
+        let spread: [Double] = [1.0, 1.02, 0.98, 1.01, 0.99]
+        // Latency (ns): tcp 8000 < … ; fifo and pipe overlap (not apart); throughput (bytes/s) ranks the other way.
+        let latency = ["pipe": 5000.0, "fifo": 5050, "unix-stream": 4000, "tcp": 8000]
+        let outcomes = configuration.cells.map { cell -> CellOutcome in
+            var outcome = CellOutcome(cell: cell, status: .ok)
+            let base = latency[cell.mechanism.id]!
+            let values = spread.map { $0 * (cell.mode == .latency ? base : 1e13 / base) }
+            outcome.headlinePerRepetition = values
+            if cell.mode == .latency {
+                let p50 = Statistics.median(values)!
+                outcome.halfRoundTrip = LatencySummary(min: p50, p50: p50, p90: p50, p99: p50, p99_9: p50, p99_99: p50, max: p50, mean: p50, stddev: 0)
+            } else {
+                outcome.bytesPerSecond = Statistics.median(values)
+            }
+            return outcome
+        } + [CellOutcome(cell: configuration.cells[0], status: .failed("not ranked"))]
+        let groups = Ranking.groups(outcomes)
+        #expect(groups.count == 2 && groups.allSatisfy { $0.entries.count == 4 })
+        for group in groups {
+            #expect(group.entries.map(\.name) == ["unix-stream", "pipe", "fifo", "tcp"], "\(group.mode): \(group.entries.map(\.name))")
+            #expect(group.entries.map(\.apart) == [nil, true, false, true], "\(group.mode): \(group.entries.map(\.apart))")
+            #expect(abs(group.entries[1].margin - 1.25) < 1e-9 && abs(group.entries[3].margin - 8000.0 / 5050) < 1e-9)
+        }
+        let text = Ranking.render(groups, shown: 3)
+        #expect(text.contains("latency 64 B cross-cpu     unix-stream 4.0 µs < pipe 5.0 µs ×1.25 ≈ fifo 5.0 µs ×1.01 … (1 more)"), "\(text)")
+        #expect(text.contains("throughput 64 B cross-cpu  unix-stream 2.50 GB/s < pipe 2.00 GB/s ×1.25"), "\(text)")
+    }
+
     @Test("Runs that met different machines (stolen CPU time, the cache-line floor) are named in a warning")
     func conditionsWarning() throws {
         let scratch = TestSupport.temporaryDirectory()
