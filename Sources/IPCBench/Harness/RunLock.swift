@@ -37,6 +37,14 @@ public enum RunLock {
         }
     }
 
+    /// For a process that runs cells without `ipcbench run` (the library used in-process, the tests):
+    /// takes the lock if nobody in this process has, and releases it when the process exits.
+    public static func holdUntilExit() {
+        let taken = heldLock.withLock { $0 == nil }
+        guard taken, (try? acquire()) != nil else { return }
+        atexit { RunLock.release() }
+    }
+
     /// Writes into the held lock file which metadata file and run id this run has (once they exist).
     public static func record(metadataPath: String, runID: String) {
         heldLock.withLock { held in

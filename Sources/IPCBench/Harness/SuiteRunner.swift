@@ -38,6 +38,9 @@ public enum SuiteRunner {
         repetitionDone: (_ cell: Cell, _ done: Int, _ planned: Int) -> Void = { _, _, _ in },
         continuing report: (CellOutcome, _ index: Int, _ total: Int) -> Bool
     ) -> [CellOutcome] {
+        // The IPC objects are named after this process: while it lives, other runs and `clean` must
+        // see a live run (`ipcbench run` holds the lock already; anyone else takes it here).
+        RunLock.holdUntilExit()
         var cells = configuration.cells.map { CellRun($0, configuration) }
         let planned = cells.count * configuration.repetitions
         var done = 0
