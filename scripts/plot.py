@@ -1190,7 +1190,14 @@ def write_index(plotter: Plotter, out_dir: OutputDirectory, warnings: list[str])
              "<h1>ipcbench results</h1>",
              f"<p>{esc(plotter.context())} — plots at message size <b>{esc(human_size(plotter.size))}</b> where a "
              f"single size is used; placement <b>{esc(plotter.placement)}</b> for the size sweeps.</p>",
-             "<h2>Runs</h2><table>"]
+             ]
+    # The answer first: the run's own ranking (metadata "ranking", written by ipcbench run), one per run.
+    for run in runs:
+        ranking = (run.metadata or {}).get("ranking")
+        if isinstance(ranking, list) and all(isinstance(line, str) for line in ranking) and ranking:
+            title = "Fastest first" + (f" — {esc(run.label)}" if len(runs) > 1 else "")
+            parts.append(f"<h2>{title}</h2><pre>" + esc("\n".join(ranking)) + "</pre>")
+    parts.append("<h2>Runs</h2><table>")
     table = [metadata_rows(run) for run in runs]
     if len(runs) > 1:
         parts.append("<tr><th></th>" + "".join(f"<th>{esc(run.label)}</th>" for run in runs) + "</tr>")

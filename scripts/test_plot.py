@@ -174,6 +174,26 @@ def test_many_series_copies_and_placements(tmp_path):
     assert "1 failed, 1 unavailable" in index or ("1 failed" in index and "1 unavailable" in index)
 
 
+def test_ranking_on_top_of_index(tmp_path):
+    results = write_csv(tmp_path / "results.csv", synthetic_rows())
+    write_metadata(results, "bench-a", "2026-01-01T10:00:00Z")
+    meta_path = tmp_path / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["ranking"] = ["Fastest first (…):", "  latency 16 B cross-cpu  shm <b>x</b> 90 ns < pipe 5.0 µs ×55.56"]
+    meta_path.write_text(json.dumps(meta))
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    index = (tmp_path / "plots" / "index.html").read_text()
+    ranking = index.index("<h2>Fastest first</h2><pre>")
+    assert ranking < index.index("<h2>Runs</h2>") < index.index("<h2>Plots</h2>")
+    assert "shm &lt;b&gt;x&lt;/b&gt; 90 ns &lt; pipe 5.0 µs ×55.56" in index  # escaped, never markup
+    # No ranking in the metadata: no section.
+    meta.pop("ranking")
+    meta_path.write_text(json.dumps(meta))
+    assert run_plot(results).returncode == 0
+    assert "Fastest first" not in (tmp_path / "plots" / "index.html").read_text()
+
+
 def test_series_labels_distinguish_variants(tmp_path):
     sys.path.insert(0, str(PLOT.parent))
     try:

@@ -237,6 +237,8 @@ struct RunCommand: ParsableCommand {
         metadata.leakedObjects = leaks.map(\.description)
         metadata.cellsFailed = outcomes.filter { if case .failed = $0.status { true } else { false } }.count
         metadata.cellsUnavailable = outcomes.filter { if case .unavailable = $0.status { true } else { false } }.count
+        let ranking = soakLength == nil ? Ranking.render(Ranking.groups(outcomes)) : ""
+        metadata.ranking = ranking.isEmpty ? nil : ranking.split(separator: "\n").map(String.init)
         metadata.state = writeFailure != nil ? "failed" : Interruption.requested ? "interrupted" : "complete"
         if Interruption.requested { metadata.interruptedBy = Interruption.signalName }
         // With the disk full the metadata may not be writable either: the CSV error is the one to report.
@@ -248,7 +250,6 @@ struct RunCommand: ParsableCommand {
 
         if soakLength == nil {
             print(ConsoleTable.render(outcomes))
-            let ranking = Ranking.render(Ranking.groups(outcomes))
             if !ranking.isEmpty { print("\n" + ranking) }
             if let client {
                 print("Consumers ran on \(DisplayText.printable(client.server.hostname)) (\(client.address)): latency is RTT/2 (the hosts share no clock); consumer CPU and its cost are the server's.")

@@ -144,6 +144,20 @@ struct ComparisonTests {
         #expect(text.contains("throughput 64 B cross-cpu  unix-stream 2.50 GB/s < pipe 2.00 GB/s ×1.25"), "\(text)")
     }
 
+    @Test("A run ends with the ranking, on the console and in its metadata (for index.html)")
+    func rankingOfARun() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let result = try TestSupport.runCLI(
+            ["run", "--mechanisms", "pipe,fifo", "--sizes", "64", "--mode", "latency", "--placements", "cross-cpu", "--repetitions", "5",
+             "--messages", "2000", "--quiet", "--out", scratch + "/r.csv"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("Fastest first") && result.stdout.contains("latency 64 B cross-cpu  "), "\(result.stdout)")
+        let metadata = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/r.metadata.json"))) as? [String: Any]
+        let ranking = metadata?["ranking"] as? [String]
+        #expect(ranking?.count == 2 && ranking?[1].contains("pipe") == true && ranking?[1].contains("fifo") == true, "\(ranking ?? [])")
+    }
+
     @Test("Runs that met different machines (stolen CPU time, the cache-line floor) are named in a warning")
     func conditionsWarning() throws {
         let scratch = TestSupport.temporaryDirectory()

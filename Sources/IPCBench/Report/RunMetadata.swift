@@ -83,6 +83,9 @@ public struct RunMetadata: Codable, Sendable {
     public var state: String
     public var interruptedBy: String?
     public var wallSeconds: Double?
+    /// The answer first (`Ranking.render`): the header, then one line per mode, size and placement,
+    /// fastest cells first; nil for a soak or when nothing could be ranked. index.html shows it on top.
+    public var ranking: [String]?
     public var cells: Int
     public var cellsCompleted: Int
     public var cellsFailed: Int
