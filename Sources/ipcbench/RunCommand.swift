@@ -109,6 +109,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
+    @Flag(help: "Also write the rows as JSON beside the CSV (X.json for X.csv), with the CSV's column names: numbers as numbers, empty fields as null.")
+    var json = false
+
     @Flag(help: "Do not draw plots at the end (by default scripts/plot.py draws them when its Python environment is set up).")
     var noPlots = false
 
@@ -165,9 +168,11 @@ struct RunCommand: ParsableCommand {
         let metadataPath = Self.metadataPath(forCSV: csvPath)
         let csvFile: OutputFile
         let metadataFile: OutputFile
+        var jsonFile: OutputFile?
         do {
             csvFile = try OutputFile(creating: csvPath, replacing: force)
             metadataFile = try OutputFile(creating: metadataPath, replacing: force)
+            if json { jsonFile = try OutputFile(creating: Self.jsonPath(forCSV: csvPath), replacing: force) }
         } catch let error as IPCError {
             throw Self.usageError(error.description)
         }
@@ -247,6 +252,9 @@ struct RunCommand: ParsableCommand {
             throw Self.failure("\(writeFailure.description); the run stopped after \(outcomes.count) cells, the CSV holds the \(max(0, outcomes.count - 1)) rows written before")
         }
         if case let .failure(error) = metadataFailure { throw Self.failure("\(error)") }
+        if let jsonFile {
+            try Self.writing { try jsonFile.rewrite(CSVReport.json(outcomes, runID: runID)) }
+        }
 
         if soakLength == nil {
             print(ConsoleTable.render(outcomes))
@@ -266,6 +274,7 @@ struct RunCommand: ParsableCommand {
         print("\(outcomes.count) of \(cells.count * passes) cells in \(String(format: "%.1f", wall)) s; \(metadata.cellsFailed) failed, \(metadata.cellsUnavailable) unavailable.")
         print("CSV: \(csvPath)")
         print("Metadata: \(metadataPath)")
+        if let jsonFile { print("JSON: \(jsonFile.path)") }
         if !noPlots, !outcomes.isEmpty, !Interruption.requested {
             print(Plotter.draw(csvPath: csvPath))
         }
@@ -569,10 +578,16 @@ struct RunCommand: ParsableCommand {
         do {
             try OutputFile.checkReplaceable(path, replacing: force)
             try OutputFile.checkReplaceable(Self.metadataPath(forCSV: path), replacing: force)
+            if json { try OutputFile.checkReplaceable(Self.jsonPath(forCSV: path), replacing: force) }
         } catch let error as IPCError {
             throw ValidationError("--out: \(error.description)")
         }
         return path
+    }
+
+    /// `mine.csv` → `mine.json` (`--json`).
+    static func jsonPath(forCSV csvPath: String) -> String {
+        String(csvPath.dropLast(".csv".count)) + ".json"
     }
 
     /// `results.csv` → `metadata.json`; `mine.csv` → `mine.metadata.json` (so runs can share a folder).

@@ -109,6 +109,33 @@ struct OutputSafetyTests {
         }
     }
 
+    @Test("--json writes the rows beside the CSV with its column names, typed; an existing file is refused without --force")
+    func jsonResults() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let arguments = ["run", "--mechanisms", "pipe", "--sizes", "64,128", "--mode", "latency,throughput", "--placements", "cross-cpu",
+                         "--repetitions", "2", "--messages", "500", "--quiet", "--no-plots", "--json", "--out", scratch + "/r.csv"]
+        let result = try TestSupport.runCLI(arguments)
+        #expect(result.status == 0, "\(result.stderr)")
+        let csv = try TestSupport.readCSV(scratch + "/r.csv")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/r.json"))) as? [[String: Any]])
+        #expect(rows.count == csv.count && rows.count == 4)
+        for (row, csvRow) in zip(rows, csv) {
+            #expect(Set(row.keys) == Set(CSVReport.columns))
+            #expect(row["mechanism"] as? String == "pipe" && row["status"] as? String == "ok")
+            #expect(row["message_bytes"] as? Int == Int(csvRow["message_bytes"] ?? ""))
+            #expect((row["headline_per_repetition"] as? [Double])?.count == 2, "\(row["headline_per_repetition"] ?? "none")")
+            let latency = row["mode"] as? String == "latency"
+            #expect(latency ? row["rtt_half_p50_ns"] is Double : row["rtt_half_p50_ns"] is NSNull, "\(row["rtt_half_p50_ns"] ?? "none")")
+        }
+        let again = try TestSupport.runCLI(arguments.filter { $0 != "--out" && !$0.hasSuffix("/r.csv") } + ["--out", scratch + "/other.csv"])
+        #expect(again.status == 0)
+        try "keep".write(toFile: scratch + "/third.json", atomically: true, encoding: .utf8)
+        let refused = try TestSupport.runCLI(arguments.filter { $0 != "--out" && !$0.hasSuffix("/r.csv") } + ["--out", scratch + "/third.csv"])
+        #expect(refused.status == 2 && refused.stderr.contains("third.json"), "\(refused.stderr)")
+        #expect(try String(contentsOfFile: scratch + "/third.json", encoding: .utf8) == "keep")
+    }
+
     @Test("A full disk (a file-size limit here) ends the run in one line, exit 1, whole rows only, metadata says failed")
     func writeErrorSurfaces() throws {
         let scratch = TestSupport.temporaryDirectory()
@@ -121,7 +148,8 @@ struct OutputSafetyTests {
             + "--mode latency,throughput --placements same-cpu --repetitions 1 --messages 300 --quiet --no-plots --out '\(csv)'"
         let (status, stderr) = try Self.shell(command)
         #expect(status == 1, "\(stderr)")
-        let lines = stderr.split(separator: "\n")
+        // The error itself is one line (a warning about the machine, e.g. another run's leftovers, may precede it).
+        let lines = stderr.split(separator: "\n").filter { !$0.hasPrefix("ipcbench: warning: ") }
         #expect(lines.count == 1 && lines[0].contains("cannot write to '\(csv)'"), "\(stderr)")
         let text = try String(contentsOfFile: csv, encoding: .utf8)
         #expect(text.hasSuffix("\n"), "the CSV ends in half a row")

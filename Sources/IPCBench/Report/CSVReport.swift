@@ -20,6 +20,31 @@ public final class CSVReport {
         + ["remote"]
         + ["lost", "reordered", "corrupt", "status"]
 
+    /// Columns that hold text; every other column holds a number (or nothing), and
+    /// `headline_per_repetition` a list of numbers.
+    static let textColumns: Set<String> = ["run_id", "mechanism", "variant", "wait", "produce", "touch", "mode", "placement", "drifted", "remote", "status"]
+
+    /// The rows as JSON (`--json`): an array of objects with the CSV's column names, numbers as
+    /// numbers, `headline_per_repetition` as an array, empty fields as null.
+    public static func json(_ outcomes: [CellOutcome], runID: String) throws -> [UInt8] {
+        let rows: [[String: Any]] = outcomes.map { outcome in
+            var object: [String: Any] = [:]
+            for (column, field) in zip(columns, fields(outcome, runID: runID)) {
+                if field.isEmpty {
+                    object[column] = NSNull()
+                } else if column == "headline_per_repetition" {
+                    object[column] = field.split(separator: " ").compactMap { Double($0) }
+                } else if textColumns.contains(column) {
+                    object[column] = field
+                } else {
+                    object[column] = Int(field).map { $0 as Any } ?? Double(field).map { $0 as Any } ?? field
+                }
+            }
+            return object
+        }
+        return Array(try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+    }
+
     private let file: OutputFile
     public var path: String { file.path }
     public let runID: String
