@@ -179,14 +179,12 @@ final class SysVMessageEndpoint: MessageEndpoint {
     private let sendBuffer: UnsafeMutableRawBufferPointer
     private let receiveBuffer: UnsafeMutableRawBufferPointer
     /// `poll` and `spin-then-block` call with IPC_NOWAIT; the latter falls back to a blocking call
-    /// once it has retried for `spinNanoseconds` (nil: retry for ever).
-    private let firstFlags: Int32
-    private let spinNanoseconds: UInt64?
+    /// once it has retried for `--spin-then-block`.
+    private let waiter: TryWaiter
 
     init(sendQueue: Int32, sendType: Int, receiveQueue: Int32, receiveType: Int, options: EndpointOptions) {
         let maximumMessageBytes = options.messageBytes
-        firstFlags = options.wait == .poll || options.wait == .spinThenBlock ? Int32(IPC_NOWAIT) : 0
-        spinNanoseconds = options.wait == .spinThenBlock ? options.spinThenBlockNanoseconds : nil
+        waiter = TryWaiter(options: options)
         self.sendQueue = sendQueue
         self.receiveQueue = receiveQueue
         self.receiveType = receiveType
@@ -207,13 +205,9 @@ final class SysVMessageEndpoint: MessageEndpoint {
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
         fill(UnsafeMutableRawBufferPointer(rebasing: sendBuffer[Self.payloadOffset..<(Self.payloadOffset + size)]))
         let message = UnsafeRawPointer(sendBuffer.baseAddress! + Self.typeOffset)
-        var flags = firstFlags, spinStart: UInt64 = 0
-        while msgsnd(sendQueue, message, size, flags) != 0 {
-            if errno == EINTR { continue }
-            if errno == EAGAIN, flags != 0 {  // full, under IPC_NOWAIT
-                flags = nextFlags(&spinStart)
-                continue
-            }
+        try waiter.wait(for: "room in the queue") { block, _ in
+            if msgsnd(sendQueue, message, size, block ? 0 : Int32(IPC_NOWAIT)) == 0 { return true }
+            if errno == EINTR || errno == EAGAIN { return false }  // EAGAIN: full, under IPC_NOWAIT
             if errno == EIDRM { throw IPCError.peerClosed("msgsnd: queue \(sendQueue) was removed") }
             throw IPCError.lastSystemError("msgsnd", "queue \(sendQueue)")
         }
@@ -221,34 +215,20 @@ final class SysVMessageEndpoint: MessageEndpoint {
 
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         let message = receiveBuffer.baseAddress! + Self.typeOffset
-        var flags = firstFlags, spinStart: UInt64 = 0
-        while true {
+        var count = -1
+        try waiter.wait(for: "message") { block, _ in
             // Without MSG_NOERROR a longer message fails with E2BIG instead of being truncated.
-            let count = msgrcv(receiveQueue, message, size, receiveType, flags)
-            if count >= 0 {
-                guard count == size else {
-                    throw IPCError.setup("msgrcv: a message of \(count) bytes arrived where \(size) were expected")
-                }
-                consume(UnsafeRawBufferPointer(rebasing: receiveBuffer[Self.payloadOffset..<(Self.payloadOffset + size)]))
-                return true
-            }
-            if errno == EINTR { continue }
-            if errno == ENOMSG, flags != 0 {  // empty, under IPC_NOWAIT
-                flags = nextFlags(&spinStart)
-                continue
-            }
+            count = msgrcv(receiveQueue, message, size, receiveType, block ? 0 : Int32(IPC_NOWAIT))
+            if count >= 0 { return true }
+            if errno == EINTR || errno == ENOMSG { return false }  // ENOMSG: empty, under IPC_NOWAIT
             if errno == EIDRM { throw IPCError.peerClosed("msgrcv: queue \(receiveQueue) was removed") }
             throw IPCError.lastSystemError("msgrcv", "queue \(receiveQueue)")
         }
-    }
-
-    /// The flags of the next try after an IPC_NOWAIT call found the queue empty (or full).
-    @inline(__always)
-    private func nextFlags(_ spinStart: inout UInt64) -> Int32 {
-        guard let spinNanoseconds else { return firstFlags }
-        let now = MonotonicClock.now()
-        if spinStart == 0 { spinStart = now }
-        return now &- spinStart < spinNanoseconds ? firstFlags : 0
+        guard count == size else {
+            throw IPCError.setup("msgrcv: a message of \(count) bytes arrived where \(size) were expected")
+        }
+        consume(UnsafeRawBufferPointer(rebasing: receiveBuffer[Self.payloadOffset..<(Self.payloadOffset + size)]))
+        return true
     }
 
     /// Nothing to close: the queues are the parent's, removed in teardown.
