@@ -75,5 +75,6 @@ static inline uint64_t ipcb_read_tsc(void) {
 #include "CIPCShimSharedMemory.h"
 #include "CIPCShimKernelCopy.h"
 #include "CIPCShimSignals.h"
+#include "CIPCShimUring.h"
 
 #endif

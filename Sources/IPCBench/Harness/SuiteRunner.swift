@@ -191,6 +191,14 @@ public enum SuiteRunner {
         if let reason = cell.placement.unavailableReason { return reason }
         if let reason = cell.mechanism.unavailableReason() { return reason }
         if let reason = cell.mechanism.waitUnavailableReason(cell.wait, variant: cell.variant) { return reason }
+        if cell.wait.usesCompletionRing, let reason = CompletionRing.unavailableReason(submissionPolling: cell.wait == .uringSQPoll) {
+            return reason
+        }
+        if cell.wait == .uringSQPoll, let producer = cell.placement.producerCPU, producer == cell.placement.consumerCPU {
+            // The polling threads inherit their worker's CPU: four threads, two of them busy-polling,
+            // on one CPU; each hand-off then waits for a time slice (over 6 ms per message here).
+            return "uring-sqpoll needs CPUs for its kernel polling threads: on one CPU with both workers every hand-off waits for the scheduler"
+        }
         if let limit = cell.mechanism.messageLimit(), cell.messageBytes > limit.bytes {
             return "message of \(cell.messageBytes) bytes exceeds the limit of \(limit.bytes) bytes (\(limit.source))"
         }

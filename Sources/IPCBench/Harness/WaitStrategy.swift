@@ -16,6 +16,14 @@ public enum WaitStrategy: String, Codable, Sendable, CaseIterable {
     /// A blocking wait with a timeout (`poll(2)` with `--wait-timeout`): a peer that stops answering
     /// ends the cell with a timeout error instead of a wait until the cell timeout.
     case timed
+    /// Completion-based I/O: each read or write is submitted to the worker's own io_uring and its
+    /// completion awaited in the same `io_uring_enter` (one system call per operation, as `block`).
+    case uring
+    /// io_uring with a kernel thread polling the submission queue (IORING_SETUP_SQPOLL): operations are
+    /// queued and completions reaped in shared memory, no system call per message while the worker
+    /// polls; after `--spin-then-block` of polling it sleeps in `io_uring_enter`. The polling thread
+    /// belongs to the worker's process, so its CPU time is in the row's CPU columns.
+    case uringSQPoll = "uring-sqpoll"
 
     public static let defaultSpinNanoseconds: UInt64 = 50_000
     public static let defaultTimeoutSeconds = 5.0
@@ -29,9 +37,19 @@ public enum WaitStrategy: String, Codable, Sendable, CaseIterable {
         case .sigio: "signal-driven I/O: O_ASYNC raises SIGIO on readiness; the worker waits in sigwaitinfo"
         case .spinThenBlock: "non-blocking retries for --spin-then-block, then a blocking wait"
         case .timed: "a blocking wait bounded by --wait-timeout (poll(2) with a timeout)"
+        case .uring: "io_uring: each read/write submitted and its completion awaited in one io_uring_enter"
+        case .uringSQPoll: "io_uring with a kernel submission thread (SQPOLL); completions polled in user space, sleeping after --spin-then-block"
         }
     }
 
-    /// Strategies whose descriptors are O_NONBLOCK (every one but `block`).
-    var usesNonBlockingCalls: Bool { self != .block }
+    /// The strategies that wait for readiness and then make the call themselves (all but io_uring's).
+    public static let readinessBased = allCases.filter { !$0.usesCompletionRing }
+
+    /// Strategies whose reads and writes the kernel performs through the worker's io_uring.
+    public var usesCompletionRing: Bool { self == .uring || self == .uringSQPoll }
+
+    /// Strategies whose descriptors are O_NONBLOCK: the readiness-based ones but `block`. (io_uring
+    /// leaves descriptors blocking: on a non-blocking one an empty read completes with EAGAIN
+    /// instead of waiting.)
+    var usesNonBlockingCalls: Bool { self != .block && !usesCompletionRing }
 }

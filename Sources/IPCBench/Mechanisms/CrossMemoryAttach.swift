@@ -20,7 +20,8 @@ public struct CrossMemoryAttachMechanism: Mechanism {
 
     public func variants(for mode: Mode) -> [String] { [Self.pullVariant] }
     public func copies(for variant: String) -> Int { 1 }
-    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.readinessBased }
+    public var completionRingUnavailableReason: String { "process_vm_readv has no io_uring operation" }
 
     public func unavailableReason() -> String? { Self.availability }
 

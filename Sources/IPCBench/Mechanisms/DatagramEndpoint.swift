@@ -47,7 +47,7 @@ public final class DatagramEndpoint: MessageEndpoint {
                 length = try Datagram.receiveConnectingToSender(descriptor, into: message)
                 connectsToFirstSender = length == Datagram.timedOut
             } else {
-                length = try Datagram.receive(descriptor, into: message)
+                length = try Datagram.receive(descriptor, into: message, waiter: waiter)
             }
             if length != Datagram.timedOut { break }
             // EAGAIN: the channel is empty and this cell does not block in recv.
@@ -83,7 +83,7 @@ enum Datagram {
     @inline(__always)
     static func send(_ fd: Int32, _ message: UnsafeRawBufferPointer, waiter: ReadinessWaiter) throws {
         while true {
-            let sent = Glibc.send(fd, message.baseAddress, message.count, 0)
+            let sent = waiter.send(fd, message.baseAddress!, message.count, flags: 0)
             if sent == message.count { return }
             if sent >= 0 { throw IPCError.worker("send took \(sent) bytes of a \(message.count)-byte datagram") }
             if errno == EAGAIN {
@@ -94,11 +94,12 @@ enum Datagram {
         }
     }
 
-    /// Receives one datagram into `buffer` and returns its real length, or `timedOut`.
+    /// Receives one datagram into `buffer` and returns its real length, or `timedOut` (EAGAIN: a
+    /// non-blocking socket was empty, or a receive timeout passed).
     @inline(__always)
-    static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, waiter: ReadinessWaiter = .blocking) throws -> Int {
         while true {
-            let length = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_TRUNC))
+            let length = waiter.receive(fd, buffer.baseAddress!, buffer.count, flags: Int32(MSG_TRUNC))
             if length >= 0 { return length }
             if errno == EINTR { continue }
             if errno == EAGAIN || errno == EWOULDBLOCK { return timedOut }

@@ -64,12 +64,11 @@ public struct MappedFileMechanism: Mechanism {
     }
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
-        let endpoint = try open(rendezvous, options, role: .consumer)
-        return ImmediateListener { endpoint }
+        SharedRing.listener(try open(rendezvous, options, role: .consumer))
     }
 
     public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
-        try open(rendezvous, options, role: .producer)
+        try SharedRing.connected(try open(rendezvous, options, role: .producer))
     }
 
     public func teardown(_ rendezvous: Rendezvous) {

@@ -186,6 +186,8 @@ public protocol Mechanism: Sendable {
     func waitStrategies(for variant: String) -> [WaitStrategy]
     /// Why `wait` cannot run with `variant`, or nil when it can (default: it is not in `waitStrategies`).
     func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String?
+    /// Why the io_uring strategies do not apply, for a mechanism that does not list them.
+    var completionRingUnavailableReason: String { get }
     /// The largest message this system lets the mechanism carry, or nil when only memory limits it.
     func messageLimit() -> MessageLimit?
     /// Why the mechanism cannot run on this system, or nil when it can.
@@ -214,8 +216,16 @@ extension Mechanism {
     public func waitStrategies(for variant: String) -> [WaitStrategy] { [.block] }
 
     public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
+        unlistedWaitReason(wait, variant: variant)
+    }
+
+    public var completionRingUnavailableReason: String { "its calls are not done through io_uring here" }
+
+    /// Why `wait` is not among `waitStrategies(for: variant)`, or nil when it is: the default reason.
+    func unlistedWaitReason(_ wait: WaitStrategy, variant: String) -> String? {
         let supported = waitStrategies(for: variant)
         guard !supported.contains(wait) else { return nil }
+        if wait.usesCompletionRing { return "\(id) \(variant) has no --wait \(wait.rawValue): \(completionRingUnavailableReason)" }
         return "\(id) \(variant) does not support --wait \(wait.rawValue) (yet); it supports: \(supported.map(\.rawValue).joined(separator: ", "))"
     }
     public func teardown(_ rendezvous: Rendezvous) {}

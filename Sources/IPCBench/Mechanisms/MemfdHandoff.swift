@@ -20,7 +20,8 @@ public struct MemfdHandoffMechanism: Mechanism {
 
     public func variants(for mode: Mode) -> [String] { [Self.inPlaceVariant] }
     public func copies(for variant: String) -> Int { 0 }
-    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.readinessBased }
+    public var completionRingUnavailableReason: String { "the hand-off passes descriptors (sendmsg/recvmsg with SCM_RIGHTS), not done through io_uring here" }
 
     public func unavailableReason() -> String? { Self.availability }
 

@@ -22,7 +22,8 @@ public struct POSIXMessageQueueMechanism: Mechanism {
 
     public func variants(for mode: Mode) -> [String] { ["mq_send/mq_receive"] }
     public func copies(for variant: String) -> Int { 2 }
-    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.readinessBased }
+    public var completionRingUnavailableReason: String { "mq_send and mq_receive have no io_uring operation" }
 
     public func unavailableReason() -> String? {
         SystemFacts.readInt(Self.messageSizePath) == nil

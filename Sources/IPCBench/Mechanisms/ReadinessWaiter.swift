@@ -6,8 +6,14 @@ import Glibc
 /// `waitWritable`, which return once the call may succeed (or at once, for `poll`, which retries).
 /// The successful call's path is the same for every strategy: the strategy costs only when the
 /// channel is empty (or full).
+///
+/// Under the io_uring strategies the descriptors stay blocking and the endpoint's calls go through
+/// `read`, `write`, `receive` and `send` here, which hand them to the worker's `CompletionRing`: the
+/// kernel performs the call and the waiter waits for its completion.
 struct ReadinessWaiter {
     let strategy: WaitStrategy
+    /// `uring`, `uring-sqpoll`: the ring the calls go through; else nil (the plain system calls).
+    private let completionRing: CompletionRing?
     /// `epoll`: one instance per direction, watching the read (or write) descriptor; else -1.
     private let readEpoll: Int32
     private let writeEpoll: Int32
@@ -25,6 +31,7 @@ struct ReadinessWaiter {
         spinNanoseconds = 0
         timeoutMilliseconds = -1
         timeoutSeconds = 0
+        completionRing = nil
     }
 
     /// Sets up `readDescriptor` and `writeDescriptor` (either may be -1, or both the same socket)
@@ -59,6 +66,7 @@ struct ReadinessWaiter {
         }
         self.readEpoll = readEpoll
         self.writeEpoll = writeEpoll
+        completionRing = strategy.usesCompletionRing ? try CompletionRing(options: options) : nil
     }
 
     private static func epoll(watching fd: Int32, writable: Bool) throws -> Int32 {
@@ -67,12 +75,39 @@ struct ReadinessWaiter {
         return instance
     }
 
-    /// The epoll instances this waiter made, for an owner that closes descriptors itself.
-    var ownedDescriptors: [Int32] { [readEpoll, writeEpoll].filter { $0 >= 0 } }
-
     func close() {
         if readEpoll >= 0 { Glibc.close(readEpoll) }
         if writeEpoll >= 0 { Glibc.close(writeEpoll) }
+        completionRing?.close()
+    }
+
+    /// Completions reaped from the completion ring (nil without one).
+    var completionsSoFar: UInt32? { completionRing?.completionsSoFar }
+
+    // MARK: The calls, through the completion ring when there is one (each as its system call)
+
+    @inline(__always)
+    func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+        if let completionRing { return completionRing.read(fd, buffer, count) }
+        return Glibc.read(fd, buffer, count)
+    }
+
+    @inline(__always)
+    func write(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+        if let completionRing { return completionRing.write(fd, buffer, count) }
+        return Glibc.write(fd, buffer, count)
+    }
+
+    @inline(__always)
+    func receive(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, flags: Int32) -> Int {
+        if let completionRing { return completionRing.receive(fd, buffer, count, flags: flags) }
+        return Glibc.recv(fd, buffer, count, flags)
+    }
+
+    @inline(__always)
+    func send(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int, flags: Int32) -> Int {
+        if let completionRing { return completionRing.send(fd, buffer, count, flags: flags) }
+        return Glibc.send(fd, buffer, count, flags)
     }
 
     /// After a read of `fd` failed with EAGAIN: returns when reading may succeed.
@@ -131,7 +166,7 @@ struct ReadinessWaiter {
             guard try poll(fd, events, timeout: timedBoundFirst ? timeoutMilliseconds : bound) || !timedBoundFirst else {
                 throw IPCError.timeout("no \(what) within \(timeoutSeconds) s (--wait timed, --wait-timeout)")
             }
-        case .block:
+        case .block, .uring, .uringSQPoll:
             throw IPCError.worker("a blocking descriptor reported EAGAIN")
         }
         // Retry the call: if it finds nothing again, the next wait sees the deadline passed.

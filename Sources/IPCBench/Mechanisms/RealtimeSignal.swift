@@ -23,12 +23,13 @@ public struct RealtimeSignalMechanism: Mechanism {
     static let preferredWindow = 128
 
     public func variants(for mode: Mode) -> [String] { [Self.variant] }
-    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases.filter { $0 != .sigio } }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.readinessBased.filter { $0 != .sigio } }
 
     public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
-        wait == .sigio ? "the signal is itself the notification, and its signalfd raises no SIGIO (no O_ASYNC support)" : nil
+        wait == .sigio ? "the signal is itself the notification, and its signalfd raises no SIGIO (no O_ASYNC support)" : unlistedWaitReason(wait, variant: variant)
     }
     /// sigqueue copies the value into the kernel's queue entry; sigwaitinfo copies it out into siginfo.
+    public var completionRingUnavailableReason: String { "sigqueue has no io_uring operation (the signalfd's reads could go through one; not done)" }
     public func copies(for variant: String) -> Int { 2 }
     public var carriesSendTimestamp: Bool { false }
 

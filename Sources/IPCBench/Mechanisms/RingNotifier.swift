@@ -315,7 +315,7 @@ struct EventSleeper: RingSleeper {
     @inline(__always)
     private static func sleep(_ descriptor: Int32, _ waiter: ReadinessWaiter) throws {
         var count: UInt64 = 0
-        while read(descriptor, &count, 8) != 8 {
+        while waiter.read(descriptor, &count, 8) != 8 {
             if errno == EAGAIN {
                 try waiter.waitReadable(descriptor)
             } else if errno != EINTR {
@@ -333,5 +333,46 @@ struct EventSleeper: RingSleeper {
     }
 }
 
+/// IORING_OP_MSG_RING (`uring-msg`), the io_uring analogue of the eventfd: each worker has its own
+/// io_uring, a wake-up is a completion the waker posts into its peer's ring (one io_uring_enter), and
+/// a sleeper waits for one in io_uring_enter. The two rings' descriptors are exchanged once, with
+/// SCM_RIGHTS, over a socket pair the parent made for the cell. A completion's user data says what it
+/// signals (data or space) and carries the index the waker had just stored. Both kinds arrive in one
+/// completion queue: one meant for the other direction, or a stale one, only causes a spurious
+/// return, which BlockingNotifier absorbs, as it does a stale eventfd count.
+struct MessageRingSleeper: RingSleeper {
+    static let dataKind: UInt64 = 1 << 32
+    static let spaceKind: UInt64 = 2 << 32
+    let ownRing: CompletionRing
+    /// The peer's ring, duplicated into this process once both workers exist (-1 until then); in
+    /// private memory, so the sleeper stays a plain value.
+    let peerRing: UnsafeMutablePointer<Int32>
+
+    init(ownRing: CompletionRing) {
+        self.ownRing = ownRing
+        peerRing = .allocate(capacity: 1)
+        peerRing.initialize(to: -1)
+    }
+
+    @inline(__always)
+    func sleepForData(_ ring: Ring, seen head: UInt32) throws { try sleep() }
+    @inline(__always)
+    func wakeForData(_ ring: Ring) throws { try ownRing.post(Self.dataKind | UInt64(ipcb_load_relaxed_u32(ring.head)), toRing: peerRing.pointee) }
+    @inline(__always)
+    func sleepForSpace(_ ring: Ring, seen tail: UInt32) throws { try sleep() }
+    @inline(__always)
+    func wakeForSpace(_ ring: Ring) throws { try ownRing.post(Self.spaceKind | UInt64(ipcb_load_relaxed_u32(ring.tail)), toRing: peerRing.pointee) }
+
+    @inline(__always)
+    private func sleep() throws {
+        let message = try ownRing.nextMessage()
+        let kind = message & ~UInt64(UInt32.max)
+        guard kind == Self.dataKind || kind == Self.spaceKind else {
+            throw IPCError.worker("a completion in the ring that is not a peer's message (user data \(message))")
+        }
+    }
+}
+
 typealias FutexNotifier = BlockingNotifier<FutexSleeper>
 typealias EventNotifier = BlockingNotifier<EventSleeper>
+typealias MessageRingNotifier = BlockingNotifier<MessageRingSleeper>

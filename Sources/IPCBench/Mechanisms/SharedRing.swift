@@ -223,6 +223,7 @@ public struct SharedRingVariant: Equatable, Sendable {
     public enum Notification: String, Sendable, CaseIterable {
         case semaphore, futex, eventfd, spin
         case systemVSemaphore = "sysv-sem"
+        case uringMessage = "uring-msg"
     }
 
     public var copyPath: CopyPath
@@ -295,19 +296,24 @@ enum SharedRing {
         switch SharedRingVariant(variant)?.notification {
         case .semaphore, .systemVSemaphore: [.block, .poll, .spinThenBlock, .timed]
         case .eventfd: WaitStrategy.allCases.filter { $0 != .sigio }
-        case .futex, .spin, nil: [.block]
+        case .futex, .spin, .uringMessage, nil: [.block]
         }
     }
 
     static func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
+        if SharedRingVariant(variant)?.notification == .uringMessage, let reason = CompletionRing.unavailableReason(submissionPolling: false) {
+            return reason
+        }
         guard !waitStrategies(for: variant).contains(wait) else { return nil }
         switch SharedRingVariant(variant)?.notification {
         case .semaphore, .systemVSemaphore:
-            return "a semaphore is not a file descriptor: there is nothing to epoll or to raise SIGIO (poll and spin-then-block try it without waiting, timed bounds the wait)"
+            return "a semaphore is not a file descriptor: there is nothing to epoll, read through io_uring or to raise SIGIO (poll and spin-then-block try it without waiting, timed bounds the wait)"
         case .eventfd:
             return "an eventfd raises no SIGIO (no O_ASYNC support)"
         case .futex:
             return "the futex variant only sleeps in FUTEX_WAIT; its polling form is the spin variant"
+        case .uringMessage:
+            return "the uring-msg variant waits in io_uring_enter for its peer's message; it has no readiness or polling form here"
         case .spin:
             return "the spin variant is itself polling: it spins on the slot and yields the CPU after --spin-then-block (after every poll when both workers share a CPU)"
         case nil:
@@ -429,6 +435,15 @@ enum SharedRing {
                 }
             }
             rendezvous.parameters["sem-set"] = String(set)
+        case .uringMessage:
+            // The workers exchange their io_uring descriptors over this pair (SCM_RIGHTS): private to
+            // the cell, so the peer is whoever inherited the other end.
+            var pair: [Int32] = [-1, -1]
+            guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+                throw IPCError.lastSystemError("socketpair")
+            }
+            rendezvous.consumerDescriptors = [pair[0]]
+            rendezvous.producerDescriptors = [pair[1]]
         case .semaphore, .futex, .spin:
             break
         }
@@ -507,7 +522,11 @@ enum SharedRing {
                         spaceWaiter: try waiter(space, readHere: ring == outgoingIndex))
                 }
                 let notifiers = channel { ring in EventNotifier(sleeper: sleepers[ring]) }
-                return EventRingEndpoint(channel: notifiers, descriptors: events + waiters.flatMap(\.ownedDescriptors))
+                return EventRingEndpoint(channel: notifiers, events: events, waiters: waiters)
+            case .uringMessage:
+                let sleeper = MessageRingSleeper(ownRing: try CompletionRing(submissionPolling: false))
+                return MessageRingEndpoint(
+                    channel: channel { _ in MessageRingNotifier(sleeper: sleeper) }, sleeper: sleeper, socket: Rendezvous.inheritedDescriptor(0))
             case .systemVSemaphore:
                 return SystemVSemaphoreRingEndpoint(channel: channel { ring in
                     SystemVSemaphoreNotifier(set: semaphoreSet, full: UInt16(2 * ring), empty: UInt16(2 * ring + 1), waiter: TryWaiter(options: options))
@@ -518,6 +537,88 @@ enum SharedRing {
             throw error
         }
     }
+}
+
+/// An endpoint whose set-up ends with a step that needs the peer: the consumer's runs in `accept`,
+/// once the producer exists, the producer's in `connect`.
+protocol PeerSetUp {
+    func completeWithPeer() throws
+}
+
+extension SharedRing {
+    /// The consumer's listener for a ring endpoint (complete at once, unless it needs the peer).
+    static func listener(_ endpoint: any MessageEndpoint) -> ImmediateListener {
+        ImmediateListener {
+            try (endpoint as? PeerSetUp)?.completeWithPeer()
+            return endpoint
+        }
+    }
+
+    /// The producer's ring endpoint, with any set-up step that needs the consumer done.
+    static func connected(_ endpoint: any MessageEndpoint) throws -> any MessageEndpoint {
+        do {
+            try (endpoint as? PeerSetUp)?.completeWithPeer()
+        } catch {
+            endpoint.close()
+            throw error
+        }
+        return endpoint
+    }
+
+    /// `uring-msg` set-up: gets the peer's io_uring descriptor over the cell's socket pair and
+    /// returns it, checked to be an io_uring; closes the socket. The kernel refuses to pass an
+    /// io_uring with SCM_RIGHTS, so each side sends its pid and ring descriptor number, allows the
+    /// peer (and only it) ptrace access under Yama, says so, and copies the peer's ring with
+    /// pidfd_getfd. Both sides send before they wait, so neither waits on the other; a peer that
+    /// stops answering ends in a timeout.
+    static func exchangeRingDescriptors(_ own: Int32, over socket: Int32) throws -> Int32 {
+        defer { Glibc.close(socket) }
+        var introduction: (Int32, Int32) = (getpid(), own)
+        try sendRecord(&introduction, on: socket)
+        var peer: (pid: Int32, ring: Int32) = (0, -1)
+        try receiveRecord(&peer, on: socket)
+        _ = ipcb_allow_tracer(peer.pid)  // EINVAL without Yama: nothing to allow
+        var allowed: UInt8 = 1
+        try sendRecord(&allowed, on: socket)
+        try receiveRecord(&allowed, on: socket)
+        let copy = ipcb_descriptor_of_process(peer.pid, peer.ring)
+        guard copy >= 0 else {
+            throw IPCError.system(call: "pidfd_getfd", errno: -copy, context: "the peer's io_uring (pid \(peer.pid), descriptor \(peer.ring))")
+        }
+        var link = [UInt8](repeating: 0, count: 64)
+        let length = readlink("/proc/self/fd/\(copy)", &link, link.count)
+        let target = length > 0 ? String(decoding: link[0..<length], as: UTF8.self) : "?"
+        guard target == "anon_inode:[io_uring]" else {
+            Glibc.close(copy)
+            throw IPCError.setup("the peer's descriptor \(peer.ring) is not an io_uring (\(target))")
+        }
+        return copy
+    }
+
+    private static func sendRecord<Record>(_ record: inout Record, on socket: Int32) throws {
+        let size = MemoryLayout<Record>.size
+        while withUnsafeBytes(of: &record, { Glibc.send(socket, $0.baseAddress, size, 0) }) != size {
+            if errno != EINTR { throw IPCError.lastSystemError("send", "io_uring descriptor exchange") }
+        }
+    }
+
+    private static func receiveRecord<Record>(_ record: inout Record, on socket: Int32) throws {
+        var ready = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        while true {
+            let count = Glibc.poll(&ready, 1, Int32(exchangeTimeoutSeconds * 1000))
+            if count > 0 { break }
+            if count == 0 { throw IPCError.timeout("the peer did not answer the io_uring descriptor exchange within \(exchangeTimeoutSeconds) s") }
+            if errno != EINTR { throw IPCError.lastSystemError("poll", "io_uring descriptor exchange") }
+        }
+        let size = MemoryLayout<Record>.size
+        let count = withUnsafeMutableBytes(of: &record) { Glibc.recv(socket, $0.baseAddress, size, 0) }
+        guard count == size else {
+            throw count < 0 ? IPCError.lastSystemError("recv", "io_uring descriptor exchange")
+                : IPCError.setup("the peer sent \(count) bytes where the io_uring descriptor exchange expects \(size)")
+        }
+    }
+
+    static let exchangeTimeoutSeconds = 30
 }
 
 /// One direction of a worker's endpoint.
@@ -619,8 +720,8 @@ struct RingChannel<Notifier: RingNotifier> {
 protocol SharedRingEndpoint: MessageEndpoint {
     associatedtype Notifier: RingNotifier
     var channel: RingChannel<Notifier> { get }
-    /// Inherited descriptors the endpoint owns (eventfds), closed with it.
-    var descriptors: [Int32] { get }
+    /// Closes what the notification owns besides the segment (eventfds, io_uring instances).
+    func closeNotification()
 }
 
 extension SharedRingEndpoint {
@@ -636,44 +737,76 @@ extension SharedRingEndpoint {
 
     func close() {
         channel.unmap()
-        descriptors.forEach { _ = Glibc.close($0) }
+        closeNotification()
     }
+
+    func closeNotification() {}
 }
 
 final class SemaphoreRingEndpoint: SharedRingEndpoint {
     let channel: RingChannel<SemaphoreNotifier>
-    let descriptors: [Int32] = []
     init(channel: RingChannel<SemaphoreNotifier>) { self.channel = channel }
     deinit { channel.deallocate() }
 }
 
 final class SystemVSemaphoreRingEndpoint: SharedRingEndpoint {
     let channel: RingChannel<SystemVSemaphoreNotifier>
-    let descriptors: [Int32] = []
     init(channel: RingChannel<SystemVSemaphoreNotifier>) { self.channel = channel }
     deinit { channel.deallocate() }
 }
 
 final class SpinRingEndpoint: SharedRingEndpoint {
     let channel: RingChannel<SpinNotifier>
-    let descriptors: [Int32] = []
     init(channel: RingChannel<SpinNotifier>) { self.channel = channel }
     deinit { channel.deallocate() }
 }
 
 final class FutexRingEndpoint: SharedRingEndpoint {
     let channel: RingChannel<FutexNotifier>
-    let descriptors: [Int32] = []
     init(channel: RingChannel<FutexNotifier>) { self.channel = channel }
     deinit { channel.deallocate() }
 }
 
-final class EventRingEndpoint: SharedRingEndpoint {
-    let channel: RingChannel<EventNotifier>
-    let descriptors: [Int32]
-    init(channel: RingChannel<EventNotifier>, descriptors: [Int32]) {
+final class MessageRingEndpoint: SharedRingEndpoint, PeerSetUp {
+    let channel: RingChannel<MessageRingNotifier>
+    let sleeper: MessageRingSleeper
+    /// The cell's socket pair end, until the ring descriptors are exchanged over it (then -1).
+    private var socket: Int32
+    init(channel: RingChannel<MessageRingNotifier>, sleeper: MessageRingSleeper, socket: Int32) {
         self.channel = channel
-        self.descriptors = descriptors
+        self.sleeper = sleeper
+        self.socket = socket
     }
     deinit { channel.deallocate() }
+
+    func completeWithPeer() throws {
+        let socket = self.socket
+        self.socket = -1
+        sleeper.peerRing.pointee = try SharedRing.exchangeRingDescriptors(sleeper.ownRing.descriptor, over: socket)
+    }
+
+    func closeNotification() {
+        if socket >= 0 { Glibc.close(socket) }
+        sleeper.ownRing.close()
+        if sleeper.peerRing.pointee >= 0 { Glibc.close(sleeper.peerRing.pointee) }
+        sleeper.peerRing.deallocate()
+    }
+}
+
+final class EventRingEndpoint: SharedRingEndpoint {
+    let channel: RingChannel<EventNotifier>
+    /// The inherited eventfds, and the waiters of the two this side reads.
+    let events: [Int32]
+    let waiters: [ReadinessWaiter]
+    init(channel: RingChannel<EventNotifier>, events: [Int32], waiters: [ReadinessWaiter]) {
+        self.channel = channel
+        self.events = events
+        self.waiters = waiters
+    }
+    deinit { channel.deallocate() }
+
+    func closeNotification() {
+        waiters.forEach { $0.close() }
+        events.forEach { _ = Glibc.close($0) }
+    }
 }

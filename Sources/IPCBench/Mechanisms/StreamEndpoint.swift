@@ -68,7 +68,7 @@ public enum Descriptor {
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, waiter: ReadinessWaiter) throws {
         var offset = 0
         while offset < bytes.count {
-            let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            let written = waiter.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if written >= 0 {
                 offset += written
             } else if errno == EAGAIN {
@@ -84,7 +84,7 @@ public enum Descriptor {
     static func readExactly(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, waiter: ReadinessWaiter) throws -> Bool {
         var offset = 0
         while offset < buffer.count {
-            let count = Glibc.read(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            let count = waiter.read(fd, buffer.baseAddress! + offset, buffer.count - offset)
             if count > 0 {
                 offset += count
             } else if count == 0 {

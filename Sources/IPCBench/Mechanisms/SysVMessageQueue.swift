@@ -26,12 +26,14 @@ public struct SysVMessageQueueMechanism: Mechanism {
     public func optionalVariants(for mode: Mode) -> [String] { [Self.oneQueue] }
     public func copies(for variant: String) -> Int { 2 }
     public func waitStrategies(for variant: String) -> [WaitStrategy] { [.block, .poll, .spinThenBlock] }
+    public var completionRingUnavailableReason: String { "msgsnd and msgrcv have no io_uring operation" }
 
     public func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
         switch wait {
         case .block, .poll, .spinThenBlock: nil
         case .epoll, .sigio: "System V queues are not file descriptors: there is nothing to epoll or to raise SIGIO (poll and spin-then-block use IPC_NOWAIT)"
         case .timed: "msgsnd and msgrcv have no timeout: System V queues offer no timed wait"
+        case .uring, .uringSQPoll: unlistedWaitReason(wait, variant: variant)
         }
     }
 

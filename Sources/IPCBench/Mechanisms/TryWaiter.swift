@@ -35,7 +35,7 @@ struct TryWaiter {
             guard try attempt(true, timeoutNanoseconds) else {
                 throw IPCError.timeout("no \(what) within \(timeoutSeconds) s (--wait timed, --wait-timeout)")
             }
-        case .epoll, .sigio:
+        case .epoll, .sigio, .uring, .uringSQPoll:
             throw IPCError.setup("--wait \(strategy.rawValue) needs a file descriptor to wait on")
         }
     }

@@ -28,7 +28,8 @@ public struct VmsplicePipeMechanism: Mechanism {
     public func variants(for mode: Mode) -> [String] { [Self.vmspliceVariant] }
     public func optionalVariants(for mode: Mode) -> [String] { [Self.writeVariant] }
     public func copies(for variant: String) -> Int { variant == Self.vmspliceVariant ? 1 : 2 }
-    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.allCases }
+    public func waitStrategies(for variant: String) -> [WaitStrategy] { WaitStrategy.readinessBased }
+    public var completionRingUnavailableReason: String { "vmsplice has no io_uring operation" }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         guard [Self.vmspliceVariant, Self.writeVariant].contains(options.variant) else {
