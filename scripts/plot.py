@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Plot ipcbench results.
 
-    plot.py RESULTS.csv [MORE.csv ...] [--out DIR] [--size BYTES] [--placement NAME] [--metric NAME]
+    plot.py RESULTS.csv [MORE.csv ...] [--out DIR] [--size BYTES] [--placement NAME] [--wait NAME]
+            [--metric NAME] [--alpha P]
 
 Reads the results CSV(s) written by `ipcbench run` and the metadata JSON beside each
 (`metadata.json` for `results.csv`, `X.metadata.json` for `X.csv`; optional), and writes PNG + SVG
@@ -11,9 +12,21 @@ plots and an index.html into DIR (default: beside the first CSV, `plots/` for `r
   latency-vs-size     one-way latency p50 with a p50–p99 band vs message size (log–log)
   throughput-vs-size  bytes/s vs message size (log x)
   tail-latency        p50 … max per series at one message size (--size)
-  copies              zero-/one-/two-copy series side by side at --size (when several copy classes)
-  placement           same-cpu vs cross-cpu vs … at --size (when several placements)
+  copies              zero-/one-/two-copy series side by side at --size (when several copy classes), with the
+                      produce and touch policies in the title
+  placement           same-cpu vs cross-cpu vs … at --size, for each mode measured at two placements or more
+  wait                latency and CPU per --wait strategy (when several)
   run-comparison      one metric (--metric) per series, one line per run (when several CSVs)
+  compare-heatmap     each cell's ratio to the first run, per run (when several CSVs; also in compare.html)
+
+The first three are small multiples: one panel per family of mechanisms (byte streams, datagrams and
+queues, shared memory, kernel copy paths, other), sharing the y scale; a mechanism has the same colour
+in every figure. They, copies and placement show one wait strategy (--wait; block by default).
+
+With two or more CSVs, compare.html compares the runs cell by cell against the first (run A), by the
+rule of `ipcbench compare`: the runs' metadata side by side, per cell each run's headline figure, its
+ratio to run A with the interval, the two-sided exact Mann–Whitney U p-value and verdict at --alpha
+(default 0.01) from `headline_per_repetition`, the heat map, and every cell missing from some run.
 
 Only rows with status `ok` are plotted; the others are counted in the figures and index.html.
 With several CSVs, plots 1–5 draw on all of them: a cell present in more than one CSV is taken from
@@ -32,10 +45,14 @@ before a plot is drawn; no symlink is ever followed and no file outside DIR is w
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
 import datetime as _dt
 import errno
+import functools
+import hashlib
 import html
+import io
 import json
 import math
 import os
@@ -54,12 +71,13 @@ REQUIRED_COLUMNS = ["mechanism", "variant", "copies", "mode", "message_bytes", "
 # Columns parsed as numbers when present (an empty field means "not measured").
 NUMERIC_COLUMNS = (
     ["copies", "message_bytes", "messages", "repetitions", "msgs_per_s", "bytes_per_s", "cv", "lost", "reordered", "corrupt",
-     "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg"]
+     "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg", "steal_percent", "floor_rtt_before_ns"]
     + [f"{kind}_{stat}_ns" for kind in ("rtt_half", "one_way") for stat in STATISTICS]
 )
 PLACEMENT_ORDER = ["same-cpu", "cross-cpu", "cross-numa"]
-PLOT_NAMES = ["latency-vs-size", "throughput-vs-size", "tail-latency", "copies", "placement", "wait", "run-comparison"]
-WAIT_ORDER = ["block", "poll", "epoll", "sigio", "spin-then-block", "timed"]
+PLOT_NAMES = ["latency-vs-size", "throughput-vs-size", "tail-latency", "copies", "placement", "wait", "run-comparison",
+              "compare-heatmap"]
+WAIT_ORDER = ["block", "poll", "epoll", "sigio", "spin-then-block", "timed", "uring", "uring-sqpoll"]
 
 
 class InputError(Exception):
@@ -78,12 +96,15 @@ class Row:
     variant: str
     copies: int | None
     touch: str
+    produce: str
     wait: str
     mode: str
     size: int
     placement: str
     status: str
     values: dict[str, float | None]
+    paced_rate: str = ""  # text, as `ipcbench compare` matches it
+    headline_per_repetition: str | None = None  # None: the CSV predates the column
 
     @property
     def ok(self) -> bool:
@@ -101,7 +122,13 @@ class Row:
         return half, half is not None
 
     def cell_key(self) -> tuple:
-        return (self.mechanism, self.variant, self.wait, self.copies, self.touch, self.mode, self.size, self.placement)
+        return (self.mechanism, self.variant, self.wait, self.copies, self.produce, self.touch, self.mode, self.size,
+                self.placement, self.paced_rate)
+
+    def compare_key(self) -> tuple:
+        """The columns `ipcbench compare` matches two runs' rows on (RunComparison.matchColumns)."""
+        return (self.mechanism, self.variant, self.wait, self.mode, self.size, self.placement, self.touch, self.produce,
+                self.paced_rate)
 
 
 @dataclass
@@ -213,10 +240,12 @@ def make_row(record: dict[str, str], path: str, line: int, run_index: int) -> Ro
     return Row(
         run=run_index, line=line, mechanism=mechanism, variant=record["variant"].strip(),
         copies=None if copies is None else int(copies), touch=record.get("touch", "").strip(),
-        # CSVs from before the wait axis: every row blocked.
-        wait=(record.get("wait") or "block").strip(), mode=mode,
+        # CSVs from before the produce and wait axes: every producer wrote its payload, every row blocked
+        # (the defaults `ipcbench compare` assumes too).
+        produce=(record.get("produce") or "write").strip(), wait=(record.get("wait") or "block").strip(), mode=mode,
         size=int(size), placement=record["placement"].strip() or "(unspecified)",
-        status=record["status"].strip(), values=values,
+        status=record["status"].strip(), values=values, paced_rate=record.get("paced_rate_per_s", "").strip(),
+        headline_per_repetition=record.get("headline_per_repetition"),
     )
 
 
@@ -292,8 +321,83 @@ def placement_sort_key(name: str) -> tuple:
     return (PLACEMENT_ORDER.index(name) if name in PLACEMENT_ORDER else len(PLACEMENT_ORDER), name)
 
 
+# What the produce and touch policies do to every message (README: Produce, touch and copies).
+PRODUCE_MEANING = {"write": "the producer writes every payload byte", "header": "the producer writes only the header"}
+TOUCH_MEANING = {"none": "the consumer reads only the header", "read": "the consumer reads every byte",
+                 "verify": "the consumer checks every byte"}
+
+
+def policy_text(rows: list[Row]) -> str:
+    """The produce and touch policies of these rows, e.g. "produce write (the producer writes every
+    payload byte), touch read (the consumer reads every byte)": a copies comparison means nothing
+    without them."""
+    parts = []
+    for name, values, meaning in (("produce", {row.produce for row in rows}, PRODUCE_MEANING),
+                                  ("touch", {row.touch for row in rows}, TOUCH_MEANING)):
+        values = sorted(v for v in values if v)
+        if not values:
+            parts.append(f"{name} not recorded")
+        elif len(values) == 1:
+            parts.append(f"{name} {values[0]}" + (f" ({meaning[values[0]]})" if values[0] in meaning else ""))
+        else:
+            parts.append(f"{name} {' / '.join(values)} (varies: see the series labels)")
+    return ", ".join(parts)
+
+
+def fair_policy(rows: list[Row]) -> bool:
+    return all(row.produce == "write" and row.touch == "read" for row in rows)
+
+
 # ----------------------------------------------------------------------------------------------
-# Series: a mechanism plus whatever distinguishes its rows (variant, copies, touch) where it varies.
+# Families and colours: fixed per mechanism id, so a mechanism looks the same in every figure and run
+
+
+# The figures with one line per series draw one panel per family: some 18 series on one axis cannot
+# be told apart. Every id in MechanismRegistry (Sources/IPCBench/Mechanisms/Mechanism.swift) must be
+# listed here; scripts/test_plot.py fails when one is not. Unknown ids go to an "other" panel.
+MECHANISM_FAMILIES = {
+    "byte streams": ["pipe", "fifo", "unix-stream", "tcp", "socketpair"],
+    "datagrams and queues": ["unix-dgram", "unix-seqpacket", "udp", "posix-mq", "sysv-msg", "signal"],
+    # memfd: the consumer reads the producer's memfd in place (zero copies); the fd is handed over once.
+    "shared memory": ["shm-posix", "shm-sysv", "mmap-file", "memfd"],
+    # The kernel copies the payload once, from the producer's pages (vmsplice, process_vm_readv).
+    "kernel copy paths": ["vmsplice", "cma"],
+}
+OTHER_FAMILY = "other"
+FAMILY_ORDER = list(MECHANISM_FAMILIES) + [OTHER_FAMILY]
+FAMILY_OF = {mechanism: family for family, members in MECHANISM_FAMILIES.items() for mechanism in members}
+
+# One colour per mechanism id, whatever else is in the CSV and in whatever order: the same mechanism
+# keeps its colour across figures, runs and reports. Hues differ most within a family (same panel).
+MECHANISM_COLORS = {
+    "pipe": "#1f77b4", "fifo": "#9467bd", "unix-stream": "#ff7f0e", "tcp": "#d62728", "socketpair": "#bcbd22",
+    "unix-dgram": "#2ca02c", "unix-seqpacket": "#17becf", "udp": "#e377c2", "posix-mq": "#8c564b",
+    "sysv-msg": "#7f7f7f", "signal": "#393b79",
+    "shm-posix": "#1b9e77", "shm-sysv": "#d95f02", "mmap-file": "#7570b3", "memfd": "#e7298a",
+    "vmsplice": "#66a61e", "cma": "#b15928",
+}
+# For ids not above: picked by a hash of the id (not Python's hash(), which changes per process).
+FALLBACK_COLORS = ["#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+                   "#756bb1", "#636363", "#6b6ecf", "#b5cf6b", "#e7ba52", "#d6616b", "#ce6dbd"]
+
+
+def mechanism_family(mechanism: str) -> str:
+    return FAMILY_OF.get(mechanism, OTHER_FAMILY)
+
+
+def mechanism_color(mechanism: str) -> str:
+    if mechanism in MECHANISM_COLORS:
+        return MECHANISM_COLORS[mechanism]
+    digest = hashlib.sha256(mechanism.encode("utf-8")).digest()
+    return FALLBACK_COLORS[int.from_bytes(digest[:4], "big") % len(FALLBACK_COLORS)]
+
+
+def family_sort_key(family: str) -> int:
+    return FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+
+
+# ----------------------------------------------------------------------------------------------
+# Series: a mechanism plus whatever distinguishes its rows (variant, copies, produce, touch) where it varies.
 
 
 @dataclass
@@ -308,12 +412,23 @@ class SeriesNaming:
     labels: dict[tuple, str] = field(default_factory=dict)
     order: dict[str, int] = field(default_factory=dict)
     styles: dict[str, Style] = field(default_factory=dict)
+    mechanisms: dict[str, str] = field(default_factory=dict)  # label -> mechanism id
 
     def label(self, row: Row) -> str:
         return self.labels[self.key(row)]
 
     def key(self, row: Row) -> tuple:
-        return (row.mechanism, row.variant, row.wait, row.copies, row.touch)
+        return (row.mechanism, row.variant, row.wait, row.copies, row.produce, row.touch, row.paced_rate)
+
+    def family(self, label: str) -> str:
+        return mechanism_family(self.mechanisms.get(label, ""))
+
+    def by_family(self, labels) -> dict[str, list[str]]:
+        """Labels grouped by family, families in FAMILY_ORDER, labels in series order; no empty family."""
+        grouped: dict[str, list[str]] = {}
+        for label in self.sorted(labels):
+            grouped.setdefault(self.family(label), []).append(label)
+        return {family: grouped[family] for family in sorted(grouped, key=family_sort_key)}
 
     def sorted(self, labels) -> list[str]:
         return sorted(set(labels), key=lambda label: self.order.get(label, 1 << 30))
@@ -324,20 +439,16 @@ LINE_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1)), "
 
 
 def name_series(rows: list[Row]) -> SeriesNaming:
-    import matplotlib
-
     naming = SeriesNaming()
     variants: dict[str, set] = {}
     copies: dict[tuple, set] = {}
+    produces = {row.produce for row in rows}
     touches = {row.touch for row in rows}
     waits = {row.wait for row in rows}
-    mechanisms: list[str] = []
+    paced = {row.paced_rate for row in rows}
     for row in rows:
-        if row.mechanism not in variants:
-            mechanisms.append(row.mechanism)
         variants.setdefault(row.mechanism, set()).add(row.variant)
         copies.setdefault((row.mechanism, row.variant), set()).add(row.copies)
-    palette = matplotlib.colormaps["tab10" if len(mechanisms) <= 10 else "tab20"].colors
     per_mechanism: dict[str, int] = {}
     for row in rows:
         key = naming.key(row)
@@ -348,10 +459,14 @@ def name_series(rows: list[Row]) -> SeriesNaming:
             details.append(row.variant)
         if len(copies[(row.mechanism, row.variant)]) > 1 and row.copies is not None:
             details.append(f"{row.copies}-copy")
+        if len(produces) > 1 and row.produce:
+            details.append(f"produce={row.produce}")
         if len(touches) > 1 and row.touch:
             details.append(f"touch={row.touch}")
         if len(waits) > 1:
             details.append(f"wait={row.wait}")
+        if len(paced) > 1:
+            details.append(f"paced {row.paced_rate}/s" if row.paced_rate else "closed loop")
         label = row.mechanism + (f" ({', '.join(details)})" if details else "")
         naming.labels[key] = label
         if label not in naming.order:
@@ -359,9 +474,301 @@ def name_series(rows: list[Row]) -> SeriesNaming:
             index = per_mechanism.get(row.mechanism, 0)
             per_mechanism[row.mechanism] = index + 1
             linestyle, marker = LINE_STYLES[index % len(LINE_STYLES)]
-            color = palette[mechanisms.index(row.mechanism) % len(palette)]
-            naming.styles[label] = Style(color=color, linestyle=linestyle, marker=marker)
+            naming.styles[label] = Style(color=mechanism_color(row.mechanism), linestyle=linestyle, marker=marker)
+            naming.mechanisms[label] = row.mechanism
     return naming
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparing runs cell by cell, by the rule of `ipcbench compare`: the same test, the same ratio and the
+# same verdicts (Sources/IPCBench/Measurement/RankSumTest.swift, Sources/IPCBench/Report/RunComparison.swift)
+
+DEFAULT_ALPHA = 0.01  # RunComparison.defaultAlpha: some 200 cells are tested at once
+VERDICT_FASTER, VERDICT_SLOWER = "faster", "slower"
+VERDICT_UNCHANGED, VERDICT_TOO_FEW, VERDICT_NOT_JUDGED = "no significant change", "too few repetitions", "not judged"
+VERDICT_ORDER = [VERDICT_SLOWER, VERDICT_FASTER, VERDICT_UNCHANGED, VERDICT_TOO_FEW, VERDICT_NOT_JUDGED]
+VERDICT_SUMMARY = {VERDICT_SLOWER: "slower", VERDICT_FASTER: "faster", VERDICT_UNCHANGED: "no significant change",
+                   VERDICT_TOO_FEW: "too few repetitions to tell",
+                   VERDICT_NOT_JUDGED: "not judged (no per-repetition figures)"}
+
+
+@functools.lru_cache(maxsize=None)
+def orderings_by_u(m: int, n: int) -> tuple[int, ...]:
+    """How many of the C(m+n, m) orderings of two untied samples of sizes m and n give each U in 0…m·n.
+    These are the coefficients of the Gaussian binomial [m+n choose m] in q, built exactly in integers
+    as the product over i = 1…m of (1 − q^(n+i)) / (1 − q^i): O(m²n) steps, where the recurrence the
+    Swift side uses takes O(m²n²) (the same counts; the tests check both against brute force)."""
+    if m <= 0 or n <= 0:
+        return (1,)
+    size = m * n + 1
+    counts = [1] + [0] * (size - 1)
+    for i in range(1, m + 1):
+        for u in range(size - 1, n + i - 1, -1):  # times (1 − q^(n+i))
+            counts[u] -= counts[u - n - i]
+        for u in range(i, size):  # divided by (1 − q^i): a power series, so truncating at m·n is exact
+            counts[u] += counts[u - i]
+    return tuple(counts)
+
+
+def rank_sum_u(a: list[float], b: list[float]) -> float:
+    """U of `a`: the number of pairs (a_i, b_j) with a_i > b_j, ties counting one half."""
+    return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b)
+
+
+def rank_sum_p_value(a: list[float], b: list[float]) -> float:
+    """Two-sided exact p-value of the Mann–Whitney U test: twice the smaller tail, at most 1. A U of a
+    half (ties) takes each tail from the nearest whole U beyond it (conservative), as RankSumTest does."""
+    m, n = len(a), len(b)
+    if m == 0 or n == 0:
+        return 1.0
+    observed = rank_sum_u(a, b)
+    counts = orderings_by_u(m, n)
+    total = sum(counts)
+    low = sum(counts[: math.floor(observed) + 1]) / total
+    high = sum(counts[math.ceil(observed):]) / total
+    return min(1.0, 2 * min(low, high))
+
+
+def rank_sum_smallest_p(m: int, n: int) -> float:
+    """The smallest two-sided p-value samples of these sizes can give, 2 / C(m+n, m): when it is not below
+    alpha no difference can be shown, however large ("too few repetitions")."""
+    if m <= 0 or n <= 0:
+        return 1.0
+    counts = orderings_by_u(m, n)
+    return min(1.0, 2 * counts[0] / sum(counts))
+
+
+def rank_sum_ratio(a: list[float], b: list[float], alpha: float):
+    """b over a as the median of all m·n ratios b_j / a_i, with the interval between the k-th smallest and
+    k-th largest of them that covers at least 1 − alpha (None when the sizes allow none). Returns
+    (estimate, (low, high) or None), or None when a figure is not positive."""
+    if not a or not b or any(x <= 0 for x in a):
+        return None
+    ratios = sorted(y / x for x in a for y in b)
+    middle = len(ratios) // 2
+    estimate = ratios[middle] if len(ratios) % 2 else math.sqrt(ratios[middle - 1] * ratios[middle])
+    counts = orderings_by_u(len(a), len(b))
+    total = sum(counts)
+    k, tail = 0, 0.0  # k: the largest with P(U <= k − 1) <= alpha / 2
+    while k < len(counts) and tail + counts[k] / total <= alpha / 2:
+        tail += counts[k] / total
+        k += 1
+    if k == 0:
+        return estimate, None
+    return estimate, (ratios[k - 1], ratios[len(ratios) - k])
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+@dataclass
+class Figures:
+    """A row's headline figure per repetition (p50 RTT/2 in ns for latency, bytes/s for throughput), or
+    the row's single figure when the CSV predates `headline_per_repetition` (per_repetition False)."""
+    values: list[float]
+    per_repetition: bool
+
+
+def headline_figures(row: Row, path: str) -> Figures | None:
+    """None when the row has no headline figure at all; InputError for a malformed one (as compare)."""
+    text = row.headline_per_repetition
+    if text is not None and text.strip():
+        try:
+            values = [float(part) for part in text.split()]
+        except ValueError:
+            values = []
+        if not values or not all(math.isfinite(v) and v > 0 for v in values):
+            raise InputError(f"{path}:{row.line}: column 'headline_per_repetition' is not a list of positive "
+                             f"numbers: {text!r}")
+        return Figures(values, True)
+    metric = "bytes_per_s" if row.mode == "throughput" else "rtt_half_p50_ns"
+    value = row.get(metric)
+    if value is None:
+        return None
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"{path}:{row.line}: column '{metric}' is not a positive number: {value!r}")
+    return Figures([value], False)
+
+
+@dataclass
+class CellChange:
+    """One cell of a candidate run against the baseline: what `ipcbench compare` prints for it."""
+    mode: str
+    baseline: float  # median of the baseline's per-repetition figures
+    candidate: float
+    ratio: float  # candidate ÷ baseline (median of the pairwise ratios when judged)
+    ratio_low: float | None
+    ratio_high: float | None
+    p_value: float | None
+    baseline_repetitions: int
+    candidate_repetitions: int
+    verdict: str
+    slowdown_percent: float  # how much longer each message (or byte) takes in the candidate
+
+    @property
+    def verdict_text(self) -> str:
+        """As the `ipcbench compare` table writes it: `slower +12.7%`, `faster -5.0%`, `~`, …"""
+        if self.verdict == VERDICT_UNCHANGED:
+            return "~"
+        if self.verdict in (VERDICT_FASTER, VERDICT_SLOWER):
+            return f"{self.verdict} {self.slowdown_percent:+.1f}%"
+        return self.verdict
+
+
+def judge_cell(mode: str, a: Figures, b: Figures, alpha: float) -> CellChange:
+    throughput = mode == "throughput"
+    baseline, candidate = median(a.values), median(b.values)
+    change = CellChange(mode=mode, baseline=baseline, candidate=candidate, ratio=candidate / baseline, ratio_low=None,
+                        ratio_high=None, p_value=None, baseline_repetitions=len(a.values),
+                        candidate_repetitions=len(b.values), verdict=VERDICT_NOT_JUDGED, slowdown_percent=0.0)
+    if a.per_repetition and b.per_repetition:
+        ratio = rank_sum_ratio(a.values, b.values, alpha)
+        if ratio is not None:
+            change.ratio = ratio[0]
+            if ratio[1] is not None:
+                change.ratio_low, change.ratio_high = ratio[1]
+        if rank_sum_smallest_p(len(a.values), len(b.values)) >= alpha:
+            change.verdict = VERDICT_TOO_FEW
+        else:
+            change.p_value = rank_sum_p_value(a.values, b.values)
+            if change.p_value >= alpha:
+                change.verdict = VERDICT_UNCHANGED
+            else:
+                change.verdict = VERDICT_FASTER if (change.ratio > 1) == throughput else VERDICT_SLOWER
+    # Latency: time per message is the figure itself; throughput: its inverse.
+    change.slowdown_percent = ((1 / change.ratio if throughput else change.ratio) - 1) * 100
+    return change
+
+
+@dataclass
+class ComparedCell:
+    key: tuple  # Row.compare_key()
+    rows: list  # per run: its row for this cell (the first ok one), or None when the run has none
+    figures: list  # per run: Figures, or None
+    changes: list = field(default_factory=list)  # per run: CellChange against run 0 (None for run 0 itself)
+
+    @property
+    def mode(self) -> str:
+        return self.key[3]
+
+    @property
+    def size(self) -> int:
+        return self.key[4]
+
+    def reason_missing(self, run: int) -> str:
+        row = self.rows[run]
+        if row is None:
+            return "not in this run"
+        if not row.ok:
+            return row.status
+        return "ok" if self.figures[run] is not None else "ok, but no headline figure"
+
+
+@dataclass
+class RunsComparison:
+    alpha: float
+    cells: list[ComparedCell]  # an ok headline figure in every run: judged
+    missing: list[ComparedCell]  # without one in at least one run: listed, never dropped silently
+    duplicates: int
+
+
+def compare_runs(runs: list[Run], alpha: float) -> RunsComparison:
+    """Every cell of every run, keyed as `ipcbench compare` keys them; each candidate run (1…) judged
+    against the first. A key repeated within a run counts once (its first ok row), as the baseline's
+    rows do in compare."""
+    keys: list[tuple] = []  # in order of first appearance, the baseline's first
+    known: set[tuple] = set()
+    per_run: list[dict[tuple, Row]] = []
+    duplicates = 0
+    for run in runs:
+        chosen: dict[tuple, Row] = {}
+        for row in run.rows:
+            key = row.compare_key()
+            if key not in known:
+                known.add(key)
+                keys.append(key)
+            if key not in chosen:
+                chosen[key] = row
+            elif row.ok and not chosen[key].ok:
+                chosen[key] = row  # an ok row beats a failed attempt at the same cell
+            else:
+                duplicates += 1
+        per_run.append(chosen)
+    cells, missing = [], []
+    for key in keys:
+        rows = [chosen.get(key) for chosen in per_run]
+        figures = [headline_figures(row, run.path) if row is not None and row.ok else None
+                   for row, run in zip(rows, runs)]
+        cell = ComparedCell(key=key, rows=rows, figures=figures)
+        if all(f is not None for f in figures):
+            cell.changes = [None] + [judge_cell(key[3], figures[0], f, alpha) for f in figures[1:]]
+            cells.append(cell)
+        else:
+            missing.append(cell)
+    return RunsComparison(alpha=alpha, cells=cells, missing=missing, duplicates=duplicates)
+
+
+def verdict_summary(comparison: RunsComparison, run: int) -> str:
+    """The summary line `ipcbench compare` ends with, for candidate `run` against run 0."""
+    counts: dict[str, int] = {}
+    for cell in comparison.cells:
+        verdict = cell.changes[run].verdict
+        counts[verdict] = counts.get(verdict, 0) + 1
+    text = ", ".join(f"{counts[v]} {VERDICT_SUMMARY[v]}" for v in VERDICT_ORDER if v in counts)
+    return (f"{len(comparison.cells)} matching cells: {text} (Mann-Whitney U, two-sided, "
+            f"alpha = {comparison.alpha}).")
+
+
+def run_conditions(run: Run) -> tuple[float | None, float | None]:
+    """Median CPU time stolen by the host (%) and median cache-line floor (ns) over the run's ok cells,
+    as RunComparison.Conditions computes them."""
+    ok = [row for row in run.rows if row.ok]
+    steal = [row.get("steal_percent") for row in ok if row.get("steal_percent") is not None]
+    floor = [row.get("floor_rtt_before_ns") for row in ok if row.get("floor_rtt_before_ns") is not None]
+    return (median(steal) if steal else None), (median(floor) if floor else None)
+
+
+def conditions_warning(baseline: Run, candidate: Run) -> str | None:
+    """As RunComparison.conditionsWarning: 2 points more CPU stolen, or a cache-line floor 15% apart, means
+    the runs met different machines, which the test cannot tell from a change of the code."""
+    (steal_a, floor_a), (steal_b, floor_b) = run_conditions(baseline), run_conditions(candidate)
+    steal_apart = abs((steal_a or 0) - (steal_b or 0))
+    floor_apart = abs(floor_b / floor_a - 1) if floor_a and floor_b else 0
+    if steal_apart < 2 and floor_apart < 0.15:
+        return None
+    return (f"the runs met different machines (steal {steal_a or 0:.1f}% against {steal_b or 0:.1f}%, cache-line "
+            f"floor {floor_a or 0:.0f} ns against {floor_b or 0:.0f} ns): differences may be the host's, not the code's")
+
+
+def run_letter(index: int) -> str:
+    """Runs are A (the baseline), B, C, … in the comparison page and heat map: short enough for headers."""
+    return chr(ord("A") + index) if index < 26 else f"R{index + 1}"
+
+
+# Row.compare_key() is (mechanism, variant, wait, mode, size, placement, touch, produce, paced rate).
+COMPARE_KEY_NAMES = ["mechanism", "variant", "wait", "mode", "size", "placement", "touch", "produce", "paced rate/s"]
+
+
+def series_key(key: tuple) -> tuple:
+    """A compare key without its size: one heat-map row."""
+    return key[:4] + key[5:]
+
+
+def comparison_varying_columns(comparison: RunsComparison) -> set[str]:
+    """The key columns that take more than one value in these runs (the others need not be shown)."""
+    cells = comparison.cells + comparison.missing
+    return {name for i, name in enumerate(COMPARE_KEY_NAMES) if len({cell.key[i] for cell in cells}) > 1}
+
+
+def series_label(series: tuple, varying: set[str]) -> str:
+    mechanism, variant, wait, mode, placement, touch, produce, paced = series
+    text = f"{mechanism} {variant} · {placement}"
+    extras = [f"wait {wait}" if "wait" in varying else "", f"produce {produce}" if "produce" in varying else "",
+              f"touch {touch}" if "touch" in varying else "", f"paced {paced}/s" if paced else ""]
+    return text + "".join(f" · {extra}" for extra in extras if extra)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -499,8 +906,10 @@ class Plotter:
         self.ok = [row for row in rows if row.ok]
         self.naming = name_series([row for run in runs for row in run.rows if row.ok])
         self.placement = self.choose_placement()
+        self.wait = self.choose_wait()
         self.size = self.choose_size()
         self.written: list[tuple[str, str, str]] = []  # (name, title, description)
+        self.compare_page = False  # compare.html written (several runs)
 
     # -- selection
 
@@ -515,6 +924,19 @@ class Plotter:
             return self.args.placement
         # The placement with most cells; on a tie the cross-CPU one, the usual producer/consumer case.
         return max(counts, key=lambda name: (counts[name], name == "cross-cpu", -placement_sort_key(name)[0]))
+
+    def choose_wait(self) -> str:
+        """The wait strategy of the size sweeps, copies and placement plots: with `--wait all` every
+        mechanism has six, and six lines per mechanism in one panel read as none (the wait plot has them all)."""
+        waits = {row.wait for row in self.ok}
+        if self.args.wait:
+            if self.args.wait not in waits:
+                raise InputError(f"--wait {self.args.wait}: no ok rows with that wait strategy "
+                                 f"(present: {', '.join(sorted(waits))})")
+            return self.args.wait
+        if "block" in waits:
+            return "block"  # the default of `ipcbench run`, and every mechanism supports it
+        return max(waits, key=lambda w: (sum(1 for row in self.ok if row.wait == w), w))
 
     def choose_size(self) -> int:
         sizes = sorted({row.size for row in self.ok})
@@ -568,7 +990,7 @@ class Plotter:
 
     # -- axes helpers
 
-    def size_axis(self, ax, sizes) -> None:
+    def size_axis(self, ax, sizes, label: str | None = "message size (bytes; B = 1, KiB = 1024, MiB = 1024²)") -> None:
         ticker = self.ticker
         sizes = sorted(set(sizes))
         ax.set_xscale("log", base=2)
@@ -580,7 +1002,8 @@ class Plotter:
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: human_size(v)))
         ax.xaxis.set_minor_locator(ticker.NullLocator())
         ax.set_xlim(sizes[0] / 1.6, sizes[-1] * 1.6)
-        ax.set_xlabel("message size (bytes; B = 1, KiB = 1024, MiB = 1024²)")
+        if label:
+            ax.set_xlabel(label)
         if len(ticks) > 6:
             self.plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
 
@@ -622,25 +1045,16 @@ class Plotter:
             return f"{v:g}"
         return f"{v:.3g}"
 
-    def legend(self, ax, handles_count: int, title: str | None = None) -> None:
-        if handles_count == 0:
-            return
-        if handles_count > 6:
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title=title,
-                      ncol=1 if handles_count <= 22 else 2, frameon=False)
-        else:
-            ax.legend(loc="best", framealpha=0.9, title=title)
-
-    def figure(self, n_series: int, height: float = 5.4):
-        width = 8.5 if n_series <= 6 else 8.5 + (2.4 if n_series <= 22 else 4.8)
-        return self.plt.subplots(figsize=(width, height), layout="constrained")
-
-    def save(self, fig, name: str, title: str, description: str) -> None:
-        for extension in ("png", "svg"):
-            self.out_dir.write(f"{name}.{extension}", lambda handle: fig.savefig(
-                handle, format=extension, bbox_inches="tight", pad_inches=0.15))
+    def save(self, fig, name: str, title: str, description: str) -> bytes:
+        """Writes NAME.png and NAME.svg; returns the PNG (compare.html embeds one)."""
+        png = io.BytesIO()
+        fig.savefig(png, format="png", bbox_inches="tight", pad_inches=0.15)
+        self.out_dir.write(f"{name}.png", lambda handle: handle.write(png.getvalue()))
+        self.out_dir.write(f"{name}.svg", lambda handle: fig.savefig(handle, format="svg", bbox_inches="tight",
+                                                                      pad_inches=0.15))
         self.plt.close(fig)
         self.written.append((name, title, description))
+        return png.getvalue()
 
     def skip(self, name: str, reason: str) -> None:
         self.notes.append(f"{name}: skipped — {reason}")
@@ -650,6 +1064,8 @@ class Plotter:
         for row in self.ok:
             if row.mode != mode or (placement and row.placement != placement) or (size and row.size != size):
                 continue
+            if row.wait != self.wait:
+                continue
             grouped.setdefault(self.naming.label(row), []).append(row)
         return {label: sorted(grouped[label], key=lambda r: r.size) for label in self.naming.sorted(grouped)}
 
@@ -658,7 +1074,41 @@ class Plotter:
         text = f"placement {self.placement}"
         if len(placements) > 1:
             text += " (others in the placement plot)"
+        if len({row.wait for row in self.ok}) > 1:
+            text += f", wait {self.wait} (others in the wait plot)"
         return text
+
+    # -- small multiples: one panel per family
+
+    def family_panels(self, labels, panel_width: float = 5.6, panel_height: float = 3.5):
+        """One panel per family that has series (never an empty panel), two columns, the y axis shared
+        so that heights compare across panels. Returns the figure and {family: (axes, labels)}."""
+        families = self.naming.by_family(labels)
+        count = len(families)
+        ncols = 1 if count == 1 else 2
+        nrows = math.ceil(count / ncols)
+        width = panel_width * ncols + (1.8 if ncols == 1 else 0.9)
+        fig, axes = self.plt.subplots(nrows, ncols, figsize=(width, panel_height * nrows + 1.5), layout="constrained",
+                                      sharey=True, squeeze=False)
+        flat = [ax for row in axes for ax in row]
+        for ax in flat[count:]:
+            ax.remove()  # the grid's spare slot (an odd number of families): nothing, rather than an empty panel
+        panels = {family: (flat[i], members) for i, (family, members) in enumerate(families.items())}
+        for family, (ax, members) in panels.items():
+            ax.set_title(family, fontsize=10.5, fontweight="bold", loc="left")
+        return fig, panels
+
+    @staticmethod
+    def panel_legend(ax, handles=None, labels=None) -> None:
+        """A legend inside its panel (so it is never clipped), where it covers the fewest points; beside
+        the panel when it has too many entries to fit (constrained layout makes room for it)."""
+        kwargs = dict(loc="best", fontsize=8, framealpha=0.88, borderpad=0.4, labelspacing=0.3, handlelength=2.6)
+        if len(ax.get_legend_handles_labels()[0] if handles is None else handles) > 8:
+            kwargs.update(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False)
+        if handles is None:
+            ax.legend(**kwargs)
+        else:
+            ax.legend(handles, labels, **kwargs)
 
     # -- 1. latency vs size
 
@@ -685,48 +1135,48 @@ class Plotter:
         if not points:
             self.skip(name, "no ok latency-mode rows with a latency figure")
             return
-        fig, ax = self.figure(len(points) + 3)
-        all_y = []
-        for label, (xs, p50s, p99s, fallback) in points.items():
-            style = self.naming.styles[label]
-            shown = label + (" [RTT/2]" if fallback else "")
-            ax.plot(xs, p50s, label=shown, color=style.color, linestyle=style.linestyle, marker=style.marker,
-                    markersize=5, linewidth=1.6, zorder=3)
-            band = [(x, lo, hi) for x, lo, hi in zip(xs, p50s, p99s) if hi is not None]
-            if len(band) >= 2:
-                # A faint fill plus a thin p99 edge: overlapping bands of several series stay readable.
-                ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band],
-                                color=style.color, alpha=0.07, linewidth=0, zorder=1)
-                ax.plot([b[0] for b in band], [b[2] for b in band], color=style.color, linestyle=style.linestyle,
-                        linewidth=0.8, alpha=0.75, zorder=2)
-            elif len(band) == 1:
-                x, lo, hi = band[0]
-                ax.vlines([x], [lo], [hi], color=style.color, alpha=0.35, linewidth=6, zorder=1)
-            all_y += p50s + [v for v in p99s if v is not None]
-        self.size_axis(ax, [x for xs, *_ in points.values() for x in xs])
-        self.log_y(ax, all_y, self.micro)
-        ax.set_ylabel("one-way latency (µs, log scale)")
-        ax.set_title(f"One-way latency vs message size: p50 line, p50–p99 band\n{self.context()} · {self.placement_text()}")
+        fig, panels = self.family_panels(points)
+        all_y, all_x = [], [x for xs, *_ in points.values() for x in xs]
+        for family, (ax, members) in panels.items():
+            for label in members:
+                xs, p50s, p99s, fallback = points[label]
+                style = self.naming.styles[label]
+                ax.plot(xs, p50s, label=label + (" [RTT/2]" if fallback else ""), color=style.color,
+                        linestyle=style.linestyle, marker=style.marker, markersize=4.5, linewidth=1.6, zorder=3)
+                band = [(x, lo, hi) for x, lo, hi in zip(xs, p50s, p99s) if hi is not None]
+                if len(band) >= 2:
+                    # A faint fill plus a thin p99 edge: overlapping bands of several series stay readable.
+                    ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band],
+                                    color=style.color, alpha=0.08, linewidth=0, zorder=1)
+                    ax.plot([b[0] for b in band], [b[2] for b in band], color=style.color, linestyle=style.linestyle,
+                            linewidth=0.8, alpha=0.75, zorder=2)
+                elif len(band) == 1:
+                    x, lo, hi = band[0]
+                    ax.vlines([x], [lo], [hi], color=style.color, alpha=0.35, linewidth=6, zorder=1)
+                all_y += p50s + [v for v in p99s if v is not None]
+            self.size_axis(ax, all_x, label=None)
+        first = next(iter(panels.values()))[0]
+        self.log_y(first, all_y, self.micro)  # shared by every panel
+        for ax, _ in panels.values():
+            self.panel_legend(ax)
         from matplotlib.lines import Line2D
         from matplotlib.patches import Patch
 
-        handles, names = ax.get_legend_handles_labels()
-        handles += [Line2D([], [], color="0.3", linewidth=1.6, marker="o", markersize=4),
-                    Line2D([], [], color="0.3", linewidth=0.8, alpha=0.75), Patch(color="0.3", alpha=0.15)]
-        names += ["p50 (median)", "p99", "p50–p99 band"]
-        count = len(handles)
-        if count > 6:
-            ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
-                      ncol=1 if count <= 22 else 2, frameon=False)
-        else:
-            ax.legend(handles, names, loc="best", framealpha=0.9)
+        key = [Line2D([], [], color="0.3", linewidth=1.6, marker="o", markersize=4),
+               Line2D([], [], color="0.3", linewidth=0.8, alpha=0.75), Patch(color="0.3", alpha=0.15)]
+        fig.legend(key, ["p50 (median)", "p99", "p50–p99 band"], loc="outside lower center", ncol=3, frameon=False,
+                   fontsize=9)
+        fig.supxlabel("message size (bytes; B = 1, KiB = 1024, MiB = 1024²)", fontsize=10)
+        fig.supylabel("one-way latency (µs, log scale)", fontsize=10)
+        fig.suptitle(f"One-way latency vs message size: p50 line, p50–p99 band; panels share the y scale\n{self.context()} · "
+                     f"{self.placement_text()}", fontsize=11)
         notes = []
         if fallback_any:
             notes.append("[RTT/2]: no one-way figure; half the round trip shown instead.")
         self.footnote(fig, notes)
         self.save(fig, name, "One-way latency vs message size",
-                  "Median (p50) one-way latency per series, shaded up to p99; log–log. "
-                  "Latency-mode (ping-pong) cells at " + self.placement_text() + ".")
+                  "Median (p50) one-way latency per series, shaded up to p99; log–log, one panel per family of "
+                  "mechanisms on one shared scale. Latency-mode (ping-pong) cells at " + self.placement_text() + ".")
 
     # -- 2. throughput vs size
 
@@ -748,26 +1198,35 @@ class Plotter:
             return
         values = [v for pairs in points.values() for _, v in pairs]
         scale, unit = self.throughput_unit(values)
-        fig, ax = self.figure(len(points))
-        for label, pairs in points.items():
-            style = self.naming.styles[label]
-            ax.plot([p[0] for p in pairs], [p[1] / scale for p in pairs], label=label, color=style.color,
-                    linestyle=style.linestyle, marker=style.marker, markersize=5, linewidth=1.6)
-        self.size_axis(ax, [p[0] for pairs in points.values() for p in pairs])
+        fig, panels = self.family_panels(points)
+        all_x = [p[0] for pairs in points.values() for p in pairs]
+        for family, (ax, members) in panels.items():
+            for label in members:
+                pairs = points[label]
+                style = self.naming.styles[label]
+                ax.plot([p[0] for p in pairs], [p[1] / scale for p in pairs], label=label, color=style.color,
+                        linestyle=style.linestyle, marker=style.marker, markersize=4.5, linewidth=1.6)
+            self.size_axis(ax, all_x, label=None)
+        first = next(iter(panels.values()))[0]
         low, high = min(values) / scale, max(values) / scale
         if high / low > 20:
-            ax.set_yscale("log")
-            self.log_axis_readable(ax.yaxis, low, high, lambda v, _: f"{v:g}")
-            ax.set_ylabel(f"throughput, {unit}, log scale")
+            first.set_yscale("log")
+            first.set_ylim(low / 1.4, high * 1.4)
+            self.log_axis_readable(first.yaxis, low, high, lambda v, _: f"{v:g}")
+            ylabel = f"throughput, {unit}, log scale"
         else:
-            ax.set_ylim(0, high * 1.1)
-            ax.set_ylabel(f"throughput, {unit}")
-        ax.set_title(f"Throughput (streaming) vs message size\n{self.context()} · {self.placement_text()}")
-        self.legend(ax, len(points))
+            first.set_ylim(0, high * 1.1)
+            ylabel = f"throughput, {unit}"
+        for ax, _ in panels.values():
+            self.panel_legend(ax)
+        fig.supxlabel("message size (bytes; B = 1, KiB = 1024, MiB = 1024²)", fontsize=10)
+        fig.supylabel(ylabel, fontsize=10)
+        fig.suptitle(f"Throughput (streaming) vs message size; panels share the y scale\n{self.context()} · "
+                     f"{self.placement_text()}", fontsize=11)
         self.footnote(fig)
         self.save(fig, name, "Throughput vs message size",
-                  f"Payload bytes per second in throughput (streaming) mode, in {unit}, per series; log x. "
-                  f"Cells at {self.placement_text()}.")
+                  f"Payload bytes per second in throughput (streaming) mode, in {unit}, per series; log x, one panel "
+                  f"per family of mechanisms on one shared scale. Cells at {self.placement_text()}.")
 
     # -- 3. tail latency at one size
 
@@ -789,32 +1248,38 @@ class Plotter:
         if not points:
             self.skip(name, f"no ok latency-mode rows at {human_size(self.size)}")
             return
-        fig, ax = self.figure(len(points))
+        fig, panels = self.family_panels(points)
         xs = list(range(len(TAIL_POINTS)))
         all_y = []
-        for label, (ys, fallback, messages) in points.items():
-            style = self.naming.styles[label]
-            shown = label + (" [RTT/2]" if fallback else "")
-            if messages:
-                shown += f" — {int(messages):,} msgs"
-            pairs = [(x, y) for x, y in zip(xs, ys) if y is not None]
-            ax.plot([p[0] for p in pairs], [p[1] for p in pairs], label=shown, color=style.color,
-                    linestyle=style.linestyle, marker=style.marker, markersize=5, linewidth=1.6)
-            all_y += [p[1] for p in pairs]
-        ax.set_xticks(xs, [text for _, text in TAIL_POINTS])
-        ax.grid(True, axis="x", alpha=0.15)
-        ax.set_xlabel("percentile")
-        self.log_y(ax, all_y, self.micro)
-        ax.set_ylabel("one-way latency (µs, log scale)")
-        ax.set_title(f"Tail latency at {human_size(self.size)}\n{self.context()} · {self.placement_text()}")
-        self.legend(ax, len(points))
+        for family, (ax, members) in panels.items():
+            for label in members:
+                ys, fallback, messages = points[label]
+                style = self.naming.styles[label]
+                shown = label + (" [RTT/2]" if fallback else "")
+                if messages:
+                    shown += f" — {int(messages):,} msgs"
+                pairs = [(x, y) for x, y in zip(xs, ys) if y is not None]
+                ax.plot([p[0] for p in pairs], [p[1] for p in pairs], label=shown, color=style.color,
+                        linestyle=style.linestyle, marker=style.marker, markersize=4.5, linewidth=1.6)
+                all_y += [p[1] for p in pairs]
+            ax.set_xticks(xs, [text for _, text in TAIL_POINTS])
+            ax.set_xlim(-0.3, len(xs) - 0.7)
+            ax.grid(True, axis="x", alpha=0.15)
+        first = next(iter(panels.values()))[0]
+        self.log_y(first, all_y, self.micro)
+        for ax, _ in panels.values():
+            self.panel_legend(ax)
+        fig.supxlabel("percentile", fontsize=10)
+        fig.supylabel("one-way latency (µs, log scale)", fontsize=10)
+        fig.suptitle(f"Tail latency at {human_size(self.size)}; panels share the y scale\n{self.context()} · "
+                     f"{self.placement_text()}", fontsize=11)
         notes = ["With N messages, percentiles above 1 − 1/N equal the maximum."]
         if any(fallback for _, fallback, _ in points.values()):
             notes.append("[RTT/2]: no one-way figure; half the round trip shown instead.")
         self.footnote(fig, notes)
         self.save(fig, name, f"Tail latency at {human_size(self.size)}",
                   f"Latency percentiles p50 … max per series at {human_size(self.size)} (choose with --size), "
-                  f"{self.placement_text()}.")
+                  f"{self.placement_text()}; one panel per family of mechanisms on one shared scale.")
 
     # -- bar helpers for plots 4 and 5
 
@@ -823,14 +1288,37 @@ class Plotter:
         throughput = next((row.get("bytes_per_s") for row in rows if row.mode == "throughput"), None)
         return (None if latency is None else latency / 1e3), throughput
 
-    def bar_panels(self, n_rows: float):
+    def bar_panels(self, n_rows: float, count: int = 2):
+        """`count` side-by-side panels of horizontal bars sharing their rows (labels on the left one)."""
         height = max(3.2, 0.32 * n_rows + 1.8)
-        fig, (left, right) = self.plt.subplots(1, 2, figsize=(12.5, height), layout="constrained", sharey=True)
-        return fig, left, right
+        fig, axes = self.plt.subplots(1, count, figsize=(12.5 if count > 1 else 8.6, height), layout="constrained",
+                                      sharey=True, squeeze=False)
+        return fig, list(axes[0])
+
+    def bar_panel(self, ax, labels: list[str], groups: list, value, color, text, edge: bool = False) -> list:
+        """One bar per label and group (groups side by side within a label's row); value(label, group) is
+        the bar's length or None (drawn as "no cell"), color(label, group_index) its colour. Returns
+        every value, for the axis limits."""
+        height = 0.8 / len(groups)
+        drawn = []
+        for j, group in enumerate(groups):
+            ys = [i - 0.4 + height * (j + 0.5) for i in range(len(labels))]
+            values = [value(label, group) for label in labels]
+            bars = ax.barh(ys, [v or 0 for v in values], height=height, color=[color(label, j) for label in labels],
+                           edgecolor="0.3" if edge else "none", linewidth=0.5 if edge else 0)
+            self.annotate_bars(ax, bars, values, text)
+            drawn += values
+        return drawn
+
+    @staticmethod
+    def bar_rows(ax, labels: list[str]) -> None:
+        ax.set_yticks(range(len(labels)), labels)
+        ax.invert_yaxis()  # the first label on top (the axis is shared: once is enough)
 
     def finish_bar_axis(self, ax, values: list[float], label: str, formatter, log_threshold: float = 20) -> None:
         values = [v for v in values if v]
         if not values:
+            # Callers leave out a panel without data; this is a last resort, never a blank panel.
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", color="0.4")
             return
         low, high = min(values), max(values)
@@ -858,11 +1346,21 @@ class Plotter:
                 ax.annotate(text(value), (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(3, 0),
                             textcoords="offset points", va="center", fontsize=7.5, color="0.25")
 
+    # The two bar-chart panels: latency (one-way p50, µs) and throughput (bytes/s).
+    BAR_MODES = {
+        "latency": ("latency (ping-pong), p50 — lower is better", "one-way latency p50 (µs)"),
+        "throughput": ("throughput (streaming) — higher is better", "throughput, {unit}"),
+    }
+
+    def bar_mode_value(self, rows: list[Row], mode: str) -> float | None:
+        latency, throughput = self.bar_values(rows)
+        return latency if mode == "latency" else throughput
+
     # -- 4. copies
 
     def plot_copies(self) -> None:
         name = "copies"
-        rows = [row for row in self.ok if row.size == self.size and row.placement == self.placement]
+        rows = [row for row in self.ok if row.size == self.size and row.placement == self.placement and row.wait == self.wait]
         classes = sorted({row.copies for row in rows if row.copies is not None})
         if len(classes) < 2:
             present = ", ".join(str(c) for c in classes) or "none"
@@ -872,44 +1370,57 @@ class Plotter:
         for row in rows:
             if row.copies is not None:
                 grouped.setdefault(self.naming.label(row), []).append(row)
-        labels = sorted(grouped, key=lambda label: (grouped[label][0].copies, self.naming.order[label]))
-        values = {label: self.bar_values(grouped[label]) for label in labels}
-        throughputs = [v[1] for v in values.values() if v[1]]
+        values = {(label, mode): self.bar_mode_value(grouped[label], mode) for label in grouped for mode in self.BAR_MODES}
+        # A mode without a single cell here gets no panel (rather than an empty one).
+        modes = [mode for mode in self.BAR_MODES if any(values[(label, mode)] for label in grouped)]
+        labels = sorted((label for label in grouped if any(values[(label, mode)] for mode in modes)),
+                        key=lambda label: (grouped[label][0].copies, self.naming.order[label]))
+        classes = sorted({grouped[label][0].copies for label in labels})
+        throughputs = [values[(label, "throughput")] for label in labels if values[(label, "throughput")]]
         scale, unit = self.throughput_unit(throughputs) if throughputs else (1e9, "GB/s (10⁹ bytes/s)")
         colors = self.plt.get_cmap("Set2").colors
         class_color = {c: colors[i % len(colors)] for i, c in enumerate(classes)}
-        fig, left, right = self.bar_panels(len(labels))
-        ys = list(range(len(labels)))
-        bar_colors = [class_color[grouped[label][0].copies] for label in labels]
-        lat = [values[label][0] for label in labels]
-        thr = [None if values[label][1] is None else values[label][1] / scale for label in labels]
-        bars = left.barh(ys, [v or 0 for v in lat], color=bar_colors, edgecolor="0.3", linewidth=0.5)
-        self.annotate_bars(left, bars, lat, lambda v: human_time_ns(v * 1e3))
-        bars = right.barh(ys, [v or 0 for v in thr], color=bar_colors, edgecolor="0.3", linewidth=0.5)
-        self.annotate_bars(right, bars, thr, lambda v: f"{v:.3g}")
-        # Separate the copy classes with a thin line so the grouping reads at a glance.
-        for i in range(1, len(labels)):
-            if grouped[labels[i]][0].copies != grouped[labels[i - 1]][0].copies:
-                for ax in (left, right):
+        fig, axes = self.bar_panels(len(labels), len(modes))
+        gaps = False
+        for ax, mode in zip(axes, modes):
+            title, xlabel = self.BAR_MODES[mode]
+            if mode == "latency":
+                drawn = self.bar_panel(ax, labels, [mode], lambda label, m: values[(label, m)],
+                                       lambda label, _: class_color[grouped[label][0].copies],
+                                       lambda v: human_time_ns(v * 1e3), edge=True)
+                self.finish_bar_axis(ax, drawn, xlabel, self.micro)
+            else:
+                drawn = self.bar_panel(ax, labels, [mode], lambda label, m: values[(label, m)] and values[(label, m)] / scale,
+                                       lambda label, _: class_color[grouped[label][0].copies],
+                                       lambda v: f"{v:.3g}", edge=True)
+                self.finish_bar_axis(ax, drawn, xlabel.format(unit=unit), lambda v, _=None: f"{v:g}")
+            gaps |= any(not v for v in drawn)
+            ax.set_title(title, fontsize=10)
+            # Separate the copy classes with a thin line so the grouping reads at a glance.
+            for i in range(1, len(labels)):
+                if grouped[labels[i]][0].copies != grouped[labels[i - 1]][0].copies:
                     ax.axhline(i - 0.5, color="0.5", linewidth=0.8)
-        left.set_yticks(ys, labels)
-        left.invert_yaxis()
-        self.finish_bar_axis(left, lat, "one-way latency p50 (µs)", self.micro)
-        self.finish_bar_axis(right, thr, f"throughput, {unit}", lambda v, _=None: f"{v:g}")
-        left.set_title("latency (ping-pong), p50 — lower is better", fontsize=10)
-        right.set_title("throughput (streaming) — higher is better", fontsize=10)
+        self.bar_rows(axes[0], labels)
         from matplotlib.patches import Patch
 
         names = {0: "0 copies (zero-copy)", 1: "1 copy", 2: "2 copies"}
         handles = [Patch(facecolor=class_color[c], edgecolor="0.3", label=names.get(c, f"{c} copies")) for c in classes]
-        right.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False,
-                     title="copies", title_fontsize=9, alignment="left")
+        axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False,
+                        title="copies", title_fontsize=9, alignment="left")
+        policy = policy_text([row for label in labels for row in grouped[label]])
         fig.suptitle(f"Zero-copy vs one-copy vs two-copy at {human_size(self.size)}\n{self.context()} · "
-                     f"{self.placement_text()}", fontsize=11)
-        self.footnote(fig, ["no cell: that series has no ok cell in that mode at this size."])
+                     f"{self.placement_text()}\n{policy}", fontsize=11)
+        notes = ["no cell: that series has no ok cell in that mode at this size."] if gaps else []
+        missing = [mode for mode in self.BAR_MODES if mode not in modes]
+        if missing:
+            notes.append(f"No {' or '.join(missing)} panel: no such cells at this size and placement.")
+        if not fair_policy([row for label in labels for row in grouped[label]]):
+            notes.append("Zero-copy and copying rows compare fairly only at produce write, touch read (README: "
+                         "Produce, touch and copies).")
+        self.footnote(fig, notes)
         self.save(fig, name, f"Copies at {human_size(self.size)}",
                   f"Each series at {human_size(self.size)}, grouped and coloured by how many times a payload is "
-                  "copied between producer and consumer.")
+                  f"copied between producer and consumer. Policies: {policy}.")
 
     # -- 5. placement
 
@@ -919,49 +1430,62 @@ class Plotter:
         if len(placements) < 2:
             self.skip(name, f"only one placement in the data ({placements[0]})")
             return
-        rows = [row for row in self.ok if row.size == self.size]
+        rows = [row for row in self.ok if row.size == self.size and row.wait == self.wait]
         grouped: dict[str, dict[str, list[Row]]] = {}
         for row in rows:
             grouped.setdefault(self.naming.label(row), {}).setdefault(row.placement, []).append(row)
-        labels = self.naming.sorted(grouped)
-        if not labels:
-            self.skip(name, f"no ok rows at {human_size(self.size)}")
+        values = {(label, p, mode): self.bar_mode_value(by_placement.get(p, []), mode)
+                  for label, by_placement in grouped.items() for p in placements for mode in self.BAR_MODES}
+        # A panel per mode measured at two placements or more at this size: a mode measured at one placement
+        # (the default suite streams only across CPUs) has nothing to compare here, and an empty panel misleads.
+        modes, left_out = [], []
+        for mode in self.BAR_MODES:
+            present = [p for p in placements if any(values[(label, p, mode)] for label in grouped)]
+            if len(present) >= 2:
+                modes.append(mode)
+            else:
+                left_out.append(f"{mode} (" + (f"measured at {present[0]} only" if present else "no cells") + ")")
+        if not modes:
+            self.skip(name, f"no mode has two placements at {human_size(self.size)} ({'; '.join(left_out)})")
             return
-        present = [p for p in placements if any(p in grouped[label] for label in labels)]
-        if len(present) < 2:
-            self.skip(name, f"only one placement at {human_size(self.size)} ({present[0]})")
-            return
-        values = {(label, p): self.bar_values(grouped[label].get(p, [])) for label in labels for p in present}
-        throughputs = [v[1] for v in values.values() if v[1]]
+        present = [p for p in placements if any(values[(label, p, mode)] for label in grouped for mode in modes)]
+        labels = self.naming.sorted(label for label in grouped
+                                    if any(values[(label, p, mode)] for p in present for mode in modes))
+        throughputs = [values[(label, p, "throughput")] for label in labels for p in present
+                       if values[(label, p, "throughput")]]
         scale, unit = self.throughput_unit(throughputs) if throughputs else (1e9, "GB/s (10⁹ bytes/s)")
         colors = self.plt.get_cmap("Dark2").colors
-        fig, left, right = self.bar_panels(len(labels) * len(present) * 0.6)
-        height = 0.8 / len(present)
-        all_lat, all_thr = [], []
-        for j, placement in enumerate(present):
-            ys = [i - 0.4 + height * (j + 0.5) for i in range(len(labels))]
-            lat = [values[(label, placement)][0] for label in labels]
-            thr = [values[(label, placement)][1] for label in labels]
-            thr = [None if v is None else v / scale for v in thr]
-            bars = left.barh(ys, [v or 0 for v in lat], height=height, color=colors[j % len(colors)], label=placement)
-            self.annotate_bars(left, bars, lat, lambda v: human_time_ns(v * 1e3))
-            bars = right.barh(ys, [v or 0 for v in thr], height=height, color=colors[j % len(colors)])
-            self.annotate_bars(right, bars, thr, lambda v: f"{v:.3g}")
-            all_lat += lat
-            all_thr += thr
-        left.set_yticks(range(len(labels)), labels)
-        left.invert_yaxis()
-        self.finish_bar_axis(left, all_lat, "one-way latency p50 (µs)", self.micro)
-        self.finish_bar_axis(right, all_thr, f"throughput, {unit}", lambda v, _=None: f"{v:g}")
-        left.set_title("latency (ping-pong), p50 — lower is better", fontsize=10)
-        right.set_title("throughput (streaming) — higher is better", fontsize=10)
-        handles, names = left.get_legend_handles_labels()
-        right.legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False,
-                     title="placement", title_fontsize=9, alignment="left")
-        fig.suptitle(f"Placement comparison at {human_size(self.size)}\n{self.context()}", fontsize=11)
-        self.footnote(fig, ["no cell: no ok cell for that series, placement and mode at this size."])
+        fig, axes = self.bar_panels(len(labels) * len(present) * 0.6, len(modes))
+        gaps = False
+        for ax, mode in zip(axes, modes):
+            title, xlabel = self.BAR_MODES[mode]
+            color = lambda label, j: colors[j % len(colors)]  # noqa: E731
+            if mode == "latency":
+                drawn = self.bar_panel(ax, labels, present, lambda label, p: values[(label, p, "latency")], color,
+                                       lambda v: human_time_ns(v * 1e3))
+                self.finish_bar_axis(ax, drawn, xlabel, self.micro)
+            else:
+                drawn = self.bar_panel(ax, labels, present,
+                                       lambda label, p: values[(label, p, mode)] and values[(label, p, mode)] / scale,
+                                       color, lambda v: f"{v:.3g}")
+                self.finish_bar_axis(ax, drawn, xlabel.format(unit=unit), lambda v, _=None: f"{v:g}")
+            gaps |= any(not v for v in drawn)
+            ax.set_title(title, fontsize=10)
+        self.bar_rows(axes[0], labels)
+        from matplotlib.patches import Patch
+
+        handles = [Patch(facecolor=colors[j % len(colors)], label=p) for j, p in enumerate(present)]
+        axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False,
+                        title="placement", title_fontsize=9, alignment="left")
+        waits = "" if len({row.wait for row in self.ok}) < 2 else f" · wait {self.wait} (others in the wait plot)"
+        fig.suptitle(f"Placement comparison at {human_size(self.size)}\n{self.context()}{waits}", fontsize=11)
+        notes = ["no cell: no ok cell for that series, placement and mode at this size."] if gaps else []
+        if left_out:
+            notes.append("No panel for " + " or ".join(left_out) + ": nothing to compare across placements.")
+        self.footnote(fig, notes)
         self.save(fig, name, f"Placement at {human_size(self.size)}",
-                  f"Each series at {human_size(self.size)} for every placement present ({', '.join(present)}).")
+                  f"Each series at {human_size(self.size)} for every placement present ({', '.join(present)}), "
+                  f"{' and '.join(modes)} mode" + (f"; no panel for {' or '.join(left_out)}." if left_out else "."))
 
     # -- 6. wait strategies
 
@@ -990,30 +1514,35 @@ class Plotter:
             return
         labels = [f"{series}, {human_size(size)}, {placement}" for series, size, placement in keys]
         colors = self.plt.get_cmap("Set2").colors
-        fig, left, right = self.bar_panels(len(keys) * len(waits) * 0.45)
-        height = 0.8 / len(waits)
-        all_lat, all_cpu = [], []
-        for j, wait in enumerate(waits):
-            ys = [i - 0.4 + height * (j + 0.5) for i in range(len(keys))]
-            picked = [grouped[key].get(wait) for key in keys]
-            lat = [None if row is None else row.latency("p50")[0] / 1e3 for row in picked]
-            cpu = [None if row is None or row.get("producer_cpu_ns_per_msg") is None
-                   else (row.get("producer_cpu_ns_per_msg") + (row.get("consumer_cpu_ns_per_msg") or 0)) / 1e3 for row in picked]
-            bars = left.barh(ys, [v or 0 for v in lat], height=height, color=colors[j % len(colors)], label=wait)
-            self.annotate_bars(left, bars, lat, lambda v: human_time_ns(v * 1e3))
-            bars = right.barh(ys, [v or 0 for v in cpu], height=height, color=colors[j % len(colors)])
-            self.annotate_bars(right, bars, cpu, lambda v: human_time_ns(v * 1e3))
-            all_lat += lat
-            all_cpu += cpu
-        left.set_yticks(range(len(keys)), labels)
-        left.invert_yaxis()
-        self.finish_bar_axis(left, all_lat, "one-way latency p50 (µs)", self.micro)
-        self.finish_bar_axis(right, all_cpu, "CPU per round trip, both workers (µs)", self.micro)
-        left.set_title("latency (ping-pong), p50 — lower is better", fontsize=10)
-        right.set_title("CPU spent per round trip — what the wait costs", fontsize=10)
-        handles, names = left.get_legend_handles_labels()
-        right.legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False,
-                     title="--wait", title_fontsize=9, alignment="left")
+
+        def cpu_per_round_trip(row: Row | None) -> float | None:
+            if row is None or row.get("producer_cpu_ns_per_msg") is None:
+                return None
+            return (row.get("producer_cpu_ns_per_msg") + (row.get("consumer_cpu_ns_per_msg") or 0)) / 1e3
+
+        def latency(row: Row | None) -> float | None:
+            return None if row is None or row.latency("p50")[0] is None else row.latency("p50")[0] / 1e3
+
+        # No CPU panel for a CSV from before the CPU columns: an empty panel says nothing.
+        with_cpu = any(cpu_per_round_trip(row) for key in keys for row in grouped[key].values())
+        fig, axes = self.bar_panels(len(keys) * len(waits) * 0.45, 2 if with_cpu else 1)
+        index = {label: key for label, key in zip(labels, keys)}
+        color = lambda label, j: colors[j % len(colors)]  # noqa: E731
+        panels = [("latency (ping-pong), p50 — lower is better", "one-way latency p50 (µs)", latency)]
+        if with_cpu:
+            panels.append(("CPU spent per round trip — what the wait costs", "CPU per round trip, both workers (µs)",
+                           cpu_per_round_trip))
+        for ax, (title, xlabel, figure) in zip(axes, panels):
+            drawn = self.bar_panel(ax, labels, waits, lambda label, wait, f=figure: f(grouped[index[label]].get(wait)),
+                                   color, lambda v: human_time_ns(v * 1e3))
+            self.finish_bar_axis(ax, drawn, xlabel, self.micro)
+            ax.set_title(title, fontsize=10)
+        self.bar_rows(axes[0], labels)
+        from matplotlib.patches import Patch
+
+        handles = [Patch(facecolor=colors[j % len(colors)], label=wait) for j, wait in enumerate(waits)]
+        axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False,
+                        title="--wait", title_fontsize=9, alignment="left")
         fig.suptitle(f"How processes wait: latency and CPU per strategy\n{self.context()}", fontsize=11)
         self.footnote(fig, ["no cell: that mechanism has no ok cell with that strategy (unsupported ones are unavailable rows)."])
         self.save(fig, name, "Wait strategies",
@@ -1077,7 +1606,7 @@ class Plotter:
                 ys_all += ys
                 (line,) = ax.plot([s for s, _ in pts], ys, color=colors[j % len(colors)],
                                   marker=LINE_STYLES[j % len(LINE_STYLES)][1], linewidth=1.5, markersize=4.5)
-                text = run.label + (f" [{run_placement[run.index]}]" if placements_differ else "")
+                text = f"{run_letter(run.index)}: {run.label}" + (f" [{run_placement[run.index]}]" if placements_differ else "")
                 handles[text] = line
             ax.set_title(label, fontsize=10)
             self.size_axis(ax, sizes)
@@ -1107,6 +1636,109 @@ class Plotter:
         if metric.startswith("one_way_") and metric.endswith("_ns"):
             return row.latency(metric[len("one_way_"):-3])[0]
         return row.get(metric)
+
+    # -- 8. several runs: each cell's ratio against the first run, as a heat map (for compare.html)
+
+    def plot_compare_heatmap(self, comparison: RunsComparison) -> bytes | None:
+        """Cells × runs: colour is the log of each cell's ratio against run A, one panel per mode, so that
+        red means slower in both (latency: ratio above 1; throughput: below 1). Returns the PNG."""
+        name = "compare-heatmap"
+        if len(self.runs) < 2:
+            return None
+        if not comparison.cells:
+            self.skip(name, "no cell has an ok headline figure in every run")
+            return None
+        import numpy as np
+        from matplotlib.colors import Normalize
+        from matplotlib.patches import Rectangle
+
+        candidates = list(range(1, len(self.runs)))
+        modes = sorted({cell.mode for cell in comparison.cells},
+                       key=lambda m: (["latency", "throughput"].index(m) if m in ("latency", "throughput") else 2, m))
+        varying = comparison_varying_columns(comparison)
+        panels = []  # (mode, series labels, sizes, {(series, size): cell}, missing set)
+        for mode in modes:
+            cells = [cell for cell in comparison.cells if cell.mode == mode]
+            series = list(dict.fromkeys(series_key(cell.key) for cell in cells))
+            sizes = sorted({cell.size for cell in cells})
+            found = {(series_key(cell.key), cell.size): cell for cell in cells}
+            # "–" where some run has the cell and another lacks it; a cell no run has stays plain grey.
+            gaps = {(series_key(cell.key), cell.size) for cell in comparison.missing
+                    if cell.mode == mode and any(f is not None for f in cell.figures)}
+            panels.append((mode, series, sizes, found, gaps))
+        logs = [abs(math.log10(cell.changes[r].ratio)) for cell in comparison.cells for r in candidates]
+        # One colour scale for every panel; at least ±10% (noise must not look loud), saturating at ×2.
+        limit = min(max(max(logs), math.log10(1.1)), math.log10(2.0))
+        norm = Normalize(-limit, limit)
+        heights = [len(series) for _, series, *_ in panels]
+        columns = max(len(sizes) for _, _, sizes, *_ in panels) * len(candidates)
+        fig, axes = self.plt.subplots(len(panels), 1, squeeze=False, layout="constrained",
+                                      figsize=(4.6 + 0.7 * columns, 0.24 * sum(heights) + 1.6 * len(panels) + 1.2),
+                                      gridspec_kw={"height_ratios": [h + 3 for h in heights]})
+        for ax, (mode, series, sizes, found, gaps) in zip(axes[:, 0], panels):
+            throughput = mode == "throughput"
+            cmap = self.plt.get_cmap("RdBu" if throughput else "RdBu_r").copy()  # red: slower, either way
+            cmap.set_bad("#e4e4e4")
+            grid = np.full((len(series), len(sizes) * len(candidates)), np.nan)
+            for i, s in enumerate(series):
+                for j, run in enumerate(candidates):
+                    for k, size in enumerate(sizes):
+                        cell = found.get((s, size))
+                        column = j * len(sizes) + k
+                        if cell is not None:
+                            change = cell.changes[run]
+                            value = math.log10(change.ratio)
+                            grid[i, column] = value
+                            significant = change.verdict in (VERDICT_FASTER, VERDICT_SLOWER)
+                            judged = change.verdict not in (VERDICT_TOO_FEW, VERDICT_NOT_JUDGED)
+                            ax.text(column, i, f"{change.ratio:.2f}" + ("" if judged else "?"), ha="center",
+                                    va="center", fontsize=6.8, fontweight="bold" if significant else "normal",
+                                    style="normal" if judged else "italic",
+                                    color="white" if abs(value) > 0.6 * limit else "black")
+                            if significant:
+                                ax.add_patch(Rectangle((column - 0.47, i - 0.45), 0.94, 0.9, fill=False,
+                                                       edgecolor="black", linewidth=1.3))
+                        elif (s, size) in gaps:
+                            ax.text(column, i, "–", ha="center", va="center", fontsize=8, color="0.4")
+            image = ax.imshow(grid, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
+            ax.set_yticks(range(len(series)), [series_label(s, varying) for s in series], fontsize=8)
+            ax.set_xticks(range(len(sizes) * len(candidates)), [human_size(size) for _ in candidates for size in sizes],
+                          fontsize=8)
+            ax.xaxis.tick_top()
+            ax.tick_params(length=0)
+            ax.grid(False)
+            for j in range(1, len(candidates)):
+                ax.axvline(j * len(sizes) - 0.5, color="white", linewidth=4)
+            for j, run in enumerate(candidates):
+                ax.annotate(f"{run_letter(run)} vs {run_letter(0)}", xy=((j + 0.5) * len(sizes) - 0.5, 1.0),
+                            xycoords=("data", "axes fraction"), xytext=(0, 20), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=9, fontweight="bold")
+            metric = "bytes/s" if throughput else "p50 RTT/2"
+            ax.set_title(f"{mode} ({metric} per repetition): ratio to run {run_letter(0)}", fontsize=10, pad=38,
+                         loc="left")
+            # About three inches of colour bar whatever the panel's height.
+            bar = fig.colorbar(image, ax=ax, shrink=min(1.0, 3.2 / (0.24 * len(series) + 0.8)), aspect=14, pad=0.02,
+                               extend="both")
+            steps = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0) if limit > math.log10(1.4) else (0.8, 0.91, 1.0, 1.1, 1.25)
+            ticks = [r for r in steps if abs(math.log10(r)) <= limit + 1e-9]
+            bar.set_ticks([math.log10(r) for r in ticks], labels=[f"×{r:g}" for r in ticks])
+            bar.ax.tick_params(labelsize=7.5)
+            top, bottom = ("faster", "slower") if throughput else ("slower", "faster")
+            bar.ax.text(0.5, 1.04, top, transform=bar.ax.transAxes, ha="center", va="bottom", fontsize=8)
+            bar.ax.text(0.5, -0.04, bottom, transform=bar.ax.transAxes, ha="center", va="top", fontsize=8)
+        letters = "; ".join(f"{run_letter(r.index)} = {r.label}" for r in self.runs)
+        fig.suptitle(f"Each cell against run {run_letter(0)}: the {len(comparison.cells)} cells present in every run"
+                     f"\n{letters}", fontsize=10)
+        self.footnote(fig, [
+            f"Number: the ratio to run {run_letter(0)} as `ipcbench compare` computes it (median of the ratios of "
+            "per-repetition figures); colour: its log, the same scale in every panel, red slower, blue faster.",
+            f"Bold and outlined: significant at alpha = {comparison.alpha} (two-sided exact Mann-Whitney U on the "
+            "repetitions). Italic with ?: too few repetitions to judge, or no per-repetition figures.",
+            "–: no ok figure in some run (compare.html lists those cells); plain grey: in no run (unavailable)."],
+            all_runs=True)
+        return self.save(fig, name, "Cells against the first run",
+                         f"Every cell present in all runs, its ratio to run {run_letter(0)} per run (heat map; "
+                         "compare.html has the table, the verdicts and the runs' metadata).")
 
     def plot_all(self) -> None:
         for plot in (self.plot_latency, self.plot_throughput, self.plot_tail, self.plot_copies, self.plot_placement,
@@ -1209,6 +1841,9 @@ def write_index(plotter: Plotter, out_dir: OutputDirectory, warnings: list[str])
     notes = plotter.notes + warnings
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f'<li class="note">{esc(n)}</li>' for n in notes) + "</ul>")
+    if plotter.compare_page:
+        parts.append(f'<p><a href="compare.html">The {len(runs)} runs compared cell by cell</a> (run A the baseline; '
+                     "ratios, significance, heat map, cells missing from some run).</p>")
     parts.append("<h2>Plots</h2>")
     if not plotter.written:
         parts.append("<p>No plots were drawn.</p>")
@@ -1232,6 +1867,162 @@ def write_index(plotter: Plotter, out_dir: OutputDirectory, warnings: list[str])
 
 
 # ----------------------------------------------------------------------------------------------
+# compare.html: several runs side by side, cell by cell against the first
+
+
+PAGE_STYLE = ("<style>body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1400px;padding:0 1em;color:#222}"
+              "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.2em .5em;"
+              "text-align:left;vertical-align:top;font-size:.88em}th{background:#f3f3f3}td.num{text-align:right;"
+              "font-variant-numeric:tabular-nums}td.cmd{font-family:monospace;word-break:break-all;max-width:40em}"
+              "img{max-width:100%;height:auto;border:1px solid #ddd}.note{color:#664}small{color:#666}"
+              "td.slower{background:#f8d3d0}td.faster{background:#d3e2f5}td.few{color:#777;font-style:italic}"
+              "td.sig{font-weight:bold}</style>")
+
+
+def format_figure(mode: str, value: float) -> str:
+    """A headline figure as `ipcbench compare` shows it: a duration for latency, GB/s for throughput."""
+    return f"{value / 1e9:.3f} GB/s" if mode == "throughput" else human_time_ns(value)
+
+
+def comparison_metadata_rows(run: Run) -> list[tuple[str, str]]:
+    """What a reader needs to trust a comparison: the index's rows plus how the run repeated its cells
+    and what the machine was like (the conditions `ipcbench compare` warns about)."""
+    meta = run.metadata or {}
+    config = meta.get("configuration") or {}
+    tool = meta.get("tool") or {}
+    steal, floor = run_conditions(run)
+    conditions = ", ".join(text for text in (
+        "" if steal is None else f"{steal:.1f}% CPU stolen by the host",
+        "" if floor is None else f"cache-line floor {floor:.0f} ns") if text)
+    policies = ", ".join(f"{name} {config[name]}" for name in ("produce", "touch") if config.get(name))
+    waits = config.get("waits")
+    rows = [(key, value) for key, value in metadata_rows(run) if key != "ipcbench"]
+    rows[3:3] = [("finished", format_date(meta.get("finished_at")))]
+    rows += [
+        ("ipcbench", " ".join(str(x) for x in (tool.get("version"), tool.get("commit")) if x)),
+        ("repetitions", str(config.get("repetitions", ""))),
+        ("repetition order", str(config.get("repetition_order", ""))),
+        ("produce, touch", policies),
+        ("wait strategies", ", ".join(map(str, waits)) if isinstance(waits, list) else str(waits or "")),
+        ("conditions (median over cells)", conditions),
+    ]
+    return rows
+
+
+def key_column_hints(runs: list[Run]) -> list[str]:
+    """Why cells may not match: a column cells match on that is constant within each run but differs
+    between runs (say produce write in one, header in the other) leaves those runs nothing in common."""
+    hints = []
+    for i, name in enumerate(COMPARE_KEY_NAMES):
+        if name in ("mechanism", "variant", "mode", "size"):
+            continue
+        values = [{row.compare_key()[i] for row in run.rows} for run in runs]
+        if all(len(v) == 1 for v in values) and len(set().union(*values)) > 1:
+            listed = ", ".join(f"{run_letter(run.index)} {next(iter(v)) or '(empty)'}" for run, v in zip(runs, values))
+            hints.append(f"The runs differ in {name} ({listed}): cells match only where it is the same, as in "
+                         "`ipcbench compare`.")
+    return hints
+
+
+def write_compare_page(plotter, comparison: RunsComparison, heatmap: bytes | None, out_dir: OutputDirectory,
+                       warnings: list[str]) -> str:
+    esc = html.escape
+    runs = plotter.runs
+    letters = [run_letter(run.index) for run in runs]
+    varying = comparison_varying_columns(comparison)
+    shown = [(i, name) for i, name in enumerate(COMPARE_KEY_NAMES)
+             if name in ("mechanism", "variant", "wait", "mode", "size", "placement") or name in varying]
+
+    def key_cells(key: tuple) -> str:
+        return "".join(f"<td>{esc(human_size(key[i]) if name == 'size' else str(key[i]))}</td>" for i, name in shown)
+
+    key_header = "".join(f"<th>{esc(name)}</th>" for _, name in shown)
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>ipcbench: {len(runs)} runs compared — {esc(plotter.context())}</title>", PAGE_STYLE,
+             "</head><body>", f"<h1>ipcbench: {len(runs)} runs compared</h1>",
+             f"<p>Run {letters[0]} is the baseline: every other run is compared with it cell by cell, by the rule of "
+             "<code>ipcbench compare</code> (README, <i>Comparing runs</i>): the headline figure of each repetition "
+             "(p50 RTT/2 for latency, bytes/s for throughput, from <code>headline_per_repetition</code>), a two-sided "
+             f"exact Mann–Whitney U test at alpha = {esc(str(comparison.alpha))}, and the ratio to run {letters[0]} as "
+             "the median of the ratios of one repetition each, with its interval at 1 − alpha. Cells match on "
+             f"{esc(', '.join(name for name in COMPARE_KEY_NAMES))}.</p>",
+             "<h2>Runs</h2><table>",
+             "<tr><th></th>" + "".join(f"<th>{letter}: {esc(run.label)}</th>" for letter, run in zip(letters, runs))
+             + "</tr>"]
+    table = [comparison_metadata_rows(run) for run in runs]
+    for i, (key, _) in enumerate(table[0]):
+        cls = ' class="cmd"' if key in ("command line", "results") else ""
+        parts.append(f"<tr><th>{esc(key)}</th>" + "".join(f"<td{cls}>{esc(str(rows[i][1]) or '—')}</td>" for rows in table)
+                     + "</tr>")
+    parts.append("</table><h2>Verdicts</h2><ul>")
+    for run in runs[1:]:
+        parts.append(f"<li><b>{run_letter(run.index)} vs {letters[0]}</b>: {esc(verdict_summary(comparison, run.index))}")
+        warning = conditions_warning(runs[0], run)
+        if warning:
+            parts.append(f'<br><span class="note">Note: {esc(warning)}.</span>')
+        parts.append("</li>")
+    parts.append("</ul>")
+    for hint in key_column_hints(runs):
+        parts.append(f'<p class="note">{esc(hint)}</p>')
+    if comparison.missing:
+        parts.append(f'<p class="note">{len(comparison.missing)} cell(s) lack an ok figure in at least one run and '
+                     'are not judged: <a href="#missing">listed below</a>.</p>')
+    if heatmap:
+        parts.append('<h2>Heat map</h2><a href="compare-heatmap.svg"><img alt="each cell\'s ratio to run '
+                     f'{letters[0]}, per run" src="data:image/png;base64,{base64.b64encode(heatmap).decode("ascii")}">'
+                     '</a><p><small>Also beside this page: compare-heatmap.png, compare-heatmap.svg.</small></p>')
+    parts.append(f"<h2>Cells in every run ({len(comparison.cells)})</h2>")
+    if comparison.cells:
+        parts.append("<table><tr>" + key_header + f"<th>metric</th><th>{letters[0]}</th>" + "".join(
+            f"<th>{letter}</th><th>{letter}/{letters[0]}</th><th>interval</th><th>p</th><th>reps</th><th>verdict</th>"
+            for letter in letters[1:]) + "</tr>")
+        for cell in comparison.cells:
+            first = cell.changes[1]
+            row = ["<tr>", key_cells(cell.key),
+                   f"<td>{'bytes/s' if cell.mode == 'throughput' else 'p50 RTT/2'}</td>",
+                   f'<td class="num">{esc(format_figure(cell.mode, first.baseline))}</td>']
+            for change in cell.changes[1:]:
+                interval = ("" if change.ratio_low is None else f"{change.ratio_low:.3f}–{change.ratio_high:.3f}")
+                css = {VERDICT_SLOWER: ' class="slower sig"', VERDICT_FASTER: ' class="faster sig"',
+                       VERDICT_TOO_FEW: ' class="few"', VERDICT_NOT_JUDGED: ' class="few"'}.get(change.verdict, "")
+                row += [f'<td class="num">{esc(format_figure(cell.mode, change.candidate))}</td>',
+                        f'<td class="num">{change.ratio:.3f}</td><td class="num">{esc(interval)}</td>',
+                        f'<td class="num">{"" if change.p_value is None else f"{change.p_value:.3f}"}</td>',
+                        f'<td class="num">{change.baseline_repetitions}/{change.candidate_repetitions}</td>',
+                        f"<td{css}>{esc(change.verdict_text)}</td>"]
+            parts.append("".join(row) + "</tr>")
+        parts.append("</table>")
+    else:
+        parts.append("<p>No cell has an ok headline figure in every run: nothing to judge.</p>")
+    # Cells not in every run are listed, never dropped silently: with their status in each run.
+    some = [cell for cell in comparison.missing if any(f is not None for f in cell.figures)]
+    none = [cell for cell in comparison.missing if all(f is None for f in cell.figures)]
+
+    def missing_table(cells: list[ComparedCell]) -> str:
+        lines = ["<table><tr>" + key_header + "".join(f"<th>{letter}</th>" for letter in letters) + "</tr>"]
+        for cell in cells:
+            lines.append("<tr>" + key_cells(cell.key) + "".join(
+                f"<td>{esc(cell.reason_missing(r))}</td>" for r in range(len(runs))) + "</tr>")
+        return "\n".join(lines) + "</table>"
+
+    parts.append(f'<h2 id="missing">Cells missing from some run ({len(some)})</h2>')
+    parts.append(missing_table(some) if some else "<p>None: every cell with an ok figure in one run has one in all.</p>")
+    if none:
+        parts.append(f"<details><summary>{len(none)} cell(s) with no ok figure in any run (unavailable or failed "
+                     f"everywhere)</summary>{missing_table(none)}</details>")
+    notes = list(warnings)
+    if comparison.duplicates:
+        notes.append(f"{comparison.duplicates} row(s) repeat a cell already seen in the same run: the first ok row "
+                     "of each cell is used")
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f'<li class="note">{esc(n)}</li>' for n in notes) + "</ul>")
+    parts.append("</body></html>")
+    text = ("\n".join(parts) + "\n").encode("utf-8")
+    out_dir.write("compare.html", lambda handle: handle.write(text))
+    return out_dir.join("compare.html")
+
+
+# ----------------------------------------------------------------------------------------------
 # Main
 
 
@@ -1249,12 +2040,19 @@ def parse_arguments(argv: list[str]):
     parser.add_argument("--size", help="message size for the single-size plots, e.g. 4096 or 4K "
                                        "(default: the size closest to 4 KiB in the data)")
     parser.add_argument("--placement", help="placement for the size sweeps (default: the one with most cells)")
+    parser.add_argument("--wait", help="wait strategy for the size sweeps, copies and placement plots (default: "
+                                       "block, else the one with most cells); the wait plot shows every one")
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                        help="with several CSVs: significance level of the per-cell test on compare.html, as "
+                             "`ipcbench compare --alpha` (default 0.01)")
     parser.add_argument("--metric", default="one_way_p50_ns",
                         help="metric for the run comparison: a latency column such as one_way_p99_ns or "
                              "rtt_half_p50_ns (one_way_* falls back to rtt_half_*), bytes_per_s or msgs_per_s "
                              "(default: one_way_p50_ns)")
     args = parser.parse_args(argv)
     args.size = None if args.size is None else parse_size(args.size)
+    if not 0 < args.alpha < 0.5:
+        raise InputError(f"--alpha {args.alpha}: out of range; allowed: above 0 and below 0.5")
     metric = args.metric.strip()
     aliases = {"latency": "one_way_p50_ns", "throughput": "bytes_per_s"}
     metric = aliases.get(metric, metric)
@@ -1295,6 +2093,8 @@ def main(argv: list[str]) -> int:
         raise InputError("matplotlib is not installed: run scripts/setup-plotting, then use .venv/bin/python "
                          "scripts/plot.py") from None
     run_labels(runs)
+    # Before anything is drawn, so a malformed per-repetition figure stops the run, not half of it.
+    comparison = compare_runs(runs, args.alpha) if len(runs) > 1 else None
     # Plots 1–5 use every CSV; a cell found in several is taken from the first CSV that has it.
     merged, seen, duplicates = [], set(), 0
     for run in runs:
@@ -1319,10 +2119,16 @@ def main(argv: list[str]) -> int:
     out_dir = OutputDirectory(args.out or default_out_dir(args.csv[0]))
     # Refuse before drawing anything, rather than half-way, when a name we write is taken by something
     # that is not a plain file of ours (a symlink, say).
-    for name in ["index.html"] + [f"{plot}.{extension}" for plot in PLOT_NAMES for extension in ("png", "svg")]:
+    for name in ["index.html", "compare.html"] + [f"{plot}.{extension}" for plot in PLOT_NAMES
+                                                  for extension in ("png", "svg")]:
         out_dir.check_replaceable(name)
     plotter = Plotter(runs, merged, args, out_dir, notes)
     plotter.plot_all()
+    compare_page = None
+    if comparison is not None:
+        heatmap = plotter.plot_compare_heatmap(comparison)
+        compare_page = write_compare_page(plotter, comparison, heatmap, out_dir, warnings)
+        plotter.compare_page = True
     index = write_index(plotter, out_dir, warnings)
     # Drop plots an earlier invocation left here that this one did not draw, so index and files agree.
     written = {name for name, *_ in plotter.written}
@@ -1330,15 +2136,21 @@ def main(argv: list[str]) -> int:
         if name not in written:
             for extension in ("png", "svg"):
                 out_dir.remove_stale(f"{name}.{extension}")
+    if compare_page is None:
+        out_dir.remove_stale("compare.html")
     out_dir.close()
     for message in warnings + plotter.notes:
         print(f"{PROG}: note: {message}", file=sys.stderr)
     excluded = [row for row in merged if not row.ok]
+    waits = len({row.wait for row in plotter.ok}) > 1
     print(f"{ok_count} ok cell(s) plotted" + (f", {len(excluded)} not ok left out" if excluded else "")
-          + f"; single-size plots at {human_size(plotter.size)}, sweeps at placement {plotter.placement}")
+          + f"; single-size plots at {human_size(plotter.size)}, sweeps at placement {plotter.placement}"
+          + (f", wait {plotter.wait}" if waits else ""))
     for name, *_ in plotter.written:
         for extension in ("png", "svg"):
             print(out_dir.join(f"{name}.{extension}"))
+    if compare_page:
+        print(compare_page)
     print(index)
     return 0
 

@@ -334,7 +334,7 @@ def test_plot_directory_that_is_a_file_is_refused(tmp_path):
     assert (tmp_path / "r.plots").read_text() == "a file"
 
 
-@pytest.mark.parametrize("name", ["index.html", "latency-vs-size.png", "run-comparison.svg"])
+@pytest.mark.parametrize("name", ["index.html", "latency-vs-size.png", "run-comparison.svg", "compare.html"])
 def test_symlink_inside_the_plot_directory_is_refused_before_drawing(tmp_path, name):
     victim = tmp_path / "victim"
     victim.write_text("keep me")
@@ -423,6 +423,7 @@ def test_bad_options(tmp_path):
     assert_clean_error(run_plot(results, "--size", "lots"), "not a size")
     assert_clean_error(run_plot(results, "--metric", "bogus"), "unknown")
     assert_clean_error(run_plot(results, "--placement", "cross-numa"), "no ok rows at that placement")
+    assert_clean_error(run_plot(results, "--wait", "poll"), "no ok rows with that wait strategy")
     assert_clean_error(run_plot(), "required")
 
 
@@ -435,3 +436,330 @@ def test_human_sizes():
     assert [plot.human_size(s) for s in (64, 4096, 1 << 20, 1536, 3 << 30)] == ["64 B", "4 KiB", "1 MiB", "1.5 KiB",
                                                                                 "3 GiB"]
     assert plot.parse_size("4K") == 4096 and plot.parse_size("1MiB") == 1 << 20 and plot.parse_size("100") == 100
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Families, colours and panels (issue 22)
+
+# Every id in MechanismRegistry.all (Sources/IPCBench/Mechanisms/Mechanism.swift), hard-coded on purpose: a new
+# mechanism must be added here and to plot.MECHANISM_FAMILIES, or the tests below fail.
+REGISTRY_IDS = ["pipe", "fifo", "unix-stream", "tcp", "sysv-msg", "posix-mq", "unix-dgram", "unix-seqpacket", "udp",
+                "signal", "vmsplice", "cma", "memfd", "shm-posix", "shm-sysv", "mmap-file"]
+MECHANISMS_DIR = PLOT.parent.parent / "Sources" / "IPCBench" / "Mechanisms"
+
+
+def test_every_registry_mechanism_has_a_family():
+    plot = plot_module()
+    for mechanism in REGISTRY_IDS:
+        assert plot.mechanism_family(mechanism) != plot.OTHER_FAMILY, f"{mechanism}: no family in plot.py"
+        assert mechanism in plot.MECHANISM_COLORS, f"{mechanism}: no fixed colour in plot.py"
+    assert plot.mechanism_family("something-new") == plot.OTHER_FAMILY
+    # No id in two families.
+    members = [m for family in plot.MECHANISM_FAMILIES.values() for m in family]
+    assert len(members) == len(set(members))
+
+
+def test_registry_list_matches_the_swift_sources():
+    """The hard-coded list above is the registry: an id added in Swift without a family fails here."""
+    import re
+
+    if not MECHANISMS_DIR.is_dir():
+        pytest.skip(f"no Swift sources at {MECHANISMS_DIR}")
+    found = set()
+    for path in MECHANISMS_DIR.glob("*.swift"):
+        text = path.read_text()
+        if not re.search(r":\s*Mechanism\s*\{", text):
+            continue
+        # `public let id = "pipe"`, or a computed `var id: String { kind == .datagram ? "unix-dgram" : … }`
+        for match in re.finditer(r"(?:let|var)\s+id\b[^\n]*", text):
+            found.update(re.findall(r'"([^"\\]+)"', match.group(0)))
+    assert found, "no mechanism ids found in the Swift sources"
+    assert found == set(REGISTRY_IDS), (f"Swift has {sorted(found - set(REGISTRY_IDS))} not in REGISTRY_IDS, "
+                                        f"REGISTRY_IDS has {sorted(set(REGISTRY_IDS) - found)} not in Swift")
+
+
+def test_colours_are_fixed_per_mechanism_whatever_the_order():
+    plot = plot_module()
+    rows = [r for r in (plot.Row(run=0, line=i, mechanism=m, variant="v", copies=2, touch="read", produce="write",
+                                 wait="block", mode="latency", size=64, placement="cross-cpu", status="ok", values={})
+                        for i, m in enumerate(REGISTRY_IDS + ["brand-new"]))]
+    forward = plot.name_series(rows)
+    backward = plot.name_series(list(reversed(rows)))
+    subset = plot.name_series([r for r in rows if r.mechanism in ("tcp", "brand-new", "memfd")])
+    for naming in (backward, subset):
+        for label, style in naming.styles.items():
+            assert style.color == forward.styles[label].color, label
+    # Within a family (one panel) every mechanism has its own colour.
+    for family, members in plot.MECHANISM_FAMILIES.items():
+        colours = [plot.mechanism_color(m) for m in members]
+        assert len(set(colours)) == len(colours), family
+    # Unknown ids: a colour from a hash that does not change between processes (unlike Python's hash()).
+    other = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import plot; "
+                            "print(plot.mechanism_color('brand-new'))", str(PLOT.parent)],
+                           capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED="12345"))
+    assert other.stdout.strip() == plot.mechanism_color("brand-new")
+
+
+def record_figures(monkeypatch, plot) -> list:
+    """Replaces Plotter.save: records, per figure, each data panel's title, data artists, y limits and the
+    figure's text, then closes it without writing."""
+    figures = []
+
+    def save(self, fig, name, title, description):
+        panels = []
+        for ax in fig.axes:
+            if ax.get_label() == "<colorbar>" or not ax.get_visible():
+                continue
+            texts = [t.get_text() for t in ax.texts]
+            panels.append(dict(title=ax.get_title(loc="left") or ax.get_title(), ylim=ax.get_ylim(),
+                               artists=len(ax.lines) + len(ax.patches) + len(ax.images) + len(ax.collections),
+                               texts=texts))
+        suptitle = fig._suptitle.get_text() if fig._suptitle else ""
+        figures.append(dict(name=name, panels=panels, suptitle=suptitle, description=description))
+        self.plt.close(fig)
+        self.written.append((name, title, description))
+        return b""
+
+    monkeypatch.setattr(plot.Plotter, "save", save)
+    return figures
+
+
+def draw_all(plot, tmp_path, csvs, monkeypatch, *extra) -> list:
+    figures = record_figures(monkeypatch, plot)
+    assert plot.main([str(c) for c in csvs] + ["--out", str(tmp_path / "out"), *extra]) == 0
+    return figures
+
+
+def test_small_multiples_one_panel_per_family_shared_scale_no_empty_panel(tmp_path, monkeypatch):
+    plot = plot_module()
+    series = [("pipe", "write/read", 2), ("tcp", "nodelay", 2), ("shm-posix", "in-place/spin", 0),
+              ("cma", "process_vm_readv/pipe", 1), ("mystery", "x", 2)]
+    rows = [row(m, v, c, mode, size, placement) for m, v, c in series for mode in ("latency", "throughput")
+            for size in SIZES for placement in ("cross-cpu", "same-cpu")
+            if not (m == "tcp" and mode == "throughput") and not (mode == "throughput" and placement == "same-cpu")]
+    results = write_csv(tmp_path / "results.csv", rows)
+    figures = {f["name"]: f for f in draw_all(plot, tmp_path, [results], monkeypatch)}
+    for name in ("latency-vs-size", "throughput-vs-size", "tail-latency"):
+        panels = figures[name]["panels"]
+        # No datagram family in the data: no panel for it; the unknown id gets "other".
+        assert [p["title"] for p in panels] == ["byte streams", "shared memory", "kernel copy paths", "other"], name
+        assert len({p["ylim"] for p in panels}) == 1, f"{name}: panels do not share the y scale"
+    for figure in figures.values():
+        for panel in figure["panels"]:
+            assert panel["artists"] > 0 and "no data" not in panel["texts"], (figure["name"], panel["title"])
+    # Throughput here runs at one placement only: the placement figure has the latency panel alone, and says so.
+    placement = figures["placement"]
+    assert [p["title"] for p in placement["panels"]] == ["latency (ping-pong), p50 — lower is better"]
+    assert "no panel for throughput (measured at cross-cpu only)" in placement["description"]
+    # The copies figure states the produce and touch policies.
+    copies = figures["copies"]
+    assert "produce write" in copies["suptitle"] and "touch read" in copies["suptitle"]
+    assert "produce write" in copies["description"] and "touch read" in copies["description"]
+
+
+def test_wait_plot_without_cpu_columns_has_no_empty_panel(tmp_path, monkeypatch):
+    plot = plot_module()
+    columns = COLUMNS + ["wait"]
+    rows = [dict(row("pipe", "write/read", 2, "latency", size, placement, scale=f), wait=wait)
+            for wait, f in (("block", 1), ("poll", 0.3)) for size in (16, 4096) for placement in ("cross-cpu", "same-cpu")]
+    results = write_csv(tmp_path / "results.csv", rows, columns=columns)
+    figures = {f["name"]: f for f in draw_all(plot, tmp_path, [results], monkeypatch)}
+    assert [p["title"] for p in figures["wait"]["panels"]] == ["latency (ping-pong), p50 — lower is better"]
+    # The size sweeps show one wait strategy (block), not both on top of each other.
+    assert "wait block (others in the wait plot)" in figures["latency-vs-size"]["suptitle"]
+    for figure in figures.values():
+        for panel in figure["panels"]:
+            assert panel["artists"] > 0 and "no data" not in panel["texts"], (figure["name"], panel["title"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Comparing runs: the rank-sum test, the verdicts, and compare.html
+
+
+def swift_orderings_by_u(m, n):
+    """RankSumTest.orderingsByU, line by line: the recurrence the Swift side uses."""
+    if m <= 0 or n <= 0:
+        return [1]
+    counts = [[1] + [0] * (m * n) for _ in range(n + 1)]
+    for i in range(1, m + 1):
+        nxt = [[0] * (m * n + 1) for _ in range(n + 1)]
+        nxt[0][0] = 1
+        for j in range(1, n + 1):
+            for u in range(0, i * j + 1):
+                nxt[j][u] = (counts[j][u - j] if u >= j else 0) + nxt[j - 1][u]
+        counts = nxt
+    return counts[n]
+
+
+def test_rank_sum_distribution_matches_the_swift_recurrence():
+    plot = plot_module()
+    for m in range(0, 9):
+        for n in range(0, 9):
+            assert list(plot.orderings_by_u(m, n)) == swift_orderings_by_u(m, n), (m, n)
+    assert sum(plot.orderings_by_u(5, 5)) == 252 and sum(plot.orderings_by_u(10, 10)) == 184756
+
+
+def test_rank_sum_known_answers():
+    plot = plot_module()
+    low, high = [1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]
+    # 5 against 5, fully separated: p = 2 / C(10, 5) = 2/252 < 0.01.
+    assert plot.rank_sum_p_value(low, high) == pytest.approx(2 / 252)
+    assert plot.rank_sum_smallest_p(5, 5) == pytest.approx(2 / 252)
+    assert plot.rank_sum_smallest_p(3, 3) == pytest.approx(0.1)  # 2/20: can never reach 0.01
+    assert plot.rank_sum_smallest_p(4, 4) == pytest.approx(2 / 70)
+    # Identical samples (all tied): p = 1.
+    assert plot.rank_sum_p_value([3.0] * 5, [3.0] * 5) == 1.0
+    # One pair out of order (6 > 5): U = 1, two orderings as extreme on each side, p = 2·2/252.
+    assert plot.rank_sum_p_value([1.0, 2.0, 3.0, 4.0, 6.0], [5.0, 7.0, 8.0, 9.0, 10.0]) == pytest.approx(4 / 252)
+    # b = 2·a: estimate exactly 2; interval the extreme ratios (k = 1 at alpha 0.01 for 5 and 5).
+    estimate, interval = plot.rank_sum_ratio(low, [2 * x for x in low], 0.01)
+    assert estimate == pytest.approx(2.0) and interval == (pytest.approx(0.4), pytest.approx(10.0))
+    assert plot.rank_sum_ratio([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], 0.01)[1] is None  # 3 and 3: no interval
+
+
+@pytest.mark.parametrize("mode, a, b, verdict, text", [
+    ("latency", [100, 101, 102, 103, 104], [120, 121, 122, 123, 124], "slower", "slower +"),
+    ("latency", [120, 121, 122, 123, 124], [100, 101, 102, 103, 104], "faster", "faster -"),
+    ("throughput", [100, 101, 102, 103, 104], [120, 121, 122, 123, 124], "faster", "faster -"),
+    ("throughput", [120, 121, 122, 123, 124], [100, 101, 102, 103, 104], "slower", "slower +"),
+    ("latency", [100, 110, 102, 113, 104], [101, 111, 103, 112, 105], "no significant change", "~"),
+    ("latency", [100, 101, 102], [200, 201, 202], "too few repetitions", "too few repetitions"),
+])
+def test_verdicts(mode, a, b, verdict, text):
+    plot = plot_module()
+    change = plot.judge_cell(mode, plot.Figures([float(x) for x in a], True), plot.Figures([float(x) for x in b], True),
+                             0.01)
+    assert change.verdict == verdict and change.verdict_text.startswith(text)
+    if verdict == "too few repetitions":
+        assert change.p_value is None and change.ratio == pytest.approx(2.0, rel=0.01)
+    # Slowdown: time per message (latency) or per byte (1 / ratio, throughput).
+    expected = (1 / change.ratio if mode == "throughput" else change.ratio) - 1
+    assert change.slowdown_percent == pytest.approx(expected * 100)
+    # Without per-repetition figures: the ratio of the two figures, not judged.
+    old = plot.judge_cell(mode, plot.Figures([100.0], False), plot.Figures([150.0], False), 0.01)
+    assert old.verdict == "not judged" and old.ratio == 1.5
+
+
+SWIFT_TABLES = PLOT.parent.parent / "results" / "vm-xeon-2026-12-05" / "compare"
+
+
+@pytest.mark.parametrize("baseline, candidate", [("a", "b"), ("a", "slowed"), ("a10", "b10"), ("a10", "slowed10")])
+def test_same_verdicts_as_ipcbench_compare_on_the_reference_runs(baseline, candidate):
+    """The committed `ipcbench compare` tables (X-vs-Y.txt): every ratio, interval, p and verdict agrees."""
+    import re
+
+    plot = plot_module()
+    table_path = SWIFT_TABLES / f"{baseline}-vs-{candidate}.txt"
+    if not table_path.is_file():
+        pytest.skip(f"no {table_path}")
+    runs = [plot.Run(index=i, path=str(SWIFT_TABLES / f"{name}.csv"), metadata=None,
+                     rows=plot.read_csv(str(SWIFT_TABLES / f"{name}.csv"), i)) for i, name in enumerate((baseline, candidate))]
+    comparison = plot.compare_runs(runs, 0.01)
+    lines = table_path.read_text().splitlines()
+    header = re.split(r"\s{2,}", lines[0].strip())
+    expected = {}
+    for line in lines[1:]:
+        fields = re.split(r"\s{2,}", line.strip())
+        if line.startswith(" ") or len(fields) != len(header):
+            continue  # the regression list on stderr, interleaved with the table in these files
+        d = dict(zip(header, fields))
+        expected[(d["mechanism"], d["variant"], d["wait"], d["mode"], d["size"], d["placement"])] = d
+    checked = 0
+    for cell in comparison.cells:
+        change = cell.changes[1]
+        d = expected.get((cell.key[0], cell.key[1], cell.key[2], cell.key[3], plot.human_size(cell.key[4]), cell.key[5]))
+        if d is None:
+            continue
+        interval = "" if change.ratio_low is None else f"{change.ratio_low:.3f}–{change.ratio_high:.3f}"
+        assert (f"{change.ratio:.3f}", interval, f"{change.p_value:.3f}", change.verdict_text) == (
+            d["B/A"], d["interval"], d["p"], d["verdict"]), cell.key
+        checked += 1
+    assert checked >= 180  # a few table lines are cut by the interleaved stderr
+    summary = next(line for line in lines if "matching cells" in line)
+    assert plot.verdict_summary(comparison, 1) == summary
+
+
+def compare_columns():
+    return COLUMNS + ["wait", "produce", "headline_per_repetition", "steal_percent", "floor_rtt_before_ns"]
+
+
+def rep_row(mechanism, mode, size, figures, status="ok", placement="cross-cpu"):
+    r = row(mechanism, "v1", 2, mode, size, placement, status=status)
+    r.update(wait="block", produce="write", headline_per_repetition=" ".join(f"{x:g}" for x in figures),
+             steal_percent="0.0", floor_rtt_before_ns="")
+    if status == "ok" and mode == "latency":
+        r["rtt_half_p50_ns"] = f"{sorted(figures)[len(figures) // 2]:g}"
+    if status != "ok":
+        r["headline_per_repetition"] = ""
+    return r
+
+
+def test_compare_page(tmp_path):
+    fast, slow = [1000, 1010, 1020, 1030, 1040], [1200, 1210, 1220, 1230, 1240]
+    runs = {
+        "a": [rep_row("pipe", "latency", 64, fast), rep_row("pipe", "latency", 4096, fast),
+              rep_row("tcp", "latency", 64, fast[:3]), rep_row("udp", "latency", 64, fast),
+              rep_row("fifo", "latency", 64, fast), rep_row("sysv-msg", "latency", 1 << 20, [], status="unavailable: too big")],
+        "b": [rep_row("pipe", "latency", 64, slow), rep_row("pipe", "latency", 4096, fast),
+              rep_row("tcp", "latency", 64, slow[:3]), rep_row("udp", "latency", 64, fast),
+              rep_row("fifo", "latency", 64, [], status="failed: worker exited with status 1"),
+              rep_row("sysv-msg", "latency", 1 << 20, [], status="unavailable: too big")],
+        "c": [rep_row("pipe", "latency", 64, fast), rep_row("pipe", "latency", 4096, slow),
+              rep_row("tcp", "latency", 64, fast[:3]), rep_row("fifo", "latency", 64, fast),
+              rep_row("sysv-msg", "latency", 1 << 20, [], status="unavailable: too big")],
+    }
+    paths = []
+    for name, rows in runs.items():
+        path = write_csv(tmp_path / f"{name}.csv", rows, columns=compare_columns())
+        write_metadata(path, f"host-{name}", f"2026-01-0{len(paths) + 1}T10:00:00Z")
+        paths.append(path)
+    meta_path = tmp_path / "b.metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["host"]["kernel"] = "Linux <script>alert(1)</script> & more"
+    meta["configuration"] = {"repetitions": 5, "repetition_order": "rounds"}
+    meta["tool"] = {"version": "0.1.0", "commit": "0123456789abcdef"}
+    meta_path.write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    result = run_plot(*paths, "--out", out)
+    assert result.returncode == 0, result.stderr
+    page_path = out / "compare.html"
+    assert str(page_path) in result.stdout
+    page = page_path.read_text()
+    assert_png(out / "compare-heatmap.png")
+    assert 'src="data:image/png;base64,' in page  # the heat map travels with the page
+    # Metadata: escaped, never markup; commit, repetitions and their order shown.
+    assert "<script>" not in page and "Linux &lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
+    assert "0123456789abcdef" in page and "rounds" in page and "host-c" in page
+    cells = page[page.index("<h2>Cells in every run"):page.index('<h2 id="missing">')]
+    # pipe 64 B: B's 5 all above A's 5: significant (p = 2/252 = 0.008); the ratio is the median of the 25
+    # ratios of one repetition each (1220/1020 = 1.196), its interval the extreme ones (1200/1040, 1240/1000).
+    # C is A again.
+    pipe64 = next(line for line in cells.splitlines() if "<td>pipe</td>" in line and "<td>64 B</td>" in line)
+    assert ">1.196<" in pipe64 and ">1.154–1.240<" in pipe64 and ">0.008<" in pipe64 and "slower +19.6%" in pipe64
+    assert pipe64.count('class="slower sig"') == 1 and "<td>~</td>" in pipe64
+    tcp = next(line for line in cells.splitlines() if "<td>tcp</td>" in line)
+    assert tcp.count("too few repetitions") == 2 and "<td>3/3</td>" not in tcp and ">3/3<" in tcp
+    # Missing from some run: listed with the reason, never dropped.
+    missing = page[page.index('<h2 id="missing">'):]
+    udp = next(line for line in missing.splitlines() if "<td>udp</td>" in line)
+    assert udp.count("<td>ok</td>") == 2 and "not in this run" in udp
+    fifo = next(line for line in missing.splitlines() if "<td>fifo</td>" in line)
+    assert "failed: worker exited with status 1" in fifo
+    assert "1 cell(s) with no ok figure in any run" in missing and "unavailable: too big" in missing
+    assert "2 matching cells" not in page and "3 matching cells: 1 slower, 1 no significant change, 1 too few" in page
+    # The index links to it; a later single-CSV run removes it with the other stale plots.
+    assert 'href="compare.html"' in (out / "index.html").read_text()
+    result = run_plot(paths[0], "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert not page_path.exists() and not (out / "compare-heatmap.png").exists()
+    assert 'href="compare.html"' not in (out / "index.html").read_text()
+
+
+def test_compare_rejects_a_malformed_per_repetition_figure(tmp_path):
+    good = write_csv(tmp_path / "a.csv", [rep_row("pipe", "latency", 64, [1000, 1001, 1002])], columns=compare_columns())
+    bad_row = rep_row("pipe", "latency", 64, [1000, 1001, 1002])
+    bad_row["headline_per_repetition"] = "1000 -5 1002"
+    bad = write_csv(tmp_path / "b.csv", [bad_row], columns=compare_columns())
+    assert_clean_error(run_plot(good, bad, "--out", tmp_path / "out"), "headline_per_repetition")
+    assert not (tmp_path / "out" / "compare.html").exists()
+    assert_clean_error(run_plot(good, good, "--alpha", "0.7"), "--alpha")
