@@ -57,6 +57,7 @@ int ipcb_uring_open(struct ipcb_uring *ring, unsigned entries, int sqpoll, int s
     char *base = rings;
     ring->fd = fd;
     ring->setup_flags = params.flags;
+    ring->features = params.features;
     ring->sq_head = (unsigned *)(base + params.sq_off.head);
     ring->sq_tail = (unsigned *)(base + params.sq_off.tail);
     ring->sq_mask = (unsigned *)(base + params.sq_off.ring_mask);
@@ -79,6 +80,27 @@ void ipcb_uring_close(struct ipcb_uring *ring) {
     munmap(ring->sq_ring, ring->sq_ring_bytes);
     close(ring->fd);
     ring->fd = -1;
+}
+
+const char *ipcb_uring_missing_feature(struct ipcb_uring *ring) {
+    if (!(ring->features & IORING_FEAT_CQE_SKIP)) return "no IOSQE_CQE_SKIP_SUCCESS (Linux 5.17 or later needed)";
+    static _Alignas(struct io_uring_probe) unsigned char buffer[sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op)];
+    memset(buffer, 0, sizeof buffer);
+    struct io_uring_probe *probe = (struct io_uring_probe *)buffer;
+    if (syscall(__NR_io_uring_register, ring->fd, IORING_REGISTER_PROBE, probe, 256) < 0) return "IORING_REGISTER_PROBE failed";
+    static const struct { int opcode; const char *missing; } needed[] = {
+        {IORING_OP_READ, "no IORING_OP_READ (Linux 5.6 or later needed)"},
+        {IORING_OP_WRITE, "no IORING_OP_WRITE (Linux 5.6 or later needed)"},
+        {IORING_OP_SEND, "no IORING_OP_SEND (Linux 5.6 or later needed)"},
+        {IORING_OP_RECV, "no IORING_OP_RECV (Linux 5.6 or later needed)"},
+        {IORING_OP_MSG_RING, "no IORING_OP_MSG_RING (Linux 5.18 or later needed)"},
+        {IORING_OP_SOCKET, "no IORING_RECVSEND_POLL_FIRST (Linux 5.19 or later needed)"},
+    };
+    for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++) {
+        int opcode = needed[i].opcode;
+        if (opcode > probe->last_op || !(probe->ops[opcode].flags & IO_URING_OP_SUPPORTED)) return needed[i].missing;
+    }
+    return NULL;
 }
 
 // The next submission slot, zeroed. The caller keeps at most `entries` operations queued (one here).
@@ -170,7 +192,8 @@ int ipcb_uring_submit_and_wait(struct ipcb_uring *ring, int wait) {
             if (!wait) return 0;
             continue;  // a completion is there now, or the loop submits what is left
         }
-        if (errno != EINTR && errno != EAGAIN && errno != EBUSY) return -errno;
+        // EAGAIN/EBUSY: no room for completions yet; waiting reaps some, a submission alone cannot.
+        if (errno != EINTR && (!wait || (errno != EAGAIN && errno != EBUSY))) return -errno;
     }
 }
 

@@ -126,6 +126,21 @@ struct UringTests {
         #expect(thread.id > 0 && thread.name?.hasPrefix("iou-sqp-") == true, "\(thread)")
     }
 
+    @Test("A post that fails (to a descriptor that is no ring) fails at once, not when the poster next sleeps; wake-ups merge")
+    func postsFailAtOnceAndWakeUpsMerge() throws {
+        try Self.requireUring()
+        let sender = try CompletionRing(submissionPolling: false)
+        let receiver = try CompletionRing(submissionPolling: false)
+        defer { sender.close(); receiver.close() }
+        var fds: [Int32] = [-1, -1]
+        try #require(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        #expect(throws: IPCError.self) { try sender.post(MessageRingSleeper.dataKind, toRing: fds[0]) }
+        for index in 1...3 { try sender.post(MessageRingSleeper.dataKind | UInt64(index), toRing: receiver.descriptor) }
+        try receiver.awaitMessages()
+        #expect(receiver.completionsSoFar == 3, "three posts, one wait: \(receiver.completionsSoFar) taken")
+    }
+
     @Test("uring-sqpoll with both workers on one CPU is unavailable, saying why")
     func submissionPollingNeedsCPUs() {
         let outcomes = TestSupport.run(["pipe"], modes: [.latency], sizes: [16], messages: 100,

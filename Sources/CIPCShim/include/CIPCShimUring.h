@@ -15,6 +15,7 @@ struct io_uring_cqe;
 struct ipcb_uring {
     int fd;
     unsigned setup_flags;
+    unsigned features;  // IORING_FEAT_* the kernel reported
     // Submission queue (shared with the kernel).
     unsigned *sq_head, *sq_tail, *sq_mask, *sq_flags, *sq_array;
     struct io_uring_sqe *sqes;
@@ -32,6 +33,10 @@ struct ipcb_uring {
 /// -errno (ENOSYS: no io_uring; EPERM: io_uring_disabled or a seccomp filter).
 int ipcb_uring_open(struct ipcb_uring *ring, unsigned entries, int sqpoll, int sq_cpu, unsigned sq_idle_ms);
 void ipcb_uring_close(struct ipcb_uring *ring);
+/// What this kernel's io_uring lacks that ipcbench uses, as a sentence, or NULL: the operations
+/// (IORING_REGISTER_PROBE), skipped successful completions (5.17), and, as IORING_OP_SOCKET marks
+/// 5.19, IORING_RECVSEND_POLL_FIRST, which has no feature bit.
+const char *ipcb_uring_missing_feature(struct ipcb_uring *ring);
 
 /// Queues one read (IORING_OP_READ) or write (IORING_OP_WRITE) of `fd` at the file's position, with
 /// `user_data`; the kernel sees it once submitted (ipcb_uring_submit_and_wait or, with SQPOLL, at once).
@@ -51,6 +56,11 @@ void ipcb_uring_queue_message(struct ipcb_uring *ring, int target_ring_fd, int32
 int ipcb_uring_submit_and_wait(struct ipcb_uring *ring, int wait);
 /// SQPOLL rings: wakes the submission thread if it went idle (one system call, only then).
 int ipcb_uring_wake_submitter(struct ipcb_uring *ring);
+
+/// The number of completions waiting to be reaped (shared memory only).
+static inline unsigned ipcb_uring_completions_ready(const struct ipcb_uring *ring) {
+    return __atomic_load_n(ring->cq_tail, __ATOMIC_ACQUIRE) - *ring->cq_head;
+}
 
 /// Takes the oldest completion, if any: returns 1 and fills `user_data` and `result`, else 0.
 /// Reads only shared memory: no system call.

@@ -26,8 +26,12 @@ struct CompletionRing: @unchecked Sendable {
     private let pollNanoseconds: UInt64
 
     init(options: EndpointOptions) throws {
+        // The polling thread inherits its worker's CPUs. A worker pinned to one CPU that polled its
+        // completion queue would only keep its own polling thread from submitting the operation (the
+        // latency then measured the poll bound), so such a worker sleeps in io_uring_enter at once.
+        let sharesCPUWithPollingThread = options.peerSharesCPU || Affinity.allowedCPUs().count == 1
         try self.init(submissionPolling: options.wait == .uringSQPoll,
-                      pollNanoseconds: options.peerSharesCPU ? 0 : options.spinThenBlockNanoseconds)
+                      pollNanoseconds: sharesCPUWithPollingThread ? 0 : options.spinThenBlockNanoseconds)
     }
 
     init(submissionPolling: Bool, pollNanoseconds: UInt64 = 0) throws {
@@ -36,6 +40,11 @@ struct CompletionRing: @unchecked Sendable {
         guard result == 0 else {
             ring.deallocate()
             throw IPCError.system(call: "io_uring_setup", errno: -result, context: submissionPolling ? "IORING_SETUP_SQPOLL" : "")
+        }
+        if let missing = ipcb_uring_missing_feature(ring) {
+            ipcb_uring_close(ring)
+            ring.deallocate()
+            throw IPCError.setup("this kernel's io_uring has \(String(cString: missing))")
         }
         self.submissionPolling = submissionPolling
         self.pollNanoseconds = pollNanoseconds
@@ -104,29 +113,40 @@ struct CompletionRing: @unchecked Sendable {
     // MARK: Messages between rings (IORING_OP_MSG_RING)
 
     /// Posts a completion carrying `userData` (not 1, this type's own tag) into the ring whose
-    /// descriptor is `target`, possibly another process's: one io_uring_enter. This ring gets a
-    /// completion only if the post fails; `nextMessage` reports it.
+    /// descriptor is `target`, possibly another process's: one io_uring_enter, which runs the post
+    /// inline, so a failure is in this ring when it returns. Only a failure posts here; reaping also
+    /// takes the peer's messages waiting in this ring, which is fine for wake-ups (see
+    /// `nextMessage`).
     @inline(__always)
     func post(_ userData: UInt64, toRing target: Int32) throws {
         ipcb_uring_queue_message(ring, target, 0, userData, Self.operationTag)
         let submitted = ipcb_uring_submit_and_wait(ring, 0)
         if submitted < 0 { throw IPCError.system(call: "io_uring_enter", errno: -submitted, context: "IORING_OP_MSG_RING") }
+        try drainMessages()
     }
 
-    /// Waits in io_uring_enter for the next completion in this ring and returns its user data: a
-    /// message a peer posted. Throws when it is the failure of this side's own post.
+    /// Waits in io_uring_enter until the peer has posted at least one message, and takes every
+    /// message there is, so wake-ups merge as an eventfd's counts do. Throws when one is the
+    /// failure of this side's own post.
     @inline(__always)
-    func nextMessage() throws -> UInt64 {
-        var userData: UInt64 = 0
-        var result: Int32 = 0
-        while ipcb_uring_reap(ring, &userData, &result) == 0 {
+    func awaitMessages() throws {
+        while ipcb_uring_completions_ready(ring) == 0 {
             let waited = ipcb_uring_submit_and_wait(ring, 1)
             if waited < 0 { throw IPCError.system(call: "io_uring_enter", errno: -waited, context: "waiting for a message") }
         }
-        if userData == Self.operationTag {
-            throw IPCError.system(call: "IORING_OP_MSG_RING", errno: -result, context: "posting to the peer's ring")
+        try drainMessages()
+    }
+
+    /// Takes every completion in this ring; throws on a failed post of this side's.
+    @inline(__always)
+    private func drainMessages() throws {
+        var userData: UInt64 = 0
+        var result: Int32 = 0
+        while ipcb_uring_reap(ring, &userData, &result) != 0 {
+            if userData == Self.operationTag {
+                throw IPCError.system(call: "IORING_OP_MSG_RING", errno: -result, context: "posting to the peer's ring")
+            }
         }
-        return userData
     }
 
     /// Submits the queued operation and returns its result.

@@ -335,11 +335,13 @@ struct EventSleeper: RingSleeper {
 
 /// IORING_OP_MSG_RING (`uring-msg`), the io_uring analogue of the eventfd: each worker has its own
 /// io_uring, a wake-up is a completion the waker posts into its peer's ring (one io_uring_enter), and
-/// a sleeper waits for one in io_uring_enter. The two rings' descriptors are exchanged once, with
-/// SCM_RIGHTS, over a socket pair the parent made for the cell. A completion's user data says what it
-/// signals (data or space) and carries the index the waker had just stored. Both kinds arrive in one
-/// completion queue: one meant for the other direction, or a stale one, only causes a spurious
-/// return, which BlockingNotifier absorbs, as it does a stale eventfd count.
+/// a sleeper waits in io_uring_enter until one is there, then takes all there are, as reading an
+/// eventfd resets its count. The peer's ring is copied into this process once (pidfd_getfd; see
+/// SharedRing.exchangeRingDescriptors). A completion's user data says what it signals (data or
+/// space) and carries the index the waker had just stored. Both kinds arrive in one completion
+/// queue, and a wake-up only says "look again": every one follows a store of the index it is about
+/// (BlockingNotifier), so one taken while waiting for the other kind, or while posting, only causes a
+/// spurious return or none, never a missed message.
 struct MessageRingSleeper: RingSleeper {
     static let dataKind: UInt64 = 1 << 32
     static let spaceKind: UInt64 = 2 << 32
@@ -364,13 +366,7 @@ struct MessageRingSleeper: RingSleeper {
     func wakeForSpace(_ ring: Ring) throws { try ownRing.post(Self.spaceKind | UInt64(ipcb_load_relaxed_u32(ring.tail)), toRing: peerRing.pointee) }
 
     @inline(__always)
-    private func sleep() throws {
-        let message = try ownRing.nextMessage()
-        let kind = message & ~UInt64(UInt32.max)
-        guard kind == Self.dataKind || kind == Self.spaceKind else {
-            throw IPCError.worker("a completion in the ring that is not a peer's message (user data \(message))")
-        }
-    }
+    private func sleep() throws { try ownRing.awaitMessages() }
 }
 
 typealias FutexNotifier = BlockingNotifier<FutexSleeper>

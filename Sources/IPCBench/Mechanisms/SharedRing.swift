@@ -301,7 +301,8 @@ enum SharedRing {
     }
 
     static func waitUnavailableReason(_ wait: WaitStrategy, variant: String) -> String? {
-        if SharedRingVariant(variant)?.notification == .uringMessage, let reason = CompletionRing.unavailableReason(submissionPolling: false) {
+        if SharedRingVariant(variant)?.notification == .uringMessage,
+           let reason = CompletionRing.unavailableReason(submissionPolling: false) ?? messageRingExchangeUnavailableReason {
             return reason
         }
         guard !waitStrategies(for: variant).contains(wait) else { return nil }
@@ -436,7 +437,7 @@ enum SharedRing {
             }
             rendezvous.parameters["sem-set"] = String(set)
         case .uringMessage:
-            // The workers exchange their io_uring descriptors over this pair (SCM_RIGHTS): private to
+            // The workers exchange their pids and io_uring descriptor numbers over this pair: private to
             // the cell, so the peer is whoever inherited the other end.
             var pair: [Int32] = [-1, -1]
             guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
@@ -577,13 +578,29 @@ extension SharedRing {
         try sendRecord(&introduction, on: socket)
         var peer: (pid: Int32, ring: Int32) = (0, -1)
         try receiveRecord(&peer, on: socket)
-        _ = ipcb_allow_tracer(peer.pid)  // EINVAL without Yama: nothing to allow
-        var allowed: UInt8 = 1
+        let allowing = ipcb_allow_tracer(peer.pid)
+        // EINVAL: no Yama, nothing to allow. The peer learns of any other failure and says it.
+        var allowed: Int32 = allowing == -EINVAL ? 0 : allowing
         try sendRecord(&allowed, on: socket)
-        try receiveRecord(&allowed, on: socket)
+        var peerAllowed: Int32 = 0
+        try receiveRecord(&peerAllowed, on: socket)
+        guard peerAllowed == 0 else {
+            throw IPCError.system(call: "prctl(PR_SET_PTRACER)", errno: -peerAllowed, context: "the peer could not let this worker copy its io_uring")
+        }
         let copy = ipcb_descriptor_of_process(peer.pid, peer.ring)
+        // Withdraw the permission once both copies are made: the peer's copy of this ring is done
+        // when its "copied" arrives.
+        var copied: Int32 = copy >= 0 ? 0 : copy
+        try sendRecord(&copied, on: socket)
+        var peerCopied: Int32 = 0
+        try receiveRecord(&peerCopied, on: socket)
+        _ = ipcb_allow_tracer(0)
         guard copy >= 0 else {
             throw IPCError.system(call: "pidfd_getfd", errno: -copy, context: "the peer's io_uring (pid \(peer.pid), descriptor \(peer.ring))")
+        }
+        guard peerCopied == 0 else {
+            Glibc.close(copy)
+            throw IPCError.system(call: "pidfd_getfd", errno: -peerCopied, context: "the peer could not copy this worker's io_uring")
         }
         var link = [UInt8](repeating: 0, count: 64)
         let length = readlink("/proc/self/fd/\(copy)", &link, link.count)
@@ -619,6 +636,17 @@ extension SharedRing {
     }
 
     static let exchangeTimeoutSeconds = 30
+
+    /// Why the workers cannot copy each other's ring with pidfd_getfd here (Yama's policy), or nil.
+    static let messageRingExchangeUnavailableReason: String? = {
+        let scopePath = "/proc/sys/kernel/yama/ptrace_scope"
+        guard let scope = SystemFacts.readInt(scopePath) else { return nil }
+        if scope >= 3 { return "Yama ptrace_scope = 3 (\(scopePath)) forbids pidfd_getfd between the workers, which uring-msg needs to reach the peer's ring" }
+        if scope == 2, !CrossMemoryAttachMechanism.hasEffectiveCapability(19) {
+            return "Yama ptrace_scope = 2 (\(scopePath)) lets only CAP_SYS_PTRACE use pidfd_getfd, which uring-msg needs to reach the peer's ring"
+        }
+        return nil
+    }()
 }
 
 /// One direction of a worker's endpoint.
