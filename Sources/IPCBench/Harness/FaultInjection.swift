@@ -74,6 +74,9 @@ final class FaultInjectingEndpoint: MessageEndpoint {
 /// add its own delay) for a fifth of the channel's time for that message: the time since the
 /// previous receive returned, less the wait it added then. In latency mode the answer goes after
 /// the wait, so the round trip grows by it; in throughput mode the consumer drains 1/1.2 as fast.
+/// Only where a message takes far longer than the wrapper itself: its unspecialised call and two
+/// clock reads cost tens of nanoseconds, so the spinning ring's 16 B streaming ran at 0.12 times its
+/// speed (results/vm-xeon-2026-12-05/compare/slowed.csv).
 final class SlowedEndpoint: MessageEndpoint {
     private let inner: any MessageEndpoint
     private var previousReturn: UInt64 = 0
