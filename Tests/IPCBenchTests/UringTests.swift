@@ -101,6 +101,37 @@ struct UringTests {
         }
     }
 
+    @Test("The stream and datagram endpoints hand every call to the ring under uring: one completion per send and per receive")
+    func endpointsUseTheRing() throws {
+        try Self.requireUring()
+        let options = EndpointOptions(mode: .throughput, messageBytes: 64, variant: "", wait: .uring)
+        func exchange(_ sender: some MessageEndpoint, _ receiver: some MessageEndpoint) throws {
+            for index in 0..<10 {
+                try sender.send(size: 64) { $0.storeBytes(of: UInt64(index), as: UInt64.self) }
+                var seen = UInt64.max
+                #expect(try receiver.receive(size: 64) { seen = $0.load(as: UInt64.self) })
+                #expect(seen == UInt64(index))
+            }
+        }
+        var fds: [Int32] = [-1, -1]
+        try #require(pipe(&fds) == 0)
+        let writer = try StreamEndpoint(readDescriptor: -1, writeDescriptor: fds[1], options: options)
+        let reader = try StreamEndpoint(readDescriptor: fds[0], writeDescriptor: -1, options: options)
+        try exchange(writer, reader)
+        #expect(writer.completionsSoFar == 10 && reader.completionsSoFar == 10, "\(writer.completionsSoFar) \(reader.completionsSoFar)")
+        writer.close()
+        reader.close()
+
+        var pair: [Int32] = [-1, -1]
+        try #require(socketpair(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0, &pair) == 0)
+        let sending = try DatagramEndpoint(descriptor: pair[0], options: options, connectsToFirstSender: false, zeroLengthMeansClosed: false)
+        let receiving = try DatagramEndpoint(descriptor: pair[1], options: options, connectsToFirstSender: false, zeroLengthMeansClosed: false)
+        try exchange(sending, receiving)
+        #expect(sending.completionsSoFar == 10 && receiving.completionsSoFar == 10, "\(sending.completionsSoFar) \(receiving.completionsSoFar)")
+        sending.close()
+        receiving.close()
+    }
+
     @Test("uring-sqpoll runs a kernel submission thread inside the worker's process (so its CPU time is the process's); uring does not")
     func submissionThreadBelongsToTheProcess() throws {
         try Self.requireUring()

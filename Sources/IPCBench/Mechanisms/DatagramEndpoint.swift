@@ -61,6 +61,9 @@ public final class DatagramEndpoint: MessageEndpoint {
         return true
     }
 
+    /// Completions taken from the waiter's io_uring (0 without one): one per recv or send.
+    var completionsSoFar: UInt32 { waiter.completionsSoFar ?? 0 }
+
     public func close() {
         waiter.close()
         Glibc.close(descriptor)

@@ -41,6 +41,9 @@ public final class StreamEndpoint: MessageEndpoint {
         return true
     }
 
+    /// Completions taken from the waiter's io_uring (0 without one): one per read or write call.
+    var completionsSoFar: UInt32 { waiter.completionsSoFar ?? 0 }
+
     public func close() {
         waiter.close()
         if readDescriptor >= 0 { Glibc.close(readDescriptor) }
