@@ -170,7 +170,7 @@ void ipcb_uring_queue_message(struct ipcb_uring *ring, int target_ring_fd, int32
     publish_sqe(ring);
 }
 
-int ipcb_uring_submit_and_wait(struct ipcb_uring *ring, unsigned min_complete) {
+int ipcb_uring_submit_and_wait(struct ipcb_uring *ring, int wait) {
     while (1) {
         // Queued but not yet consumed by the kernel (an EINTR may come after the submission).
         unsigned pending = *ring->sq_tail - __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
@@ -182,26 +182,25 @@ int ipcb_uring_submit_and_wait(struct ipcb_uring *ring, unsigned min_complete) {
             __atomic_thread_fence(__ATOMIC_SEQ_CST);
             if (__atomic_load_n(ring->sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_NEED_WAKEUP) flags |= IORING_ENTER_SQ_WAKEUP;
         }
-        if (min_complete > 0) {
-            if (ipcb_uring_completions_ready(ring) >= min_complete && pending == 0) return 0;
+        if (wait) {
+            if (*ring->cq_head != __atomic_load_n(ring->cq_tail, __ATOMIC_ACQUIRE) && pending == 0) return 0;
             flags |= IORING_ENTER_GETEVENTS;
         }
         if (pending == 0 && flags == 0) return 0;
-        ring->enters++;
-        int result = enter(ring->fd, pending, min_complete, flags);
+        int result = enter(ring->fd, pending, wait ? 1 : 0, flags);
         if (result >= 0) {
-            if (min_complete == 0) return 0;
-            continue;  // the completions are there now, or the loop submits what is left
+            if (!wait) return 0;
+            continue;  // a completion is there now, or the loop submits what is left
         }
         // EAGAIN/EBUSY: no room for completions yet; waiting reaps some, a submission alone cannot.
-        if (errno != EINTR && (min_complete == 0 || (errno != EAGAIN && errno != EBUSY))) return -errno;
+        if (errno != EINTR && (!wait || (errno != EAGAIN && errno != EBUSY))) return -errno;
     }
 }
 
 int ipcb_uring_wake_submitter(struct ipcb_uring *ring) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);  // as in ipcb_uring_submit_and_wait
     if (!(__atomic_load_n(ring->sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_NEED_WAKEUP)) return 0;
-    while (ring->enters++, enter(ring->fd, 0, 0, IORING_ENTER_SQ_WAKEUP) < 0) {
+    while (enter(ring->fd, 0, 0, IORING_ENTER_SQ_WAKEUP) < 0) {
         if (errno != EINTR) return -errno;
     }
     return 0;

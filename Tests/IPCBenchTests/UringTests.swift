@@ -132,45 +132,6 @@ struct UringTests {
         receiving.close()
     }
 
-    @Test("In a ping-pong under uring each side enters the kernel once per message: its write goes in with its next read")
-    func pingPongBatchesWriteWithRead() throws {
-        try Self.requireUring()
-        let options = EndpointOptions(mode: .latency, messageBytes: 64, variant: "", wait: .uring)
-        var toConsumer: [Int32] = [-1, -1], toProducer: [Int32] = [-1, -1]
-        try #require(pipe(&toConsumer) == 0 && pipe(&toProducer) == 0)
-        let producer = try StreamEndpoint(readDescriptor: toProducer[0], writeDescriptor: toConsumer[1], options: options)
-        let consumer = try StreamEndpoint(readDescriptor: toConsumer[0], writeDescriptor: toProducer[1], options: options)
-        let roundTrips = 200
-        let answered = DispatchSemaphore(value: 0)
-        let peer = OneThreadAtATime(consumer)  // used by the thread below until it signals
-        Thread.detachNewThread {
-            let consumer = peer.value
-            // As the harness's consumer does, it reads again after every reply (until the producer
-            // closes): that read is what takes the queued reply into the kernel.
-            while true {
-                var request = UInt64.max
-                guard (try? consumer.receive(size: 64) { request = $0.load(as: UInt64.self) }) == true else { break }
-                try? consumer.send(size: 64) { $0.storeBytes(of: request | 1 << 62, as: UInt64.self) }
-            }
-            answered.signal()
-        }
-        var wrongReplies = 0
-        for index in 0..<UInt64(roundTrips) {
-            try producer.send(size: 64) { $0.storeBytes(of: index, as: UInt64.self) }
-            var reply = UInt64.max
-            #expect(try producer.receive(size: 64) { reply = $0.load(as: UInt64.self) })
-            if reply != index | 1 << 62 { wrongReplies += 1 }
-        }
-        let enters = producer.entersSoFar, completions = producer.completionsSoFar
-        producer.close()
-        #expect(answered.wait(timeout: .now() + 10) == .success)
-        #expect(wrongReplies == 0)
-        // One io_uring_enter per round trip (two with the write on its own), each with two completions.
-        #expect(enters <= UInt64(roundTrips) + UInt64(roundTrips) / 10, "\(enters) entries for \(roundTrips) round trips")
-        #expect(completions == UInt32(2 * roundTrips))
-        consumer.close()
-    }
-
     @Test("uring-sqpoll runs a kernel submission thread inside the worker's process (so its CPU time is the process's); uring does not")
     func submissionThreadBelongsToTheProcess() throws {
         try Self.requireUring()
@@ -279,10 +240,4 @@ struct UringTests {
         uname(&name)
         return withUnsafeBytes(of: &name.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } == "x86_64"
     }
-}
-
-/// Hands a value to another thread that alone uses it until it signals (tests only).
-private struct OneThreadAtATime<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }

@@ -16,7 +16,6 @@ struct ipcb_uring {
     int fd;
     unsigned setup_flags;
     unsigned features;  // IORING_FEAT_* the kernel reported
-    uint64_t enters;    // io_uring_enter calls made so far (for tests)
     // Submission queue (shared with the kernel).
     unsigned *sq_head, *sq_tail, *sq_mask, *sq_flags, *sq_array;
     struct io_uring_sqe *sqes;
@@ -52,9 +51,9 @@ void ipcb_uring_queue_send(struct ipcb_uring *ring, int fd, const void *buffer, 
 void ipcb_uring_queue_message(struct ipcb_uring *ring, int target_ring_fd, int32_t value, uint64_t user_data,
                               uint64_t failure_user_data);
 
-/// Submits what is queued and waits until at least `min_complete` completions are ready (0: no
-/// wait): one io_uring_enter. Retries EINTR. Returns 0 or -errno.
-int ipcb_uring_submit_and_wait(struct ipcb_uring *ring, unsigned min_complete);
+/// Submits what is queued and, when `wait` is nonzero, waits for at least one completion: one
+/// io_uring_enter. Retries EINTR. Returns 0 or -errno.
+int ipcb_uring_submit_and_wait(struct ipcb_uring *ring, int wait);
 /// SQPOLL rings: wakes the submission thread if it went idle (one system call, only then).
 int ipcb_uring_wake_submitter(struct ipcb_uring *ring);
 

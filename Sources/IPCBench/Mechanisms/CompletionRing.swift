@@ -17,20 +17,10 @@ struct CompletionRing: @unchecked Sendable {
     /// one io_uring_enter to wake it. Short, because on a small machine the thread's polling takes
     /// CPU time from the workers.
     static let submissionThreadIdleMilliseconds: UInt32 = 10
-    /// The user data of the operations this type queues, and of a write queued to go in with the
-    /// next read (`queueWrite`).
+    /// The user data of the operations this type queues.
     private static let operationTag: UInt64 = 1
-    private static let queuedWriteTag: UInt64 = 2
-
-    /// A write queued by `queueWrite` and not yet complete (`left` 0: none).
-    struct QueuedWrite {
-        var fd: Int32 = -1
-        var base: UnsafeRawPointer?
-        var left = 0
-    }
 
     private let ring: UnsafeMutablePointer<ipcb_uring>
-    private let queuedWrite: UnsafeMutablePointer<QueuedWrite>
     private let submissionPolling: Bool
     /// SQPOLL: how long a worker polls the completion queue before it sleeps in io_uring_enter.
     private let pollNanoseconds: UInt64
@@ -58,8 +48,6 @@ struct CompletionRing: @unchecked Sendable {
         }
         self.submissionPolling = submissionPolling
         self.pollNanoseconds = pollNanoseconds
-        queuedWrite = .allocate(capacity: 1)
-        queuedWrite.initialize(to: QueuedWrite())
     }
 
     /// The ring's descriptor (IORING_OP_MSG_RING targets another process's ring by it).
@@ -68,13 +56,9 @@ struct CompletionRing: @unchecked Sendable {
     /// Completions reaped so far (the completion queue's head, which counts from 0).
     var completionsSoFar: UInt32 { ring.pointee.cq_head.pointee }
 
-    /// io_uring_enter calls so far.
-    var entersSoFar: UInt64 { ring.pointee.enters }
-
     func close() {
         ipcb_uring_close(ring)
         ring.deallocate()
-        queuedWrite.deallocate()
     }
 
     /// Why io_uring cannot be used here (checked once per process by making a ring), or nil.
@@ -104,61 +88,8 @@ struct CompletionRing: @unchecked Sendable {
 
     @inline(__always)
     func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-        if queuedWrite.pointee.left > 0 { return readWithQueuedWrite(fd, buffer, count) }
         ipcb_uring_queue_read(ring, fd, buffer, UInt32(clamping: count), Self.operationTag)
         return complete()
-    }
-
-    /// Queues a write of all `count` bytes without submitting it: it goes into the kernel with the
-    /// next `read`, in the same io_uring_enter (plain rings only). The caller keeps `buffer` unchanged
-    /// until that read returns, which it does only once the write is complete.
-    @inline(__always)
-    func queueWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) {
-        queuedWrite.pointee = QueuedWrite(fd: fd, base: buffer, left: count)
-        ipcb_uring_queue_write(ring, fd, buffer, UInt32(clamping: count), Self.queuedWriteTag)
-    }
-
-    /// Submits a write still queued (at close) and waits for it; false when it failed.
-    func flushQueuedWrite() -> Bool {
-        guard queuedWrite.pointee.left > 0 else { return true }
-        return readWithQueuedWrite(-1, nil, 0) >= 0
-    }
-
-    /// Submits the queued write and the read (`fd` -1: none) together and returns the read's result
-    /// once both have completed; a short write's rest is queued again. Out of line: the ping-pong's
-    /// one entry per round trip, not a path the other strategies take.
-    @inline(never)
-    private func readWithQueuedWrite(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
-        var readResult: Int32? = nil
-        if fd >= 0 {
-            ipcb_uring_queue_read(ring, fd, buffer, UInt32(clamping: count), Self.operationTag)
-        } else {
-            readResult = 0
-        }
-        while readResult == nil || queuedWrite.pointee.left > 0 {
-            // Both in flight: wait for both in the one entry (the write usually completes at once).
-            let outstanding: UInt32 = (readResult == nil ? 1 : 0) + (queuedWrite.pointee.left > 0 ? 1 : 0)
-            let waited = ipcb_uring_submit_and_wait(ring, outstanding)
-            if waited < 0 { return fail(waited) }
-            var userData: UInt64 = 0
-            var result: Int32 = 0
-            while ipcb_uring_reap(ring, &userData, &result) != 0 {
-                guard userData == Self.queuedWriteTag else {
-                    readResult = result
-                    continue
-                }
-                if result < 0 {
-                    queuedWrite.pointee.left = 0
-                    return fail(result)
-                }
-                let write = queuedWrite.pointee
-                queuedWrite.pointee = QueuedWrite(fd: write.fd, base: write.base! + Int(result), left: write.left - Int(result))
-                if queuedWrite.pointee.left > 0 {
-                    ipcb_uring_queue_write(ring, write.fd, queuedWrite.pointee.base, UInt32(clamping: queuedWrite.pointee.left), Self.queuedWriteTag)
-                }
-            }
-        }
-        return readResult! >= 0 ? Int(readResult!) : fail(readResult!)
     }
 
     @inline(__always)

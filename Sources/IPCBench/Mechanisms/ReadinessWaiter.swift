@@ -76,28 +76,13 @@ struct ReadinessWaiter {
     }
 
     func close() {
-        flushQueuedWrite()
         if readEpoll >= 0 { Glibc.close(readEpoll) }
         if writeEpoll >= 0 { Glibc.close(writeEpoll) }
         completionRing?.close()
     }
 
-    /// Completions reaped from the completion ring (nil without one), and io_uring_enter calls made.
+    /// Completions reaped from the completion ring (nil without one).
     var completionsSoFar: UInt32? { completionRing?.completionsSoFar }
-    var entersSoFar: UInt64? { completionRing?.entersSoFar }
-
-    /// `uring` in a ping-pong: a message's write waits to go into the kernel with the next read, in
-    /// one io_uring_enter (the ping-pong always reads after it writes: the reply, or the next request).
-    var batchesWriteWithNextRead: Bool { strategy == .uring }
-
-    /// Queues the write to go in with the next `read` (see `batchesWriteWithNextRead`).
-    @inline(__always)
-    func queueWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) {
-        completionRing!.queueWrite(fd, buffer, count)
-    }
-
-    /// Submits a write still queued, at close.
-    func flushQueuedWrite() { _ = completionRing?.flushQueuedWrite() }
 
     // MARK: The calls, through the completion ring when there is one (each as its system call)
 

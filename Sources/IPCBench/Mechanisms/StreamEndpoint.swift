@@ -8,9 +8,6 @@ public final class StreamEndpoint: MessageEndpoint {
     private let sendBuffer: UnsafeMutableRawBufferPointer
     private let receiveBuffer: UnsafeMutableRawBufferPointer
     private let waiter: ReadinessWaiter
-    /// `--wait uring` in a ping-pong: each write goes into the kernel with the next read, one
-    /// io_uring_enter per message instead of two (ReadinessWaiter.batchesWriteWithNextRead).
-    private let batchesWrites: Bool
 
     /// `readDescriptor` and `writeDescriptor` may be the same (sockets) or either may be -1 (one-way).
     /// `options` gives the message size and how to wait (`wait`).
@@ -18,7 +15,6 @@ public final class StreamEndpoint: MessageEndpoint {
         self.readDescriptor = readDescriptor
         self.writeDescriptor = writeDescriptor
         waiter = try ReadinessWaiter(options: options, readDescriptor: readDescriptor, writeDescriptor: writeDescriptor)
-        batchesWrites = options.mode == .latency && readDescriptor >= 0 && waiter.batchesWriteWithNextRead
         let maximumMessageBytes = options.messageBytes
         sendBuffer = .allocate(byteCount: maximumMessageBytes, alignment: 64)
         receiveBuffer = .allocate(byteCount: maximumMessageBytes, alignment: 64)
@@ -35,10 +31,6 @@ public final class StreamEndpoint: MessageEndpoint {
     public func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
         let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
         fill(message)
-        if batchesWrites {
-            waiter.queueWrite(writeDescriptor, message.baseAddress!, size)
-            return
-        }
         try Descriptor.writeAll(writeDescriptor, UnsafeRawBufferPointer(message), waiter: waiter)
     }
 
@@ -49,10 +41,8 @@ public final class StreamEndpoint: MessageEndpoint {
         return true
     }
 
-    /// Completions taken from the waiter's io_uring (0 without one): one per read or write call; and
-    /// io_uring_enter calls made.
+    /// Completions taken from the waiter's io_uring (0 without one): one per read or write call.
     var completionsSoFar: UInt32 { waiter.completionsSoFar ?? 0 }
-    var entersSoFar: UInt64 { waiter.entersSoFar ?? 0 }
 
     public func close() {
         waiter.close()
