@@ -7,7 +7,7 @@ import Testing
 /// Issue 20: io_uring as wait strategies (`uring`, `uring-sqpoll`) and ring-to-ring messages (`uring-msg`).
 @Suite("io_uring")
 struct UringTests {
-    static let descriptorMechanisms = ["pipe", "fifo", "unix-stream", "tcp", "unix-dgram"]
+    static let descriptorMechanisms = ["pipe", "fifo", "unix-stream", "tcp", "unix-dgram", "unix-seqpacket"]
     static let strategies: [WaitStrategy] = [.uring, .uringSQPoll]
 
     static func requireUring() throws {
