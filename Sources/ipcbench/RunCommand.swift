@@ -184,6 +184,11 @@ struct RunCommand: ParsableCommand {
             try? FileHandle.standardError.write(contentsOf: Data("ipcbench: warning: \(leftovers.count) object(s) left by crashed earlier runs (e.g. \(leftovers[0])); remove them with `ipcbench clean`\n".utf8))
         }
 
+        let changedSources = SystemFacts.sourcesChangedSinceBuild()
+        if !changedSources.isEmpty {
+            try? FileHandle.standardError.write(contentsOf: Data("ipcbench: warning: source files changed after this binary was built (\(changedSources.joined(separator: ", "))): the code that runs is not the checkout's commit; rebuild to measure it (metadata: sources_changed_since_build)\n".utf8))
+        }
+
         let runID = Self.runID()
         let started = Date()
         let report = try Self.writing { try CSVReport(file: csvFile, runID: runID) }

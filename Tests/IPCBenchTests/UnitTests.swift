@@ -257,3 +257,32 @@ struct RingLoopbackTests {
         #expect(throws: IPCError.self) { try RingLoopback(messageBytes: 8, copying: false) }
     }
 }
+
+@Suite("Which code ran")
+struct SourceCommitTests {
+    @Test("A source file changed after the binary was built is named, so the metadata's commit is not taken for the code that ran")
+    func changedSourcesAreNamed() throws {
+        let root = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let files = FileManager.default
+        for directory in [".git", "Sources/IPCBench", ".build/release"] {
+            try files.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
+        }
+        for file in ["Package.swift", "Sources/IPCBench/A.swift", "Sources/IPCBench/B.swift", ".build/release/ipcbench"] {
+            #expect(files.createFile(atPath: root + "/" + file, contents: Data("x".utf8)))
+        }
+        let link = root + "/exe"
+        try files.createSymbolicLink(atPath: link, withDestinationPath: root + "/.build/release/ipcbench")
+        func age(_ file: String, seconds: Double) throws {
+            try files.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -seconds)], ofItemAtPath: root + "/" + file)
+        }
+        for file in ["Package.swift", "Sources/IPCBench/A.swift", "Sources/IPCBench/B.swift"] { try age(file, seconds: 100) }
+        try age(".build/release/ipcbench", seconds: 50)
+        #expect(SystemFacts.sourcesChangedSinceBuild(executable: link) == [])
+        try age("Sources/IPCBench/B.swift", seconds: 10)
+        #expect(SystemFacts.sourcesChangedSinceBuild(executable: link) == ["Sources/IPCBench/B.swift"])
+        // Outside any checkout: nothing to say.
+        try files.removeItem(atPath: root + "/.git")
+        #expect(SystemFacts.sourcesChangedSinceBuild(executable: link) == [])
+    }
+}

@@ -6,7 +6,12 @@ public struct RunMetadata: Codable, Sendable {
     public struct Tool: Codable, Sendable {
         public var name = "ipcbench"
         public var version: String
+        /// The checkout's HEAD when the run started (read from its .git, not built in).
         public var commit: String?
+        /// Source files of that checkout changed after the binary was built (at most a few, by path),
+        /// or nil when none is or no checkout was found: when there are some, the code that ran is
+        /// not the code `commit` names.
+        public var sourcesChangedSinceBuild: [String]?
     }
 
     public struct Host: Codable, Sendable {
@@ -132,7 +137,8 @@ public struct RunMetadata: Codable, Sendable {
     /// The metadata at the start of a run; the caller fills in the outcome fields as the run ends.
     public init(configuration: RunConfiguration, runID: String, started: Date, commandLine: [String]) {
         self.runID = runID
-        tool = Tool(version: Self.version, commit: SystemFacts.sourceCommit())
+        let changed = SystemFacts.sourcesChangedSinceBuild()
+        tool = Tool(version: Self.version, commit: SystemFacts.sourceCommit(), sourcesChangedSinceBuild: changed.isEmpty ? nil : changed)
         self.commandLine = commandLine
         startedAt = Self.timestamp(started)
         state = "running"
@@ -261,6 +267,34 @@ public enum SystemFacts {
 
     /// The commit of the source tree the running binary was built from, when it sits inside a git
     /// checkout (read from .git without running git).
+    /// Files under Sources/ (and Package.swift) of the checkout holding `executable` that were modified
+    /// after it: at most `limit` of them, relative to the checkout; empty when none is, or when the
+    /// executable is in no checkout. (A commit that changes no source leaves the binary current.)
+    public static func sourcesChangedSinceBuild(executable: String = "/proc/self/exe", limit: Int = 5) -> [String] {
+        guard let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: executable),
+              let built = (try? FileManager.default.attributesOfItem(atPath: resolved))?[.modificationDate] as? Date
+        else { return [] }
+        var directory = URL(fileURLWithPath: resolved).deletingLastPathComponent()
+        while directory.path != "/", !FileManager.default.fileExists(atPath: directory.appendingPathComponent(".git").path) {
+            directory.deleteLastPathComponent()
+        }
+        guard directory.path != "/" else { return [] }
+        let root = directory.path
+        var candidates = ["Package.swift"]
+        if let enumerator = FileManager.default.enumerator(atPath: root + "/Sources") {
+            for case let path as String in enumerator { candidates.append("Sources/" + path) }
+        }
+        var changed: [String] = []
+        for path in candidates.sorted() where changed.count < limit {
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: root + "/" + path),
+                  attributes[.type] as? FileAttributeType == .typeRegular,
+                  let modified = attributes[.modificationDate] as? Date, modified > built
+            else { continue }
+            changed.append(path)
+        }
+        return changed
+    }
+
     public static func sourceCommit(executable: String = "/proc/self/exe") -> String? {
         guard let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: executable) else { return nil }
         var directory = URL(fileURLWithPath: resolved).deletingLastPathComponent()
