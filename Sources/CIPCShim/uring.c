@@ -84,7 +84,7 @@ void ipcb_uring_close(struct ipcb_uring *ring) {
 
 const char *ipcb_uring_missing_feature(struct ipcb_uring *ring) {
     if (!(ring->features & IORING_FEAT_CQE_SKIP)) return "no IOSQE_CQE_SKIP_SUCCESS (Linux 5.17 or later needed)";
-    static _Alignas(struct io_uring_probe) unsigned char buffer[sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op)];
+    _Alignas(struct io_uring_probe) unsigned char buffer[sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op)];
     memset(buffer, 0, sizeof buffer);
     struct io_uring_probe *probe = (struct io_uring_probe *)buffer;
     if (syscall(__NR_io_uring_register, ring->fd, IORING_REGISTER_PROBE, probe, 256) < 0) return "IORING_REGISTER_PROBE failed";
@@ -118,7 +118,7 @@ static void publish_sqe(struct ipcb_uring *ring) {
     __atomic_store_n(ring->sq_tail, *ring->sq_tail + 1, __ATOMIC_RELEASE);
 }
 
-static void queue_rw_flags(struct ipcb_uring *ring, int opcode, int fd, const void *buffer, unsigned length, int msg_flags,
+static void queue_operation(struct ipcb_uring *ring, int opcode, int fd, const void *buffer, unsigned length, int msg_flags,
                            uint16_t ioprio, uint64_t user_data) {
     struct io_uring_sqe *sqe = next_sqe(ring);
     sqe->ioprio = ioprio;
@@ -133,12 +133,8 @@ static void queue_rw_flags(struct ipcb_uring *ring, int opcode, int fd, const vo
     publish_sqe(ring);
 }
 
-static void queue_rw(struct ipcb_uring *ring, int opcode, int fd, const void *buffer, unsigned length, uint64_t user_data) {
-    queue_rw_flags(ring, opcode, fd, buffer, length, 0, 0, user_data);
-}
-
 void ipcb_uring_queue_receive(struct ipcb_uring *ring, int fd, void *buffer, unsigned length, int msg_flags, uint64_t user_data) {
-    queue_rw_flags(ring, IORING_OP_RECV, fd, buffer, length, msg_flags, 0, user_data);
+    queue_operation(ring, IORING_OP_RECV, fd, buffer, length, msg_flags, 0, user_data);
 }
 
 void ipcb_uring_queue_send(struct ipcb_uring *ring, int fd, const void *buffer, unsigned length, int msg_flags, uint64_t user_data) {
@@ -146,15 +142,15 @@ void ipcb_uring_queue_send(struct ipcb_uring *ring, int fd, const void *buffer, 
     // io_uring once there is room, sends an empty datagram and completes with 0 (the first attempt
     // consumed the data; scripts/c/uring_dgram_send_retry.c shows it). Waiting for room before the
     // first attempt avoids the failing attempt.
-    queue_rw_flags(ring, IORING_OP_SEND, fd, buffer, length, msg_flags, IORING_RECVSEND_POLL_FIRST, user_data);
+    queue_operation(ring, IORING_OP_SEND, fd, buffer, length, msg_flags, IORING_RECVSEND_POLL_FIRST, user_data);
 }
 
 void ipcb_uring_queue_read(struct ipcb_uring *ring, int fd, void *buffer, unsigned length, uint64_t user_data) {
-    queue_rw(ring, IORING_OP_READ, fd, buffer, length, user_data);
+    queue_operation(ring, IORING_OP_READ, fd, buffer, length, 0, 0, user_data);
 }
 
 void ipcb_uring_queue_write(struct ipcb_uring *ring, int fd, const void *buffer, unsigned length, uint64_t user_data) {
-    queue_rw(ring, IORING_OP_WRITE, fd, buffer, length, user_data);
+    queue_operation(ring, IORING_OP_WRITE, fd, buffer, length, 0, 0, user_data);
 }
 
 void ipcb_uring_queue_message(struct ipcb_uring *ring, int target_ring_fd, int32_t value, uint64_t user_data,

@@ -116,7 +116,7 @@ struct CompletionRing: @unchecked Sendable {
     /// descriptor is `target`, possibly another process's: one io_uring_enter, which runs the post
     /// inline, so a failure is in this ring when it returns. Only a failure posts here; reaping also
     /// takes the peer's messages waiting in this ring, which is fine for wake-ups (see
-    /// `nextMessage`).
+    /// `awaitMessages`).
     @inline(__always)
     func post(_ userData: UInt64, toRing target: Int32) throws {
         ipcb_uring_queue_message(ring, target, 0, userData, Self.operationTag)
@@ -149,46 +149,35 @@ struct CompletionRing: @unchecked Sendable {
         }
     }
 
-    /// Submits the queued operation and returns its result.
+    /// Submits the queued operation (SQPOLL: its polling thread does, woken if idle, while this side
+    /// polls for up to `pollNanoseconds`), sleeps in io_uring_enter until it completes, and returns
+    /// its result.
     @inline(__always)
     private func complete() -> Int {
-        var userData: UInt64 = 0
-        var result: Int32 = 0
         if submissionPolling {
             let woken = ipcb_uring_wake_submitter(ring)
             if woken < 0 { return fail(woken) }
-            if ipcb_uring_reap(ring, &userData, &result) == 0 {
-                pollThenSleep(&userData, &result)
-            }
-        } else {
-            while ipcb_uring_reap(ring, &userData, &result) == 0 {
-                let waited = ipcb_uring_submit_and_wait(ring, 1)
-                if waited < 0 { return fail(waited) }
-            }
+            if pollNanoseconds > 0 { pollCompletionQueue() }
+        }
+        var userData: UInt64 = 0
+        var result: Int32 = 0
+        while ipcb_uring_reap(ring, &userData, &result) == 0 {
+            let waited = ipcb_uring_submit_and_wait(ring, 1)
+            if waited < 0 { return fail(waited) }
         }
         return result >= 0 ? Int(result) : fail(result)
     }
 
-    /// SQPOLL: polls the completion queue for `pollNanoseconds` (the clock read every 64 polls), then
-    /// sleeps in io_uring_enter until the completion arrives. Out of line: the wait is long anyway.
+    /// SQPOLL: returns once a completion is ready or `pollNanoseconds` have passed (the clock read
+    /// every 64 polls). Out of line: the wait is long anyway.
     @inline(never)
-    private func pollThenSleep(_ userData: inout UInt64, _ result: inout Int32) {
-        if pollNanoseconds > 0 {
-            let start = MonotonicClock.now()
-            var polls: UInt32 = 0
-            while true {
-                if ipcb_uring_reap(ring, &userData, &result) != 0 { return }
-                ipcb_cpu_relax()
-                polls &+= 1
-                if polls & 63 == 0, MonotonicClock.now() &- start >= pollNanoseconds { break }
-            }
-        }
-        while ipcb_uring_reap(ring, &userData, &result) == 0 {
-            let waited = ipcb_uring_submit_and_wait(ring, 1)
-            if waited < 0 {
-                result = waited
-                return
-            }
+    private func pollCompletionQueue() {
+        let start = MonotonicClock.now()
+        var polls: UInt32 = 0
+        while ipcb_uring_completions_ready(ring) == 0 {
+            ipcb_cpu_relax()
+            polls &+= 1
+            if polls & 63 == 0, MonotonicClock.now() &- start >= pollNanoseconds { return }
         }
     }
 

@@ -29,15 +29,7 @@ public struct CrossMemoryAttachMechanism: Mechanism {
     /// or 3 without CAP_SYS_PTRACE), then a read of our own memory, which fails where the kernel
     /// lacks CONFIG_CROSS_MEMORY_ATTACH or a seccomp filter forbids the call.
     static let availability: String? = {
-        let scopePath = "/proc/sys/kernel/yama/ptrace_scope"
-        if let scope = SystemFacts.readInt(scopePath) {
-            if scope >= 3 {
-                return "Yama ptrace_scope = 3 (\(scopePath)) forbids process_vm_readv between processes"
-            }
-            if scope == 2, !hasEffectiveCapability(19) {
-                return "Yama ptrace_scope = 2 (\(scopePath)) lets only CAP_SYS_PTRACE use process_vm_readv; lower it to 1 or run with the capability"
-            }
-        }
+        if let reason = PtraceAccess.yamaUnavailableReason(for: "process_vm_readv") { return reason }
         var source: UInt64 = 0x1BC0_FFEE
         var target: UInt64 = 0
         let read = withUnsafeMutableBytes(of: &target) { local in
@@ -50,15 +42,6 @@ public struct CrossMemoryAttachMechanism: Mechanism {
         }
         return nil
     }()
-
-    /// Whether capability `bit` is in the caller's effective set (/proc/self/status, CapEff).
-    static func hasEffectiveCapability(_ bit: Int) -> Bool {
-        guard let status = SystemFacts.read("/proc/self/status"),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
-              let mask = UInt64(String(line.dropFirst("CapEff:".count)).trimmingWhitespace(), radix: 16)
-        else { return false }
-        return mask & (1 << UInt64(bit)) != 0
-    }
 
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         guard options.variant == Self.pullVariant else { throw IPCError.setup("cma has no variant '\(options.variant)'") }

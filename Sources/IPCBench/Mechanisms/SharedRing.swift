@@ -638,15 +638,8 @@ extension SharedRing {
     static let exchangeTimeoutSeconds = 30
 
     /// Why the workers cannot copy each other's ring with pidfd_getfd here (Yama's policy), or nil.
-    static let messageRingExchangeUnavailableReason: String? = {
-        let scopePath = "/proc/sys/kernel/yama/ptrace_scope"
-        guard let scope = SystemFacts.readInt(scopePath) else { return nil }
-        if scope >= 3 { return "Yama ptrace_scope = 3 (\(scopePath)) forbids pidfd_getfd between the workers, which uring-msg needs to reach the peer's ring" }
-        if scope == 2, !CrossMemoryAttachMechanism.hasEffectiveCapability(19) {
-            return "Yama ptrace_scope = 2 (\(scopePath)) lets only CAP_SYS_PTRACE use pidfd_getfd, which uring-msg needs to reach the peer's ring"
-        }
-        return nil
-    }()
+    static let messageRingExchangeUnavailableReason =
+        PtraceAccess.yamaUnavailableReason(for: "pidfd_getfd (which uring-msg needs to reach the peer's ring)")
 }
 
 /// One direction of a worker's endpoint.
