@@ -55,6 +55,11 @@ struct RunCommand: ParsableCommand {
     var placements: String?
 
     @Option(help: ArgumentHelp(
+        "Producer/consumer pairs of each cell that run at once, each pair on its own channel: a number or a comma-separated sweep (e.g. 1,2,4), \(Self.pairsRange.lowerBound) to \(Self.pairsRange.upperBound). Pair 0 keeps the placement; the others spread over unused cores, then SMT siblings, then share CPUs (the pair_sharing column says which). Rows give the aggregate msgs/s and bytes/s, latency merged over the pairs and the pairs' spread. Works with the placements cross-cpu, same-cpu and unpinned. Default 1.",
+        valueName: "counts"))
+    var pairs: String?
+
+    @Option(help: ArgumentHelp(
         "NUMA node for the shared memory of shm-posix, shm-sysv, mmap-file and memfd cells: a node number, local (the consumer's node) or remote (the node farthest from it). The pages are bound before first touch and checked by each worker. Other mechanisms are not affected (their memory_node stays empty). Default: the kernel decides.",
         valueName: "node"))
     var memoryNode: String?
@@ -431,6 +436,22 @@ struct RunCommand: ParsableCommand {
             configuration.spinPausesPerPoll = count
         }
         configuration.remote = target?.description
+        if let pairs {
+            configuration.pairCounts = try Self.parsePairs(pairs)
+            if configuration.pairCounts.contains(where: { $0 > 1 }) {
+                if target != nil {
+                    throw ValidationError("--pairs above 1 cannot be combined with --remote: one pair runs across the hosts")
+                }
+                if producerCPU != nil || consumerCPU != nil {
+                    throw ValidationError("--pairs above 1 places the pairs itself; it cannot be combined with --producer-cpu/--consumer-cpu (use --placements cross-cpu, same-cpu or unpinned)")
+                }
+                if let named = placementList.first(where: { !Self.pairPlacements.contains($0.name) }) {
+                    throw ValidationError("--pairs above 1 works with the placements \(Self.pairPlacements.joined(separator: ", ")); '\(named.name)' places one pair")
+                }
+                configuration.topology = try? Topology.read()
+                configuration.allowedCPUs = allowed
+            }
+        }
         if let rate {
             let number = rate.hasSuffix("/s") ? String(rate.dropLast(2)) : rate
             guard let perSecond = Double(number), perSecond >= 1, perSecond <= 10_000_000 else {
@@ -450,6 +471,21 @@ struct RunCommand: ParsableCommand {
     }
 
     static let crossCPU = "cross-cpu"
+    /// The placements several pairs can spread from (PairLayout).
+    static let pairPlacements = [crossCPU, NamedPlacement.sameCPU.rawValue, NamedPlacement.unpinned.rawValue]
+
+    /// `--pairs`: distinct counts in the order given.
+    static func parsePairs(_ text: String) throws -> [Int] {
+        let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        var counts: [Int] = []
+        for item in items {
+            guard let count = Int(item), pairsRange.contains(count) else {
+                throw ValidationError("--pairs: '\(item)' is not a number of pairs; expected whole numbers from \(pairsRange.lowerBound) to \(pairsRange.upperBound), comma-separated, e.g. 1,2,4")
+            }
+            if !counts.contains(count) { counts.append(count) }
+        }
+        return counts
+    }
 
     /// Named placements expanded on this machine's topology; unavailable ones stay in the list, marked.
     static func parsePlacements(_ text: String, allowedCPUs: [Int]) throws -> [Placement] {
@@ -529,6 +565,8 @@ struct RunCommand: ParsableCommand {
 
     // The ranges of the numeric options, checked before any file is written (README: options table).
     static let repetitionsRange = 1...1000
+    /// 64 pairs are 128 worker processes and about 300 descriptors in this one.
+    static let pairsRange = 1...64
     static let messagesRange = 1...1_000_000_000_000
     static let warmupRange = 0...1_000_000_000
     /// 1 ms: shorter timed loops measure the clock, not the mechanism; 1 day: longer is a soak.

@@ -23,7 +23,7 @@ struct UnitTests {
                     result.lastReceiveNanoseconds = 2_000
                     return result
                 }
-                return ProcessPair.Results(producer: result(.producer), consumer: result(.consumer))
+                return [ProcessPair.Results(producer: result(.producer), consumer: result(.consumer))]
             }) { _, _, _ in }
             #expect(order == (interleaved ? [16, 32, 64, 16, 32, 64, 16, 64] : [16, 16, 16, 32, 32, 64, 64, 64]), "interleaved \(interleaved): \(order)")
             let repetitions = outcomes.map { $0.repetitions }, figures = outcomes.map { $0.headlinePerRepetition.count }

@@ -54,6 +54,9 @@ public struct CellOutcome: Sendable {
     /// CPUs the workers reported running on (equal to the placement's when pinned).
     public var producerCPUSeen: Int?
     public var consumerCPUSeen: Int?
+    /// `--pairs` above 1: how far apart the pairs' own headline figures were, (max − min) / mean in
+    /// percent, median over the repetitions.
+    public var pairSpreadPercent: Double?
     /// The NUMA node the shared memory was bound to (`--memory-node`, resolved), nil when not bound.
     public var memoryNode: Int?
     /// Pages of the bound shared memory that every worker found on `memoryNode` (fewest over the
@@ -82,51 +85,79 @@ public struct CellOutcome: Sendable {
         self.status = status
     }
 
-    /// Folds the repetitions of a cell into one outcome.
+    /// Folds the repetitions of a cell, one pair each, into one outcome.
     public static func aggregate(_ cell: Cell, _ runs: [ProcessPair.Results]) -> CellOutcome {
+        aggregate(cell, repetitions: runs.map { [$0] })
+    }
+
+    /// Folds the repetitions of a cell into one outcome; each repetition holds the results of every
+    /// pair that ran at once (`--pairs`). Latency percentiles merge every pair's round trips; rates
+    /// add up over the pairs, so msgs/s and bytes/s are the whole cell's.
+    public static func aggregate(_ cell: Cell, repetitions: [[ProcessPair.Results]]) -> CellOutcome {
         var outcome = CellOutcome(cell: cell, status: .ok)
-        outcome.repetitions = runs.count
+        outcome.repetitions = repetitions.count
         var roundTrips = LatencyHistogram()
         var roundTripHalves = [LatencyHistogram(), LatencyHistogram()]
         var oneWay = LatencyHistogram()
         var headline: [Double] = []
         var rates: [Double] = []
         var byteRates: [Double] = []
-        for run in runs {
-            outcome.lost += run.consumer.lost
-            outcome.reordered += run.consumer.reordered + run.producer.reordered
-            outcome.corrupt += run.consumer.corrupt
-            outcome.producerUsage = outcome.producerUsage + run.producer.cpuUsage
-            outcome.consumerUsage = outcome.consumerUsage + run.consumer.cpuUsage
-            outcome.producerCPUSeen = run.producer.cpuBefore
-            outcome.consumerCPUSeen = run.consumer.cpuBefore
-            if let pages = [run.producer.boundMemoryPages, run.consumer.boundMemoryPages, outcome.verifiedMemoryPages].compactMap({ $0 }).min() {
-                outcome.verifiedMemoryPages = pages
+        var spreads: [Double] = []
+        for pairs in repetitions {
+            var repetitionTrips = LatencyHistogram()
+            var repetitionRate = 0.0
+            var pairHeadlines: [Double] = []
+            for (index, run) in pairs.enumerated() {
+                outcome.lost += run.consumer.lost
+                outcome.reordered += run.consumer.reordered + run.producer.reordered
+                outcome.corrupt += run.consumer.corrupt
+                outcome.producerUsage = outcome.producerUsage + run.producer.cpuUsage
+                outcome.consumerUsage = outcome.consumerUsage + run.consumer.cpuUsage
+                if index == 0 {
+                    outcome.producerCPUSeen = run.producer.cpuBefore
+                    outcome.consumerCPUSeen = run.consumer.cpuBefore
+                }
+                if let pages = [run.producer.boundMemoryPages, run.consumer.boundMemoryPages, outcome.verifiedMemoryPages].compactMap({ $0 }).min() {
+                    outcome.verifiedMemoryPages = pages
+                }
+                switch cell.mode {
+                case .latency:
+                    outcome.messages += run.producer.messages
+                    if let trips = run.producer.roundTrip {
+                        repetitionTrips.merge(trips)
+                        pairHeadlines.append(trips.median / 2)
+                    }
+                    if let halves = run.producer.roundTripHalves, halves.count == 2 {
+                        roundTripHalves[0].merge(halves[0])
+                        roundTripHalves[1].merge(halves[1])
+                    }
+                    if let delays = run.consumer.oneWay { oneWay.merge(delays) }
+                    let seconds = Double(run.producer.loopEndNanoseconds - run.producer.loopStartNanoseconds) / 1e9
+                    if seconds > 0 { repetitionRate += Double(run.producer.messages) / seconds }
+                case .throughput:
+                    outcome.messages += run.consumer.messages
+                    if let (messages, seconds) = streamingInterval(run, remote: cell.remote != nil) {
+                        pairHeadlines.append(messages * Double(cell.messageBytes) / seconds)
+                    }
+                }
+                if run.consumer.messagesSentByProducer != run.producer.messages {
+                    let pair = pairs.count > 1 ? " (pair \(index))" : ""
+                    outcome.status = .failed("consumer saw \(run.consumer.messagesSentByProducer) timed messages announced, producer sent \(run.producer.messages)\(pair)")
+                }
             }
             switch cell.mode {
             case .latency:
-                outcome.messages += run.producer.messages
-                if let trips = run.producer.roundTrip {
-                    roundTrips.merge(trips)
-                    headline.append(trips.median / 2)
-                }
-                if let halves = run.producer.roundTripHalves, halves.count == 2 {
-                    roundTripHalves[0].merge(halves[0])
-                    roundTripHalves[1].merge(halves[1])
-                }
-                if let delays = run.consumer.oneWay { oneWay.merge(delays) }
-                let seconds = Double(run.producer.loopEndNanoseconds - run.producer.loopStartNanoseconds) / 1e9
-                if seconds > 0 { rates.append(Double(run.producer.messages) / seconds) }
+                if repetitionTrips.count > 0 { headline.append(repetitionTrips.median / 2) }
+                if repetitionRate > 0 { rates.append(repetitionRate) }
+                roundTrips.merge(repetitionTrips)
             case .throughput:
-                outcome.messages += run.consumer.messages
-                guard let (messages, seconds) = streamingInterval(run, remote: cell.remote != nil) else { continue }
-                let bytes = messages * Double(cell.messageBytes)
+                guard let (messages, seconds) = streamingInterval(pairs, remote: cell.remote != nil) else { continue }
                 rates.append(messages / seconds)
-                byteRates.append(bytes / seconds)
-                headline.append(bytes / seconds)
+                byteRates.append(messages * Double(cell.messageBytes) / seconds)
+                headline.append(messages * Double(cell.messageBytes) / seconds)
             }
-            if run.consumer.messagesSentByProducer != run.producer.messages {
-                outcome.status = .failed("consumer saw \(run.consumer.messagesSentByProducer) timed messages announced, producer sent \(run.producer.messages)")
+            if pairs.count > 1, pairHeadlines.count == pairs.count, let spread = Statistics.spreadPercent(pairHeadlines) {
+                spreads.append(spread)
             }
         }
         outcome.halfRoundTrip = roundTrips.summary(scale: 0.5)
@@ -139,6 +170,7 @@ public struct CellOutcome: Sendable {
         outcome.coefficientOfVariation = Statistics.coefficientOfVariation(headline)
         outcome.confidenceInterval = Statistics.confidenceInterval95(headline)
         outcome.headlinePerRepetition = headline
+        outcome.pairSpreadPercent = Statistics.median(spreads)
         let errors = outcome.reordered + outcome.corrupt + (cell.mechanism.losesMessages ? 0 : outcome.lost)
         if outcome.status.isOK, errors > 0 {
             outcome.status = .failed("\(outcome.lost) lost, \(outcome.reordered) reordered, \(outcome.corrupt) corrupt messages")
@@ -147,6 +179,16 @@ public struct CellOutcome: Sendable {
             outcome.status = .failed("no timed messages completed")
         }
         return outcome
+    }
+
+    /// All pairs' messages and the seconds from the first producer's first timed send to the last
+    /// consumer's last receive: the whole cell's transfer, every pair's last byte counted.
+    static func streamingInterval(_ pairs: [ProcessPair.Results], remote: Bool) -> (messages: Double, seconds: Double)? {
+        guard pairs.count > 1 else { return pairs.first.flatMap { streamingInterval($0, remote: remote) } }
+        let lasts = pairs.compactMap(\.consumer.lastReceiveNanoseconds)
+        guard lasts.count == pairs.count, let last = lasts.max(), let start = pairs.map(\.producer.loopStartNanoseconds).min(), last > start
+        else { return nil }
+        return (Double(pairs.map(\.consumer.messages).reduce(0, +)), Double(last - start) / 1e9)
     }
 
     /// Messages streamed and the seconds they took. Locally: every timed message, from the producer's

@@ -50,6 +50,11 @@ public struct Cell: Sendable {
     /// `HOST:PORT` of the `ipcbench serve` the consumer ran under; nil when both workers ran here.
     /// Such cells have no clock shared by both sides: latency is RTT/2 only.
     public var remote: String?
+    /// `--pairs` above 1: where each of the pairs that run at once goes; nil for one pair at `placement`.
+    public var layout: PairLayout?
+
+    /// Producer/consumer pairs that run at once.
+    public var pairs: Int { layout?.pairs.count ?? 1 }
 
     public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes, variant: variant, wait: wait) }
     public var copies: Int { mechanism.copies(for: variant) }
@@ -105,6 +110,11 @@ public struct RunConfiguration: Sendable {
     public static let spinPausesRange = 0...64
     /// `HOST:PORT` of an `ipcbench serve` that runs every consumer (`run --remote`); nil for local runs.
     public var remote: String?
+    /// `--pairs`: every cell runs with each of these numbers of pairs at once (one by default).
+    public var pairCounts = [1]
+    /// What `PairLayout.spread` places several pairs over (nil topology: each CPU its own core).
+    public var topology: Topology?
+    public var allowedCPUs: [Int] = []
 
     public init(
         mechanisms: [any Mechanism], modes: [Mode], variants: [String]? = nil, sizes: [Int], touch: Touch = .read, placement: Placement,
@@ -125,16 +135,23 @@ public struct RunConfiguration: Sendable {
         self.fault = fault
     }
 
-    /// Mechanism-major, then mode, variant, wait, size and placement: the order of the CSV.
+    /// Mechanism-major, then mode, variant, wait, size, placement and pairs: the order of the CSV.
     public var cells: [Cell] {
         mechanisms.flatMap { mechanism in
             modes.flatMap { mode in
                 selectedVariants(mechanism, mode).flatMap { variant in
                     waits.flatMap { wait in
                         sizes.flatMap { size in
-                            placements(for: mode).map {
-                                Cell(mechanism: mechanism, mode: mode, variant: variant, wait: wait, messageBytes: size, produce: produce, touch: touch,
-                                     placement: $0, pacedRate: mode == .latency ? pacedRate : nil, memoryNode: memoryNode, remote: remote)
+                            placements(for: mode).flatMap { placement in
+                                pairCounts.map { pairs in
+                                    var cell = Cell(
+                                        mechanism: mechanism, mode: mode, variant: variant, wait: wait, messageBytes: size, produce: produce, touch: touch,
+                                        placement: placement, pacedRate: mode == .latency ? pacedRate : nil, memoryNode: memoryNode, remote: remote)
+                                    if pairs > 1 {
+                                        cell.layout = PairLayout.spread(pairs, around: placement, topology: topology, allowed: allowedCPUs)
+                                    }
+                                    return cell
+                                }
                             }
                         }
                     }

@@ -16,76 +16,128 @@ public struct PairLimits: Sendable {
     }
 }
 
-/// One repetition of one cell: a producer and a consumer process, started, synchronised, measured,
-/// reaped, and everything they used removed.
+/// One repetition of one cell: a producer and a consumer process per pair (several pairs with
+/// `--pairs`, each on its own channel), started, synchronised behind one barrier, measured, reaped,
+/// and everything they used removed.
 public enum ProcessPair {
     public struct Results: Sendable {
         public var producer: WorkerResult
         public var consumer: WorkerResult
+
+        public init(producer: WorkerResult, consumer: WorkerResult) {
+            self.producer = producer
+            self.consumer = consumer
+        }
     }
 
+    /// One pair on `producerCPU` and `consumerCPU`.
     public static func run(_ mechanism: any Mechanism, task template: WorkerTask, producerCPU: Int?, consumerCPU: Int?, limits: PairLimits) throws -> Results {
-        let workspace = try Workspace()
-        defer { workspace.remove() }
-        let rendezvous = try mechanism.prepare(workspace: workspace.path, options: template.options)
-        var unclosed = rendezvous.producerDescriptors + rendezvous.consumerDescriptors
+        let layout = PairLayout(pairs: [PairCPUs(producer: producerCPU, consumer: consumerCPU)], sharing: producerCPU == nil ? .unpinned : .none)
+        return try run(mechanism, task: template, layout: layout, limits: limits)[0]
+    }
+
+    /// Every pair of `layout` at once; the results in the layout's order. A fault the template
+    /// injects goes to the last pair only, so the others show the row fails for one bad pair.
+    public static func run(_ mechanism: any Mechanism, task template: WorkerTask, layout: PairLayout, limits: PairLimits) throws -> [Results] {
+        let count = layout.pairs.count
+        // Torn down in reverse, after every worker is killed and reaped (the workers' defer runs first).
+        var channels: [(workspace: Workspace, rendezvous: Rendezvous)] = []
+        var unclosed: [Int32] = []
         defer {
             unclosed.forEach { close($0) }
-            mechanism.teardown(rendezvous)
+            for channel in channels.reversed() {
+                mechanism.teardown(channel.rendezvous)
+                channel.workspace.remove()
+            }
         }
-        // Workers are killed and reaped (deinit) before the workspace and teardown run.
+        for _ in 0..<count {
+            let workspace = try Workspace()
+            do {
+                let rendezvous = try mechanism.prepare(workspace: workspace.path, options: template.options)
+                channels.append((workspace, rendezvous))
+                unclosed += rendezvous.producerDescriptors + rendezvous.consumerDescriptors
+            } catch {
+                workspace.remove()
+                throw error
+            }
+        }
         var workers: [WorkerProcess] = []
         defer { workers.forEach { $0.terminate() } }
 
-        var task = template
-        task.rendezvous = rendezvous
+        func name(_ role: Role, _ index: Int) -> String { count > 1 ? "\(role) of pair \(index)" : role.rawValue }
+        var tasks: [WorkerTask] = (0..<count).map { index in
+            var task = template
+            task.rendezvous = channels[index].rendezvous
+            task.options.peerSharesCPU = template.options.peerSharesCPU || (count > 1 && layout.sharesCPU(pair: index))
+            if count > 1, index != count - 1 { task.fault = nil }
+            return task
+        }
+        // A fresh secret per pair and repetition: a connecting peer proves with it that it is this
+        // pair's producer.
+        let secrets = (0..<count).map { _ in PeerSecret.make() }
+        // More processes start on the same CPUs: allow each pair its share of the set-up time.
+        let setup = Deadline(seconds: limits.setupTimeoutSeconds + Double(count - 1) * 0.5)
 
-        task.role = .consumer
-        task.cpu = consumerCPU
-        // A fresh secret per repetition: a connecting peer proves with it that it is this cell's producer.
-        let secret = PeerSecret.make()
-        let consumer = try WorkerProcess(
-            role: .consumer, executable: limits.workerExecutable, task: task, inherited: rendezvous.consumerDescriptors, peerSecret: secret)
-        workers.append(consumer)
-        closeAll(rendezvous.consumerDescriptors, from: &unclosed)
-
-        let setup = Deadline(seconds: limits.setupTimeoutSeconds)
-        guard case let (_, .bound(published)) = try EventWaiter.next(from: [consumer], deadline: setup, phase: "consumer set-up") else {
-            throw IPCError.worker("consumer did not report its bound endpoint first")
+        var consumers: [WorkerProcess] = []
+        for index in 0..<count {
+            tasks[index].role = .consumer
+            tasks[index].cpu = layout.pairs[index].consumer
+            let consumer = try WorkerProcess(
+                role: .consumer, name: name(.consumer, index), executable: limits.workerExecutable, task: tasks[index],
+                inherited: channels[index].rendezvous.consumerDescriptors, peerSecret: secrets[index])
+            workers.append(consumer)
+            consumers.append(consumer)
+            closeAll(channels[index].rendezvous.consumerDescriptors, from: &unclosed)
+        }
+        var published: [ObjectIdentifier: [String: String]] = [:]
+        var binding = consumers
+        while !binding.isEmpty {
+            guard case let (consumer, .bound(endpoint)) = try EventWaiter.next(from: binding, deadline: setup, phase: "consumer set-up") else {
+                throw IPCError.worker("a consumer did not report its bound endpoint first")
+            }
+            published[ObjectIdentifier(consumer)] = endpoint
+            binding.removeAll { $0 === consumer }
         }
 
-        task.role = .producer
-        task.cpu = producerCPU
-        task.published = published
-        let producer = try WorkerProcess(
-            role: .producer, executable: limits.workerExecutable, task: task, inherited: rendezvous.producerDescriptors, peerSecret: secret)
-        workers.append(producer)
-        closeAll(rendezvous.producerDescriptors, from: &unclosed)
+        var producers: [WorkerProcess] = []
+        for index in 0..<count {
+            tasks[index].role = .producer
+            tasks[index].cpu = layout.pairs[index].producer
+            tasks[index].published = published[ObjectIdentifier(consumers[index])] ?? [:]
+            let producer = try WorkerProcess(
+                role: .producer, name: name(.producer, index), executable: limits.workerExecutable, task: tasks[index],
+                inherited: channels[index].rendezvous.producerDescriptors, peerSecret: secrets[index])
+            workers.append(producer)
+            producers.append(producer)
+            closeAll(channels[index].rendezvous.producerDescriptors, from: &unclosed)
+        }
 
-        // Barrier: both endpoints open and both pinned before either starts its loop.
+        // Barrier: every endpoint open and every worker pinned before any starts its loop.
         var waiting = workers
         while !waiting.isEmpty {
             let (worker, event) = try EventWaiter.next(from: waiting, deadline: setup, phase: "connection set-up")
-            guard case .ready = event else { throw IPCError.worker("\(worker.role) sent an unexpected event before ready") }
+            guard case .ready = event else { throw IPCError.worker("\(worker.name) sent an unexpected event before ready") }
             waiting.removeAll { $0 === worker }
         }
-        try consumer.sendGo()
-        try producer.sendGo()
+        for consumer in consumers { try consumer.sendGo() }
+        for producer in producers { try producer.sendGo() }
 
         let measuring = Deadline(seconds: Double(template.durationNanoseconds) / 1e9 + limits.cellTimeoutSeconds)
-        var results: [Role: WorkerResult] = [:]
+        var results: [ObjectIdentifier: WorkerResult] = [:]
         waiting = workers
         while !waiting.isEmpty {
             let (worker, event) = try EventWaiter.next(from: waiting, deadline: measuring, phase: "the timed loop")
-            guard case let .finished(result) = event else { throw IPCError.worker("\(worker.role) sent an unexpected event instead of its result") }
-            results[worker.role] = result
+            guard case let .finished(result) = event else { throw IPCError.worker("\(worker.name) sent an unexpected event instead of its result") }
+            results[ObjectIdentifier(worker)] = result
             waiting.removeAll { $0 === worker }
         }
         for worker in workers {
             let ending = worker.reap(timeoutNanoseconds: 2_000_000_000)
-            guard ending == "exited with status 0" else { throw IPCError.worker("\(worker.role) \(ending) after reporting its result") }
+            guard ending == "exited with status 0" else { throw IPCError.worker("\(worker.name) \(ending) after reporting its result") }
         }
-        return Results(producer: results[.producer]!, consumer: results[.consumer]!)
+        return (0..<count).map { index in
+            Results(producer: results[ObjectIdentifier(producers[index])]!, consumer: results[ObjectIdentifier(consumers[index])]!)
+        }
     }
 
     private static func closeAll(_ descriptors: [Int32], from unclosed: inout [Int32]) {

@@ -1,14 +1,12 @@
-/// Runs one repetition of a cell: both workers here (`ProcessPair`), or the consumer on a remote
-/// server (`RemoteClient`).
-public typealias PairRunner = (_ cell: Cell, _ task: WorkerTask, _ limits: PairLimits) throws -> ProcessPair.Results
+/// Runs one repetition of a cell, the results of each of its pairs: every worker here
+/// (`ProcessPair`), or the consumer on a remote server (`RemoteClient`).
+public typealias PairRunner = (_ cell: Cell, _ task: WorkerTask, _ limits: PairLimits) throws -> [ProcessPair.Results]
 
 /// Runs every cell of a configuration in order, one process pair per repetition.
 public enum SuiteRunner {
     /// Both workers on this machine.
-    public static func localPair(_ cell: Cell, _ task: WorkerTask, _ limits: PairLimits) throws -> ProcessPair.Results {
-        try ProcessPair.run(
-            cell.mechanism, task: task, producerCPU: cell.placement.producerCPU,
-            consumerCPU: cell.placement.consumerCPU, limits: limits)
+    public static func localPair(_ cell: Cell, _ task: WorkerTask, _ limits: PairLimits) throws -> [ProcessPair.Results] {
+        try ProcessPair.run(cell.mechanism, task: task, layout: cell.layout ?? PairLayout(single: cell.placement), limits: limits)
     }
 
     /// Runs the suite; `report` is called after each cell (for the CSV, which is written row by row,
@@ -90,7 +88,8 @@ public enum SuiteRunner {
         var finalStatus: CellStatus?
         var task: WorkerTask?
         var memoryNode: Int?
-        var runs: [ProcessPair.Results] = []
+        /// Per repetition, the results of each pair.
+        var runs: [[ProcessPair.Results]] = []
         var loads: [MachineLoad.Observation] = []
         var floorsBefore: [Double] = []
         var floorsAfter: [Double] = []
@@ -128,7 +127,7 @@ public enum SuiteRunner {
                   runs.count < configuration.maximumRepetitions,
                   Double(MonotonicClock.now() - started) / 1e9 < configuration.repetitionBudgetSeconds
             else { return false }
-            guard let interval = CellOutcome.aggregate(cell, runs).confidenceInterval,
+            guard let interval = CellOutcome.aggregate(cell, repetitions: runs).confidenceInterval,
                   let width = Statistics.relativeHalfWidth(interval)
             else { return true }
             return width > target
@@ -167,7 +166,7 @@ public enum SuiteRunner {
                 outcome.repetitions = runs.count
             default:
                 guard !runs.isEmpty else { return nil }
-                outcome = CellOutcome.aggregate(cell, runs)
+                outcome = CellOutcome.aggregate(cell, repetitions: runs)
             }
             outcome.memoryNode = memoryNode
             outcome.machineLoad = MachineLoad(combining: loads)
@@ -194,10 +193,11 @@ public enum SuiteRunner {
         if cell.wait.usesCompletionRing, let reason = CompletionRing.unavailableReason(submissionPolling: cell.wait == .uringSQPoll) {
             return reason
         }
-        if cell.wait == .uringSQPoll, let producer = cell.placement.producerCPU, producer == cell.placement.consumerCPU {
+        if cell.wait == .uringSQPoll, cell.placement.producerCPU != nil,
+           cell.placement.producerCPU == cell.placement.consumerCPU || cell.layout?.sharing == .cpu {
             // The polling threads inherit their worker's CPU: four threads, two of them busy-polling,
             // on one CPU; each hand-off then waits for a time slice (over 6 ms per message here).
-            return "uring-sqpoll needs CPUs for its kernel polling threads: on one CPU with both workers every hand-off waits for the scheduler"
+            return "uring-sqpoll needs CPUs for its kernel polling threads: with workers sharing a CPU every hand-off waits for the scheduler"
         }
         if let limit = cell.mechanism.messageLimit(), cell.messageBytes > limit.bytes {
             return "message of \(cell.messageBytes) bytes exceeds the limit of \(limit.bytes) bytes (\(limit.source))"

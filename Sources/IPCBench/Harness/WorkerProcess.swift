@@ -5,6 +5,8 @@ import Glibc
 /// A worker process started by the parent: its pid and the parent's ends of its control channel.
 final class WorkerProcess {
     let role: Role
+    /// How errors name it: its role, or "producer of pair 3" when several pairs run at once.
+    let name: String
     let pid: pid_t
     private let eventDescriptor: Int32
     private var goDescriptor: Int32
@@ -18,8 +20,9 @@ final class WorkerProcess {
     /// which then ends the workers and cleans up in order.
     /// `peerSecret`, when given, reaches the worker in its environment (`PeerSecret.environmentName`),
     /// which other users cannot read, unlike its command line.
-    init(role: Role, executable: String, task: WorkerTask, inherited: [Int32], peerSecret: String? = nil) throws {
+    init(role: Role, name: String? = nil, executable: String, task: WorkerTask, inherited: [Int32], peerSecret: String? = nil) throws {
         self.role = role
+        self.name = name ?? role.rawValue
         var toParent: [Int32] = [-1, -1]
         var fromParent: [Int32] = [-1, -1]
         guard ipcb_pipe_cloexec(&toParent) == 0 else { throw IPCError.lastSystemError("pipe2") }
@@ -100,7 +103,7 @@ final class WorkerProcess {
     /// The barrier: both workers are ready; this releases one of them into its warm-up and timed loop.
     func sendGo() throws {
         var go = UInt8(ascii: "G")
-        guard write(goDescriptor, &go, 1) == 1 else { throw IPCError.lastSystemError("write", "go to \(role)") }
+        guard write(goDescriptor, &go, 1) == 1 else { throw IPCError.lastSystemError("write", "go to \(name)") }
     }
 
     /// The next complete event already buffered, if any.
@@ -111,7 +114,7 @@ final class WorkerProcess {
         do {
             return try JSONDecoder().decode(WorkerEvent.self, from: line)
         } catch {
-            throw IPCError.worker("\(role) sent an unreadable control message: \(String(decoding: line.prefix(200), as: UTF8.self))")
+            throw IPCError.worker("\(name) sent an unreadable control message: \(String(decoding: line.prefix(200), as: UTF8.self))")
         }
     }
 
@@ -222,21 +225,21 @@ enum EventWaiter {
                         // ended without a word, that is the cause to name first.
                         if let vanished = workers.first(where: { $0 !== worker && $0.endsSilently(withinMilliseconds: 100) }) {
                             let ending = vanished.reap(timeoutNanoseconds: 500_000_000)
-                            throw IPCError.worker("\(vanished.role) \(ending) during \(phase) (then \(worker.role) failed: \(reason))")
+                            throw IPCError.worker("\(vanished.name) \(ending) during \(phase) (then \(worker.name) failed: \(reason))")
                         }
-                        throw IPCError.worker("\(worker.role) failed during \(phase): \(reason)")
+                        throw IPCError.worker("\(worker.name) failed during \(phase): \(reason)")
                     }
                     return (worker, event)
                 }
                 if worker.atEndOfEvents {
                     let ending = worker.reap(timeoutNanoseconds: 500_000_000)
-                    throw IPCError.worker("\(worker.role) \(ending) during \(phase)")
+                    throw IPCError.worker("\(worker.name) \(ending) during \(phase)")
                 }
             }
             if Interruption.requested { throw IPCError.interrupted }
             let now = MonotonicClock.now()
             guard now < deadline.nanoseconds else {
-                let waitingFor = workers.map(\.role.rawValue).joined(separator: " and ")
+                let waitingFor = workers.map(\.name).joined(separator: workers.count > 2 ? ", " : " and ")
                 throw IPCError.timeout("timeout: no answer from \(waitingFor) during \(phase) within \(deadline.seconds) s")
             }
             var polled = workers.map { pollfd(fd: $0.descriptorForPolling, events: Int16(POLLIN), revents: 0) }

@@ -39,4 +39,11 @@ public enum Statistics {
         let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)
         return variance.squareRoot() / mean
     }
+
+    /// (max − min) / mean in percent: how far apart simultaneous pairs' figures are; nil for fewer
+    /// than two values.
+    public static func spreadPercent(_ values: [Double]) -> Double? {
+        guard values.count >= 2, let mean = mean(values), mean != 0, let low = values.min(), let high = values.max() else { return nil }
+        return (high - low) / mean * 100
+    }
 }

@@ -49,7 +49,7 @@ public final class RemoteClient {
     }
 
     /// The suite's pair runner for this server.
-    public var pairs: PairRunner { { [unowned self] cell, task, limits in try self.runPair(cell, task: task, limits: limits) } }
+    public var pairs: PairRunner { { [unowned self] cell, task, limits in [try self.runPair(cell, task: task, limits: limits)] } }
 
     /// One repetition: the consumer on the server, the producer here, synchronised over the control
     /// connection as a local pair is over its pipes.

@@ -8,10 +8,10 @@ public final class CSVReport {
 
     public static let columns: [String] =
         ["run_id", "mechanism", "variant", "wait", "copies", "produce", "touch", "mode", "paced_rate_per_s", "message_bytes", "messages", "repetitions",
-         "placement", "producer_cpu", "consumer_cpu", "memory_node"]
+         "placement", "producer_cpu", "consumer_cpu", "memory_node", "pairs", "pair_sharing", "pair_cpus"]
         + latencyStatistics.map { "rtt_half_\($0)_ns" }
         + latencyStatistics.map { "one_way_\($0)_ns" }
-        + ["msgs_per_s", "bytes_per_s", "cv", "ci95_low", "ci95_high", "headline_per_repetition", "drift_percent", "drifted"]
+        + ["msgs_per_s", "bytes_per_s", "cv", "ci95_low", "ci95_high", "headline_per_repetition", "drift_percent", "drifted", "pair_spread_percent"]
         + ["producer_user_cpu_s", "producer_sys_cpu_s", "consumer_user_cpu_s", "consumer_sys_cpu_s",
            "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg", "cpu_ns_per_kib",
            "producer_cpu_utilization", "consumer_cpu_utilization",
@@ -22,7 +22,7 @@ public final class CSVReport {
 
     /// Columns that hold text; every other column holds a number (or nothing), and
     /// `headline_per_repetition` a list of numbers.
-    static let textColumns: Set<String> = ["run_id", "mechanism", "variant", "wait", "produce", "touch", "mode", "placement", "drifted", "remote", "status"]
+    static let textColumns: Set<String> = ["run_id", "mechanism", "variant", "wait", "produce", "touch", "mode", "placement", "pair_sharing", "pair_cpus", "drifted", "remote", "status"]
 
     /// The rows as JSON (`--json`): an array of objects with the CSV's column names, numbers as
     /// numbers, `headline_per_repetition` as an array, empty fields as null.
@@ -77,18 +77,21 @@ public final class CSVReport {
         }
         let cpu = { (value: Int?) in value.map(String.init) ?? "" }
         let measured = outcome.status.isOK || outcome.messages > 0
+        // A placement this machine cannot offer has no CPUs to describe.
+        let layout = cell.placement.unavailableReason == nil ? cell.layout ?? PairLayout(single: cell.placement) : nil
         return [
             runID, cell.mechanism.id, cell.variant, cell.wait.rawValue, String(cell.copies), cell.produce.rawValue, cell.touch.rawValue, cell.mode.rawValue,
             cell.pacedRate.map { number($0, decimals: 0) } ?? "",
             String(cell.messageBytes), measured ? String(outcome.messages) : "", String(outcome.repetitions),
             cell.placement.name, cpu(cell.placement.producerCPU ?? outcome.producerCPUSeen),
             cpu(cell.placement.consumerCPU ?? outcome.consumerCPUSeen), outcome.memoryNode.map(String.init) ?? "",
+            String(cell.pairs), layout?.sharing.rawValue ?? "", layout?.text ?? "",
         ]
             + latency(outcome.halfRoundTrip) + latency(outcome.oneWay)
             + [number(outcome.messagesPerSecond), number(outcome.bytesPerSecond), number(outcome.coefficientOfVariation, decimals: 4),
                number(outcome.confidenceInterval?.lowerBound), number(outcome.confidenceInterval?.upperBound),
                outcome.headlinePerRepetition.map { number($0) }.joined(separator: " "),
-               number(outcome.driftPercent), outcome.drifted.map { $0 ? "yes" : "no" } ?? ""]
+               number(outcome.driftPercent), outcome.drifted.map { $0 ? "yes" : "no" } ?? "", number(outcome.pairSpreadPercent)]
             + cpuFields(outcome, number)
             + [number(outcome.machineLoad.loadAverageBefore, decimals: 2), number(outcome.machineLoad.stealPercent, decimals: 2),
                number(outcome.floorBefore), number(outcome.floorAfter)]

@@ -7,7 +7,8 @@ public enum ConsoleTable {
         for outcome in outcomes {
             let cell = outcome.cell
             rows.append([
-                cell.mechanism.id, cell.variant, cell.wait.rawValue, cell.mode.rawValue, ByteSize.format(cell.messageBytes), cell.placement.name, String(cell.copies),
+                cell.mechanism.id, cell.variant, cell.wait.rawValue, cell.mode.rawValue, ByteSize.format(cell.messageBytes),
+                cell.placement.name + (cell.pairs > 1 ? " ×\(cell.pairs)" : ""), String(cell.copies),
                 duration(outcome.oneWay?.p50), duration(outcome.oneWay?.p99), duration(outcome.halfRoundTrip?.p50),
                 rate(outcome.messagesPerSecond), outcome.bytesPerSecond.map { String(format: "%.2f", $0 / 1e9) } ?? "",
                 DisplayText.printable(outcome.status.text),

@@ -69,12 +69,16 @@ public struct RunMetadata: Codable, Sendable {
         /// `--spin-pauses`: pauses between polls of spinning waiters; nil when chosen per cell from
         /// its floor probe (1 under 150 ns, else 3).
         public var spinPausesPerPoll: Int?
+        /// `--pairs`: how many producer/consumer pairs each cell runs at once (a list: a sweep).
+        public var pairs: [Int] = [1]
+        /// How several pairs are placed (`PairLayout.policy`); nil when every cell has one pair.
+        public var pairPlacementPolicy: String?
 
         enum CodingKeys: String, CodingKey {
             case mechanisms, modes, variants, waits, spinThenBlockMicroseconds, waitTimeoutSeconds, messageBytes, produce, touch, placements, repetitions
             case repetitionOrder
             case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
-            case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode, spinPausesPerPoll
+            case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode, spinPausesPerPoll, pairs, pairPlacementPolicy
         }
     }
 
@@ -168,7 +172,8 @@ public struct RunMetadata: Codable, Sendable {
             maximumMessagesPerRepetition: configuration.maximumMessages, warmupMessages: configuration.warmupMessages,
             cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds, targetRelativeCI: configuration.targetRelativeCI,
             pacedRatePerSecond: configuration.pacedRate, memoryNode: configuration.memoryNode?.description,
-            spinPausesPerPoll: configuration.spinPausesPerPoll)
+            spinPausesPerPoll: configuration.spinPausesPerPoll, pairs: configuration.pairCounts,
+            pairPlacementPolicy: configuration.pairCounts.contains { $0 > 1 } ? PairLayout.policy : nil)
         csvColumns = CSVReport.columns
     }
 
