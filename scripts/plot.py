@@ -16,6 +16,9 @@ plots and an index.html into DIR (default: beside the first CSV, `plots/` for `r
                       produce and touch policies in the title
   placement           same-cpu vs cross-cpu vs … at --size, for each mode measured at two placements or more
   wait                latency and CPU per --wait strategy (when several)
+  scaling             aggregate throughput and p99 RTT/2 (p50 dashed) vs how many producer/consumer pairs ran at
+                      once (`ipcbench run --pairs`), one line per series at one size, placement and wait (when
+                      some series was measured at two pair counts or more)
   run-comparison      one metric (--metric) per series, one line per run (when several CSVs)
   compare-heatmap     each cell's ratio to the first run, per run (when several CSVs; also in compare.html)
 
@@ -27,8 +30,19 @@ With two or more CSVs, compare.html compares the runs cell by cell against the f
 rule of `ipcbench compare`: the runs' metadata side by side, per cell each run's headline figure, its
 ratio to run A with the interval, the two-sided exact Mann–Whitney U p-value and verdict at --alpha
 (default 0.01) from `headline_per_repetition`, the heat map, and every cell missing from some run.
+Cells match on pairs too (a column of its own when some cell ran several).
 
 Only rows with status `ok` are plotted; the others are counted in the figures and index.html.
+
+Every plot but scaling uses only the rows of one pair (`pairs` 1; a CSV without the column has no
+others): a row of several pairs holds their summed throughput and percentiles merged over all of
+them, a different figure. Scaling has a panel per mode (aggregate throughput; p99 RTT/2 with the p50
+dashed), x = pairs with ticks at the counts measured, log y only when the values span more than ×20.
+Its size, placement and wait are the other plots' (--size, --placement, --wait) where it has series
+there, else chosen by the same rules. A hollow marker is a point whose pairs share CPUs (`pair_sharing`
+cpu: more workers than CPUs); a dotted line marks where the workers (2 × pairs) equal the CPUs the
+run could use (metadata host.allowed_cpus; none without metadata).
+
 With several CSVs, plots 1–5 draw on all of them: a cell present in more than one CSV is taken from
 the first CSV given that has it (so a second CSV can add, say, the same-cpu placement).
 
@@ -71,12 +85,12 @@ REQUIRED_COLUMNS = ["mechanism", "variant", "copies", "mode", "message_bytes", "
 # Columns parsed as numbers when present (an empty field means "not measured").
 NUMERIC_COLUMNS = (
     ["copies", "message_bytes", "messages", "repetitions", "msgs_per_s", "bytes_per_s", "cv", "lost", "reordered", "corrupt",
-     "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg", "steal_percent", "floor_rtt_before_ns"]
+     "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg", "steal_percent", "floor_rtt_before_ns", "pair_spread_percent"]
     + [f"{kind}_{stat}_ns" for kind in ("rtt_half", "one_way") for stat in STATISTICS]
 )
 PLACEMENT_ORDER = ["same-cpu", "cross-cpu", "cross-numa"]
-PLOT_NAMES = ["latency-vs-size", "throughput-vs-size", "tail-latency", "copies", "placement", "wait", "run-comparison",
-              "compare-heatmap"]
+PLOT_NAMES = ["latency-vs-size", "throughput-vs-size", "tail-latency", "copies", "placement", "wait", "scaling",
+              "run-comparison", "compare-heatmap"]
 WAIT_ORDER = ["block", "poll", "epoll", "sigio", "spin-then-block", "timed", "uring", "uring-sqpoll"]
 
 
@@ -105,6 +119,11 @@ class Row:
     values: dict[str, float | None]
     paced_rate: str = ""  # text, as `ipcbench compare` matches it
     headline_per_repetition: str | None = None  # None: the CSV predates the column
+    # `--pairs`: how many producer/consumer pairs of this cell ran at once (1 in CSVs from before the column).
+    # With more than one, bytes_per_s and msgs_per_s are the sum over the pairs and the percentiles are merged.
+    pairs: int = 1
+    pair_sharing: str = "none"  # none, smt (pairs share physical cores), cpu (more workers than CPUs)
+    pair_cpus: str = ""  # producer>consumer CPU of each pair, e.g. "0>1 2>3"; empty when unpinned
 
     @property
     def ok(self) -> bool:
@@ -123,12 +142,13 @@ class Row:
 
     def cell_key(self) -> tuple:
         return (self.mechanism, self.variant, self.wait, self.copies, self.produce, self.touch, self.mode, self.size,
-                self.placement, self.paced_rate)
+                self.placement, self.paced_rate, self.pairs)
 
     def compare_key(self) -> tuple:
-        """The columns `ipcbench compare` matches two runs' rows on (RunComparison.matchColumns)."""
+        """The columns `ipcbench compare` matches two runs' rows on (RunComparison.matchColumns), and the
+        number of pairs: an aggregate over four pairs is never compared with one pair's figure."""
         return (self.mechanism, self.variant, self.wait, self.mode, self.size, self.placement, self.touch, self.produce,
-                self.paced_rate)
+                self.paced_rate, self.pairs)
 
 
 @dataclass
@@ -237,6 +257,10 @@ def make_row(record: dict[str, str], path: str, line: int, run_index: int) -> Ro
     mechanism = record["mechanism"].strip()
     if not mechanism:
         raise InputError(f"{path}:{line}: empty 'mechanism'")
+    # CSVs from before `--pairs`: one pair per cell.
+    pairs = parse_number(record.get("pairs", ""), path, line, "pairs")
+    if pairs is not None and (pairs < 1 or pairs != int(pairs)):
+        raise InputError(f"{path}:{line}: column 'pairs' must be a whole number of at least 1, found {record['pairs']!r}")
     return Row(
         run=run_index, line=line, mechanism=mechanism, variant=record["variant"].strip(),
         copies=None if copies is None else int(copies), touch=record.get("touch", "").strip(),
@@ -246,6 +270,8 @@ def make_row(record: dict[str, str], path: str, line: int, run_index: int) -> Ro
         size=int(size), placement=record["placement"].strip() or "(unspecified)",
         status=record["status"].strip(), values=values, paced_rate=record.get("paced_rate_per_s", "").strip(),
         headline_per_repetition=record.get("headline_per_repetition"),
+        pairs=1 if pairs is None else int(pairs), pair_sharing=(record.get("pair_sharing") or "none").strip(),
+        pair_cpus=record.get("pair_cpus", "").strip(),
     )
 
 
@@ -317,8 +343,33 @@ def metric_label(metric: str) -> str:
     return {"bytes_per_s": "throughput (bytes/s)", "msgs_per_s": "messages per second"}.get(metric, metric)
 
 
+def scaled(value: float | None, scale: float) -> float | None:
+    """value / scale, or None for a figure that is missing or not positive (nothing to draw on a log axis)."""
+    return value / scale if value and value > 0 else None
+
+
 def placement_sort_key(name: str) -> tuple:
     return (PLACEMENT_ORDER.index(name) if name in PLACEMENT_ORDER else len(PLACEMENT_ORDER), name)
+
+
+def default_placement(rows: list[Row]) -> str:
+    """The placement with most cells; on a tie the cross-CPU one, the usual producer/consumer case."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.placement] = counts.get(row.placement, 0) + 1
+    return max(counts, key=lambda name: (counts[name], name == "cross-cpu", -placement_sort_key(name)[0]))
+
+
+def default_wait(rows: list[Row]) -> str:
+    waits = {row.wait for row in rows}
+    if "block" in waits:
+        return "block"  # the default of `ipcbench run`, and every mechanism supports it
+    return max(waits, key=lambda w: (sum(1 for row in rows if row.wait == w), w))
+
+
+def default_size(sizes) -> int:
+    """Closest to 4 KiB on a log scale (sizes are swept in powers of two); ties go to the smaller."""
+    return min(sizes, key=lambda s: (abs(math.log2(s) - 12), s))
 
 
 # What the produce and touch policies do to every message (README: Produce, touch and copies).
@@ -748,8 +799,10 @@ def run_letter(index: int) -> str:
     return chr(ord("A") + index) if index < 26 else f"R{index + 1}"
 
 
-# Row.compare_key() is (mechanism, variant, wait, mode, size, placement, touch, produce, paced rate).
-COMPARE_KEY_NAMES = ["mechanism", "variant", "wait", "mode", "size", "placement", "touch", "produce", "paced rate/s"]
+# Row.compare_key() is (mechanism, variant, wait, mode, size, placement, touch, produce, paced rate, pairs).
+COMPARE_KEY_NAMES = ["mechanism", "variant", "wait", "mode", "size", "placement", "touch", "produce", "paced rate/s",
+                     "pairs"]
+PAIRS_INDEX = COMPARE_KEY_NAMES.index("pairs")
 
 
 def series_key(key: tuple) -> tuple:
@@ -758,16 +811,21 @@ def series_key(key: tuple) -> tuple:
 
 
 def comparison_varying_columns(comparison: RunsComparison) -> set[str]:
-    """The key columns that take more than one value in these runs (the others need not be shown)."""
+    """The key columns that take more than one value in these runs (the others need not be shown), and
+    pairs whenever some cell ran several pairs at once (a CSV from before `--pairs` shows no such column)."""
     cells = comparison.cells + comparison.missing
-    return {name for i, name in enumerate(COMPARE_KEY_NAMES) if len({cell.key[i] for cell in cells}) > 1}
+    varying = {name for i, name in enumerate(COMPARE_KEY_NAMES) if len({cell.key[i] for cell in cells}) > 1}
+    if any(cell.key[PAIRS_INDEX] > 1 for cell in cells):
+        varying.add("pairs")
+    return varying
 
 
 def series_label(series: tuple, varying: set[str]) -> str:
-    mechanism, variant, wait, mode, placement, touch, produce, paced = series
+    mechanism, variant, wait, mode, placement, touch, produce, paced, pairs = series
     text = f"{mechanism} {variant} · {placement}"
     extras = [f"wait {wait}" if "wait" in varying else "", f"produce {produce}" if "produce" in varying else "",
-              f"touch {touch}" if "touch" in varying else "", f"paced {paced}/s" if paced else ""]
+              f"touch {touch}" if "touch" in varying else "", f"paced {paced}/s" if paced else "",
+              (f"{pairs} pair" + ("s" if pairs > 1 else "")) if "pairs" in varying else ""]
     return text + "".join(f" · {extra}" for extra in extras if extra)
 
 
@@ -903,8 +961,15 @@ class Plotter:
             "grid.alpha": 0.3, "legend.fontsize": 9, "svg.fonttype": "none",
         })
         self.runs, self.rows, self.args, self.out_dir, self.notes = runs, rows, args, out_dir, notes
-        self.ok = [row for row in rows if row.ok]
-        self.naming = name_series([row for run in runs for row in run.rows if row.ok])
+        self.all_ok = [row for row in rows if row.ok]
+        # Every plot but scaling shows one pair's figures: rows of several pairs at once (aggregate throughput,
+        # merged percentiles) never mix into them. Their series names come from those rows alone, too.
+        self.ok = [row for row in self.all_ok if row.pairs == 1]
+        self.naming = name_series([row for run in runs for row in run.rows if row.ok and row.pairs == 1])
+        several = len(self.all_ok) - len(self.ok)
+        if several:
+            notes.append(f"{several} ok cell(s) ran several pairs at once (--pairs): they are in the scaling plot only; "
+                         "the other plots show the cells of one pair" + ("" if self.ok else ", and there are none"))
         self.placement = self.choose_placement()
         self.wait = self.choose_wait()
         self.size = self.choose_size()
@@ -913,40 +978,37 @@ class Plotter:
 
     # -- selection
 
+    # The options may name any ok row's value; the defaults come from the rows of one pair (those of
+    # several pairs when there are no others, for the scaling plot).
+
     def choose_placement(self) -> str:
-        counts: dict[str, int] = {}
-        for row in self.ok:
-            counts[row.placement] = counts.get(row.placement, 0) + 1
+        present = {row.placement for row in self.all_ok}
         if self.args.placement:
-            if self.args.placement not in counts:
+            if self.args.placement not in present:
                 raise InputError(f"--placement {self.args.placement}: no ok rows at that placement "
-                                 f"(present: {', '.join(sorted(counts, key=placement_sort_key))})")
+                                 f"(present: {', '.join(sorted(present, key=placement_sort_key))})")
             return self.args.placement
-        # The placement with most cells; on a tie the cross-CPU one, the usual producer/consumer case.
-        return max(counts, key=lambda name: (counts[name], name == "cross-cpu", -placement_sort_key(name)[0]))
+        return default_placement(self.ok or self.all_ok)
 
     def choose_wait(self) -> str:
         """The wait strategy of the size sweeps, copies and placement plots: with `--wait all` every
         mechanism has six, and six lines per mechanism in one panel read as none (the wait plot has them all)."""
-        waits = {row.wait for row in self.ok}
+        waits = {row.wait for row in self.all_ok}
         if self.args.wait:
             if self.args.wait not in waits:
                 raise InputError(f"--wait {self.args.wait}: no ok rows with that wait strategy "
                                  f"(present: {', '.join(sorted(waits))})")
             return self.args.wait
-        if "block" in waits:
-            return "block"  # the default of `ipcbench run`, and every mechanism supports it
-        return max(waits, key=lambda w: (sum(1 for row in self.ok if row.wait == w), w))
+        return default_wait(self.ok or self.all_ok)
 
     def choose_size(self) -> int:
-        sizes = sorted({row.size for row in self.ok})
+        sizes = sorted({row.size for row in self.all_ok})
         if self.args.size is not None:
             if self.args.size not in sizes:
                 raise InputError(f"--size {self.args.size}: no ok rows of that size "
                                  f"(present: {', '.join(f'{s} ({human_size(s)})' for s in sizes)})")
             return self.args.size
-        # Closest to 4 KiB on a log scale (sizes are swept in powers of two); ties go to the smaller.
-        return min(sizes, key=lambda s: (abs(math.log2(s) - 12), s))
+        return default_size({row.size for row in self.ok or self.all_ok})
 
     # -- text
 
@@ -1428,7 +1490,7 @@ class Plotter:
         name = "placement"
         placements = sorted({row.placement for row in self.ok}, key=placement_sort_key)
         if len(placements) < 2:
-            self.skip(name, f"only one placement in the data ({placements[0]})")
+            self.skip(name, "only one placement in the data" + (f" ({placements[0]})" if placements else ""))
             return
         rows = [row for row in self.ok if row.size == self.size and row.wait == self.wait]
         grouped: dict[str, dict[str, list[Row]]] = {}
@@ -1550,7 +1612,149 @@ class Plotter:
                   f"round trip, for each --wait strategy ({', '.join(waits)}), every placement present. The gap between block "
                   "and poll across CPUs is the cost of waking a sleeping reader.")
 
-    # -- 7. run comparison
+    # -- 7. scaling: several pairs at once (ipcbench run --pairs)
+
+    def scaling_series(self) -> dict[tuple, list[Row]]:
+        """Ok rows by series (mechanism, variant, copies, wait, produce, touch, paced rate), mode, size and
+        placement, each list ordered by pairs: the series measured at two pair counts or more."""
+        grouped: dict[tuple, dict[int, Row]] = {}
+        for row in self.all_ok:
+            key = (row.mechanism, row.variant, row.copies, row.wait, row.produce, row.touch, row.paced_rate, row.mode,
+                   row.size, row.placement)
+            grouped.setdefault(key, {}).setdefault(row.pairs, row)
+        return {key: [by_pairs[p] for p in sorted(by_pairs)] for key, by_pairs in grouped.items() if len(by_pairs) > 1}
+
+    def allowed_cpu_counts(self, rows: list[Row]) -> list[int]:
+        """How many CPUs the runs these rows come from could use (metadata host.allowed_cpus)."""
+        counts = set()
+        for run in self.runs:
+            allowed = run.host.get("allowed_cpus", run.host.get("allowed_cp_us"))
+            if isinstance(allowed, list) and allowed and any(row.run == run.index for row in rows):
+                counts.add(len(allowed))
+        return sorted(counts)
+
+    @staticmethod
+    def scaling_line(ax, rows: list[Row], value, style: Style, **line) -> list[float]:
+        """One line over pairs; a point whose pairs share CPUs gets a hollow marker. Returns the values drawn."""
+        points = [(row.pairs, value(row), row.pair_sharing == "cpu") for row in rows if value(row) is not None]
+        filled = [i for i, (_, _, shared) in enumerate(points) if not shared]
+        ax.plot([p[0] for p in points], [p[1] for p in points], color=style.color, markevery=filled, **line)
+        hollow = [p for p in points if p[2]]
+        if hollow and line.get("marker"):
+            ax.plot([p[0] for p in hollow], [p[1] for p in hollow], linestyle="none", marker=line["marker"],
+                    markersize=line.get("markersize"), color=style.color, fillstyle="none", markeredgewidth=1.3)
+        return [p[1] for p in points]
+
+    def plot_scaling(self) -> None:
+        name = "scaling"
+        if all(row.pairs == 1 for row in self.all_ok):
+            return  # a run without --pairs (or from before it): nothing to say
+        series = self.scaling_series()
+        if not series:
+            self.skip(name, "no series measured at two pair counts or more (ipcbench run --pairs 1,2,4)")
+            return
+        # One placement, wait strategy and size, as the other plots choose them where these have such series.
+        chosen = {}
+        for attribute, preferred, default in (("placement", self.placement, default_placement),
+                                              ("wait", self.wait, default_wait),
+                                              ("size", self.size, lambda rows: default_size({r.size for r in rows}))):
+            rows = [row for members in series.values() for row in members]
+            value = preferred if any(getattr(row, attribute) == preferred for row in rows) else default(rows)
+            series = {key: members for key, members in series.items() if getattr(members[0], attribute) == value}
+            chosen[attribute] = value
+        size = chosen["size"]
+        rows = [row for members in series.values() for row in members]
+        naming = name_series(rows)
+        panels = {"throughput": ("aggregate throughput vs pairs (sum over the pairs)", lambda row: row.get("bytes_per_s")),
+                  "latency": ("p99 RTT/2 vs pairs (over every pair's messages)", lambda row: row.get("rtt_half_p99_ns"))}
+        modes = [mode for mode in panels if any(members[0].mode == mode and any(panels[mode][1](r) for r in members)
+                                                for members in series.values())]
+        if not modes:
+            self.skip(name, "no bytes_per_s or rtt_half_p99_ns in the series measured at several pair counts")
+            return
+        pairs = sorted({row.pairs for row in rows})
+        cpus = [n for n in self.allowed_cpu_counts(rows) if pairs[0] / 2 <= n / 2 <= pairs[-1] * 2]
+        beyond = [n for n in self.allowed_cpu_counts(rows) if n not in cpus]
+        fig, axes = self.plt.subplots(1, len(modes), figsize=(6.4 * len(modes) + 1.0, 4.8), layout="constrained",
+                                      squeeze=False)
+        from matplotlib.lines import Line2D
+
+        for ax, mode in zip(axes[0], modes):
+            title, value = panels[mode]
+            members = {naming.label(m[0]): m for m in series.values() if m[0].mode == mode}
+            if mode == "throughput":
+                scale, unit = self.throughput_unit([value(r) for m in members.values() for r in m if value(r)])
+                ylabel, formatter = f"aggregate throughput, {unit}", lambda v, _=None: f"{v:g}"
+            else:
+                scale, ylabel, formatter = 1e3, "RTT/2 (µs)", self.micro
+            drawn, shared = [], False
+            for label in naming.sorted(members):
+                style = naming.styles[label]
+                drawn += self.scaling_line(ax, members[label], lambda r: scaled(value(r), scale), style, label=label,
+                                           linestyle=style.linestyle, marker=style.marker, markersize=5, linewidth=1.6,
+                                           zorder=3)
+                if mode == "latency":
+                    drawn += self.scaling_line(ax, members[label], lambda r: scaled(r.get("rtt_half_p50_ns"), scale),
+                                               style, linestyle="--", linewidth=0.9, alpha=0.85, zorder=2)
+                shared |= any(r.pair_sharing == "cpu" for r in members[label])
+            low, high = min(drawn), max(drawn)
+            if high / low > 20:
+                ax.set_yscale("log")
+                ax.set_ylim(low / 1.4, high * 1.4)
+                self.log_axis_readable(ax.yaxis, low, high, formatter)
+                ylabel += ", log scale"
+            else:
+                ax.set_ylim(0, high * 1.12)
+                ax.yaxis.set_major_formatter(self.ticker.FuncFormatter(formatter))
+            ax.set_ylabel(ylabel)
+            ax.set_title(title, fontsize=10.5, fontweight="bold", loc="left")
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_locator(self.ticker.FixedLocator(pairs))
+            ax.xaxis.set_major_formatter(self.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_locator(self.ticker.NullLocator())
+            edges = pairs + [n / 2 for n in cpus]
+            ax.set_xlim(min(edges) / 1.3, max(edges) * 1.3)
+            ax.set_xlabel("pairs running at once")
+            for n in cpus:
+                ax.axvline(n / 2, color="0.35", linestyle=":", linewidth=1.2, zorder=1)
+                ax.annotate(f"2 × pairs = {n} CPUs", (n / 2, 1), xycoords=ax.get_xaxis_transform(), xytext=(-3, -4),
+                            textcoords="offset points", rotation=90, ha="right", va="top", fontsize=8, color="0.35",
+                            bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1), zorder=4)
+            # The key in the panel's own legend, after the series (a figure legend outside the panels is not
+            # placed reliably together with the footnote).
+            handles, labels = ax.get_legend_handles_labels()
+            if mode == "latency":
+                handles += [Line2D([], [], color="0.3", linewidth=1.6, marker="o", markersize=4),
+                            Line2D([], [], color="0.3", linewidth=0.9, linestyle="--")]
+                labels += ["p99", "p50"]
+            if shared:
+                handles.append(Line2D([], [], color="0.3", linestyle="none", marker="o", fillstyle="none"))
+                labels.append("hollow: pairs share CPUs")
+            self.panel_legend(ax, handles, labels)
+        where = f"placement {chosen['placement']}"
+        if len({row.wait for row in self.all_ok}) > 1:
+            where += f", wait {chosen['wait']}"
+        fig.suptitle(f"Scaling with concurrent producer/consumer pairs at {human_size(size)}\n{self.context()} · {where}",
+                     fontsize=11)
+        notes = ["Each pair is a producer and a consumer of the same cell; throughput is the sum over the pairs, the "
+                 "latency percentiles are over the messages of all pairs together."]
+        spreads = [(row.get("pair_spread_percent"), row) for row in rows
+                   if row.pairs > 1 and row.get("pair_spread_percent") is not None]
+        if spreads:
+            spread, row = max(spreads, key=lambda s: s[0])
+            notes.append(f"The pairs' own figures differed by up to {spread:.0f}% ((max − min) / mean; "
+                         f"{naming.label(row)}, {row.mode}, {row.pairs} pairs).")
+        for n in beyond:
+            notes.append(f"2 × pairs = {n} allowed CPUs at {n / 2:g} pairs: outside the pair counts measured.")
+        self.footnote(fig, notes)
+        self.save(fig, name, f"Scaling with pairs at {human_size(size)}",
+                  f"Aggregate payload bytes per second (throughput mode, summed over the pairs) and p99 half round trip "
+                  f"(latency mode, over every pair's messages; p50 dashed) against the number of producer/consumer "
+                  f"pairs running at once, one line per series, at {human_size(size)} and {where}. Hollow markers: "
+                  "more workers than CPUs, so pairs share CPUs" + ("; dotted line: as many workers (2 × pairs) as "
+                                                                 "allowed CPUs." if cpus else "."))
+
+    # -- 8. run comparison
 
     def plot_runs(self) -> None:
         name = "run-comparison"
@@ -1562,7 +1766,7 @@ class Plotter:
         per_series: dict[str, dict[int, list[tuple[int, float]]]] = {}
         run_placement = {}
         for run in self.runs:
-            ok = [row for row in run.rows if row.ok and row.mode == mode]
+            ok = [row for row in run.rows if row.ok and row.mode == mode and row.pairs == 1]
             placements = {row.placement for row in ok}
             if self.placement in placements:
                 chosen = self.placement
@@ -1637,7 +1841,7 @@ class Plotter:
             return row.latency(metric[len("one_way_"):-3])[0]
         return row.get(metric)
 
-    # -- 8. several runs: each cell's ratio against the first run, as a heat map (for compare.html)
+    # -- 9. several runs: each cell's ratio against the first run, as a heat map (for compare.html)
 
     def plot_compare_heatmap(self, comparison: RunsComparison) -> bytes | None:
         """Cells × runs: colour is the log of each cell's ratio against run A, one panel per mode, so that
@@ -1742,7 +1946,7 @@ class Plotter:
 
     def plot_all(self) -> None:
         for plot in (self.plot_latency, self.plot_throughput, self.plot_tail, self.plot_copies, self.plot_placement,
-                     self.plot_wait, self.plot_runs):
+                     self.plot_wait, self.plot_scaling, self.plot_runs):
             plot()
 
 
@@ -1853,12 +2057,14 @@ def write_index(plotter: Plotter, out_dir: OutputDirectory, warnings: list[str])
                      f'<figcaption>{esc(description)} <a href="{esc(name)}.svg">SVG</a></figcaption></figure>')
     bad = [row for row in plotter.rows if not row.ok]
     if bad:
+        pairs = any(row.pairs > 1 for row in plotter.rows)  # a CSV from before --pairs: no such column
         parts.append("<h2>Cells not plotted</h2><table><tr><th>run</th><th>mechanism</th><th>variant</th>"
-                     "<th>mode</th><th>size</th><th>placement</th><th>status</th></tr>")
+                     "<th>mode</th><th>size</th><th>placement</th>" + ("<th>pairs</th>" if pairs else "")
+                     + "<th>status</th></tr>")
         for row in bad:
             parts.append("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in (
                 runs[row.run].label, row.mechanism, row.variant, row.mode, human_size(row.size), row.placement,
-                row.status)) + "</tr>")
+                *([row.pairs] if pairs else []), row.status)) + "</tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     text = ("\n".join(parts) + "\n").encode("utf-8")
@@ -1945,7 +2151,7 @@ def write_compare_page(plotter, comparison: RunsComparison, heatmap: bytes | Non
              "(p50 RTT/2 for latency, bytes/s for throughput, from <code>headline_per_repetition</code>), a two-sided "
              f"exact Mann–Whitney U test at alpha = {esc(str(comparison.alpha))}, and the ratio to run {letters[0]} as "
              "the median of the ratios of one repetition each, with its interval at 1 − alpha. Cells match on "
-             f"{esc(', '.join(name for name in COMPARE_KEY_NAMES))}.</p>",
+             f"{esc(', '.join(name for name in COMPARE_KEY_NAMES if name != 'pairs' or 'pairs' in varying))}.</p>",
              "<h2>Runs</h2><table>",
              "<tr><th></th>" + "".join(f"<th>{letter}: {esc(run.label)}</th>" for letter, run in zip(letters, runs))
              + "</tr>"]

@@ -501,8 +501,8 @@ def test_colours_are_fixed_per_mechanism_whatever_the_order():
 
 
 def record_figures(monkeypatch, plot) -> list:
-    """Replaces Plotter.save: records, per figure, each data panel's title, data artists, y limits and the
-    figure's text, then closes it without writing."""
+    """Replaces Plotter.save: records, per figure, each data panel's title, data artists, what they draw, y
+    limits, x ticks and the figure's text, then closes it without writing."""
     figures = []
 
     def save(self, fig, name, title, description):
@@ -511,9 +511,12 @@ def record_figures(monkeypatch, plot) -> list:
             if ax.get_label() == "<colorbar>" or not ax.get_visible():
                 continue
             texts = [t.get_text() for t in ax.texts]
+            # What is drawn: every line's points and every bar's length.
+            data = ([(tuple(line.get_xdata()), tuple(line.get_ydata())) for line in ax.lines]
+                    + [patch.get_width() for patch in ax.patches if hasattr(patch, "get_width")])
             panels.append(dict(title=ax.get_title(loc="left") or ax.get_title(), ylim=ax.get_ylim(),
                                artists=len(ax.lines) + len(ax.patches) + len(ax.images) + len(ax.collections),
-                               texts=texts))
+                               texts=texts, data=data, xticks=tuple(ax.get_xticks())))
         suptitle = fig._suptitle.get_text() if fig._suptitle else ""
         figures.append(dict(name=name, panels=panels, suptitle=suptitle, description=description))
         self.plt.close(fig)
@@ -763,3 +766,196 @@ def test_compare_rejects_a_malformed_per_repetition_figure(tmp_path):
     assert_clean_error(run_plot(good, bad, "--out", tmp_path / "out"), "headline_per_repetition")
     assert not (tmp_path / "out" / "compare.html").exists()
     assert_clean_error(run_plot(good, good, "--alpha", "0.7"), "--alpha")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Several pairs at once (ipcbench run --pairs): the scaling plot; every other plot shows one pair's rows only
+
+PAIRS_COLUMNS = COLUMNS + ["pairs", "pair_sharing", "pair_cpus", "pair_spread_percent"]
+PAIRS_SERIES = [("pipe", "write/read", 2), ("unix-stream", "write/read", 2), ("shm-posix", "in-place/spin", 0)]
+
+
+def pairs_row(mechanism, variant, copies, mode, size, pairs, cpus=4) -> dict:
+    """A row of `pairs` pairs at once on `cpus` CPUs: aggregate throughput grows until the workers fill the
+    CPUs, latency grows once pairs share CPUs. Far from the one-pair figures, so a mix-up shows."""
+    r = row(mechanism, variant, copies, mode, size, "cross-cpu")
+    if pairs > 1:
+        if mode == "throughput":
+            factor = min(pairs, cpus / 2) * 0.9
+            for column in ("bytes_per_s", "msgs_per_s"):
+                r[column] = f"{float(r[column]) * factor:.1f}"
+        else:
+            factor = 1.2 * pairs * (40 if 2 * pairs > cpus else 1)
+            for column in [f"{kind}_{s}_ns" for kind in ("one_way", "rtt_half") for s in STATS]:
+                r[column] = f"{float(r[column]) * factor:.1f}"
+    r.update(pairs=str(pairs), pair_sharing="cpu" if 2 * pairs > cpus else "none",
+             pair_cpus=" ".join(f"{(2 * i) % cpus}>{(2 * i + 1) % cpus}" for i in range(pairs)),
+             pair_spread_percent="" if pairs == 1 else f"{2.5 * pairs:.1f}")
+    return r
+
+
+def pairs_rows(pair_counts=(1, 2, 4), sizes=(64, 4096)) -> list[dict]:
+    return [pairs_row(m, v, c, mode, size, pairs) for m, v, c in PAIRS_SERIES for mode in ("latency", "throughput")
+            for size in sizes for pairs in pair_counts]
+
+
+def write_pairs_metadata(csv_path: Path, allowed_cpus: list[int]) -> None:
+    write_metadata(csv_path, "bench-pairs", "2026-03-01T09:00:00Z")
+    path = csv_path.parent / ("metadata.json" if csv_path.name == "results.csv" else csv_path.name[:-4] + ".metadata.json")
+    meta = json.loads(path.read_text())
+    meta["host"].pop("allowed_cp_us")
+    meta["host"]["allowed_cpus"] = allowed_cpus  # as ipcbench writes it
+    path.write_text(json.dumps(meta))
+
+
+def has_line(panel: dict, xs: tuple, ys: list) -> bool:
+    return any(isinstance(d, tuple) and d[0] == xs and list(d[1]) == pytest.approx(ys) for d in panel["data"])
+
+
+def test_scaling_plot_from_several_pair_counts(tmp_path, monkeypatch):
+    results = write_csv(tmp_path / "results.csv", pairs_rows() + [
+        pairs_row("pipe", "write/read", 2, "latency", 4096, 8) | {"status": "failed: worker exited with status 1"}],
+        columns=PAIRS_COLUMNS)
+    write_pairs_metadata(results, [0, 1, 2, 3])
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    plots = tmp_path / "plots"
+    assert_png(plots / "scaling.png")
+    assert (plots / "scaling.svg").stat().st_size > 1000
+    assert str(plots / "scaling.png") in result.stdout
+    index = (plots / "index.html").read_text()
+    assert 'src="scaling.png" alt="Scaling with pairs at 4 KiB"' in index and "against the number of producer/consumer" in index
+    assert "<th>pairs</th>" in index and "<td>8</td>" in index  # the failed cell: which pair count failed
+    assert "ran several pairs at once" in result.stderr
+    # What the figure shows: a throughput and a latency panel over pairs 1, 2, 4 at the size closest to 4 KiB,
+    # one line per series (latency: p99 and p50), the 4 allowed CPUs at 2 pairs, hollow markers at 4 pairs.
+    figure = next(f for f in draw_all(plot_module(), tmp_path, [results], monkeypatch) if f["name"] == "scaling")
+    throughput, latency = figure["panels"]
+    assert throughput["title"].startswith("aggregate throughput vs pairs")
+    assert latency["title"].startswith("p99 RTT/2 vs pairs")
+    assert "4 KiB" in figure["suptitle"] and "bench-pairs" in figure["suptitle"] and "2026-03-01" in figure["suptitle"]
+    for panel in (throughput, latency):
+        assert panel["xticks"] == (1, 2, 4)
+        assert "2 × pairs = 4 CPUs" in panel["texts"]
+        # The hollow markers: one extra marker-only line per series, at 4 pairs (8 workers on 4 CPUs).
+        hollow = [xy for xy in panel["data"] if isinstance(xy, tuple) and xy[0] == (4,)]
+        assert len(hollow) == len(PAIRS_SERIES)
+    # Every series has all three pair counts; the throughput one is the aggregate at 4 KiB.
+    pipe = pairs_rows(sizes=(4096,))
+    expected = [float(r["bytes_per_s"]) / 1e9 for r in pipe if r["mechanism"] == "pipe" and r["mode"] == "throughput"]
+    assert has_line(throughput, (1, 2, 4), expected)
+    p99 = [float(r["rtt_half_p99_ns"]) / 1e3 for r in pipe if r["mechanism"] == "pipe" and r["mode"] == "latency"]
+    p50 = [float(r["rtt_half_p50_ns"]) / 1e3 for r in pipe if r["mechanism"] == "pipe" and r["mode"] == "latency"]
+    assert has_line(latency, (1, 2, 4), p99) and has_line(latency, (1, 2, 4), p50)
+    # --size picks the size as for the other single-size plots.
+    figure = next(f for f in draw_all(plot_module(), tmp_path, [results], monkeypatch, "--size", "64")
+                  if f["name"] == "scaling")
+    assert "at 64 B" in figure["suptitle"]
+
+
+def test_scaling_plot_one_panel_and_no_cpu_line_without_metadata(tmp_path, monkeypatch):
+    rows = [r for r in pairs_rows() if r["mode"] == "throughput"]
+    results = write_csv(tmp_path / "results.csv", rows, columns=PAIRS_COLUMNS)
+    figure = next(f for f in draw_all(plot_module(), tmp_path, [results], monkeypatch) if f["name"] == "scaling")
+    assert [p["title"] for p in figure["panels"]] == ["aggregate throughput vs pairs (sum over the pairs)"]
+    assert not [t for t in figure["panels"][0]["texts"] if "CPUs" in t]
+
+
+def test_rows_of_several_pairs_stay_out_of_the_other_plots(tmp_path, monkeypatch):
+    """The one-pair rows give the same figures whether or not rows of several pairs sit beside them."""
+    plot = plot_module()
+    single = write_csv(tmp_path / "single.csv", pairs_rows(pair_counts=(1,), sizes=SIZES), columns=PAIRS_COLUMNS)
+    mixed = write_csv(tmp_path / "mixed.csv", pairs_rows(pair_counts=(1, 2, 4), sizes=SIZES), columns=PAIRS_COLUMNS)
+    for path in (single, mixed):
+        write_pairs_metadata(path, [0, 1, 2, 3])
+    alone = {f["name"]: f for f in draw_all(plot, tmp_path, [single], monkeypatch)}
+    beside = {f["name"]: f for f in draw_all(plot, tmp_path, [mixed], monkeypatch)}
+    assert "scaling" not in alone and "scaling" in beside
+    assert set(beside) - {"scaling"} == set(alone) >= {"latency-vs-size", "throughput-vs-size", "tail-latency"}
+    for name in alone:
+        assert beside[name]["panels"] == alone[name]["panels"], name
+        assert beside[name]["description"] == alone[name]["description"], name
+    # The rows the size sweep selects: one pair each.
+    rows = plot.read_csv(str(mixed), 0)
+    plotter = plot.Plotter([plot.Run(0, str(mixed), None, rows)], rows, plot.parse_arguments([str(mixed)]), None, [])
+    selected = [r for members in plotter.series_rows("latency", plotter.placement).values() for r in members]
+    assert selected and {r.pairs for r in selected} == {1}
+    assert len(selected) == sum(1 for r in rows if r.mode == "latency" and r.pairs == 1)
+
+
+def test_old_csv_gives_the_same_plots_and_no_scaling(tmp_path, monkeypatch):
+    plot = plot_module()
+    old = write_csv(tmp_path / "results.csv", synthetic_rows())
+    write_metadata(old, "bench-a", "2026-01-01T10:00:00Z")
+    result = run_plot(old)
+    assert result.returncode == 0, result.stderr
+    drawn = {Path(line).name for line in result.stdout.splitlines() if line.endswith(".png")}
+    assert drawn == {f"{name}.png" for name in ("latency-vs-size", "throughput-vs-size", "tail-latency", "copies",
+                                                "placement")}
+    assert not (tmp_path / "plots" / "scaling.png").exists()
+    assert "scaling" not in result.stderr and "pairs" not in (tmp_path / "plots" / "index.html").read_text()
+    rows = plot.read_csv(str(old), 0)
+    assert {(r.pairs, r.pair_sharing, r.pair_cpus) for r in rows} == {(1, "none", "")}
+    # The same rows with the new columns, all one pair: the same figures.
+    explicit = write_csv(tmp_path / "explicit.csv", [dict(r, pairs="1", pair_sharing="none") for r in synthetic_rows()],
+                         columns=PAIRS_COLUMNS)
+    write_metadata(explicit, "bench-a", "2026-01-01T10:00:00Z")
+    before = draw_all(plot, tmp_path, [old], monkeypatch)
+    after = draw_all(plot, tmp_path, [explicit], monkeypatch)
+    assert before == after
+
+
+def test_only_rows_of_several_pairs_gives_the_scaling_plot_alone(tmp_path):
+    results = write_csv(tmp_path / "results.csv", pairs_rows(pair_counts=(2, 4)), columns=PAIRS_COLUMNS)
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    assert_png(tmp_path / "plots" / "scaling.png")
+    assert [Path(line).name for line in result.stdout.splitlines() if line.endswith(".png")] == ["scaling.png"]
+    assert "latency-vs-size: skipped" in result.stderr and "and there are none" in result.stderr
+    # One pair count only: nothing to scale over, and the note says so.
+    results = write_csv(tmp_path / "four.csv", pairs_rows(pair_counts=(4,)), columns=PAIRS_COLUMNS)
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    assert "scaling: skipped — no series measured at two pair counts or more" in result.stderr
+    assert not [line for line in result.stdout.splitlines() if line.endswith(".png")]
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-2", "two"])
+def test_bad_pairs_value(tmp_path, value):
+    results = write_csv(tmp_path / "results.csv", [pairs_row("pipe", "write/read", 2, "latency", 64, 1) | {"pairs": value}],
+                        columns=PAIRS_COLUMNS)
+    assert_clean_error(run_plot(results), "'pairs'")
+
+
+def test_compare_key_separates_pair_counts(tmp_path):
+    plot = plot_module()
+    fast, slow = [1000, 1010, 1020, 1030, 1040], [1200, 1210, 1220, 1230, 1240]
+    columns = compare_columns() + ["pairs", "pair_sharing"]
+
+    def runs_rows(one, two):
+        return [rep_row("pipe", "latency", 64, one) | {"pairs": "1"}, rep_row("pipe", "latency", 64, two) | {"pairs": "2"}]
+
+    a = write_csv(tmp_path / "a.csv", runs_rows(fast, slow), columns=columns)
+    b = write_csv(tmp_path / "b.csv", runs_rows(fast, slow), columns=columns)
+    rows = plot.read_csv(str(a), 0)
+    assert rows[0].compare_key() != rows[1].compare_key() and rows[0].cell_key() != rows[1].cell_key()
+    assert rows[0].compare_key()[plot.PAIRS_INDEX] == 1 and rows[1].compare_key()[plot.PAIRS_INDEX] == 2
+    runs = [plot.Run(i, str(p), None, plot.read_csv(str(p), i)) for i, p in enumerate((a, b))]
+    comparison = plot.compare_runs(runs, 0.01)
+    # One pair against one pair, two against two: never one pair's figure against the aggregate of two.
+    assert len(comparison.cells) == 2 and comparison.duplicates == 0
+    assert all(cell.changes[1].verdict == "no significant change" for cell in comparison.cells)
+    out = tmp_path / "out"
+    result = run_plot(a, b, "--out", out)
+    assert result.returncode == 0, result.stderr
+    page = (out / "compare.html").read_text()
+    assert "<th>pairs</th>" in page and "produce, paced rate/s, pairs." in page
+    cells = page[page.index("<h2>Cells in every run"):page.index('<h2 id="missing">')]
+    assert cells.count("<td>pipe</td>") == 2 and "<td>1</td>" in cells and "<td>2</td>" in cells
+    # Runs without the column: no pairs column, the page as before.
+    old_a = write_csv(tmp_path / "old-a.csv", [rep_row("pipe", "latency", 64, fast)], columns=compare_columns())
+    old_b = write_csv(tmp_path / "old-b.csv", [rep_row("pipe", "latency", 64, slow)], columns=compare_columns())
+    result = run_plot(old_a, old_b, "--out", tmp_path / "old-out")
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "old-out" / "compare.html").read_text()
+    assert "pairs" not in page and "produce, paced rate/s.</p>" in page

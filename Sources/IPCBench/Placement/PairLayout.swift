@@ -15,7 +15,7 @@ public struct PairCPUs: Sendable, Equatable, Codable {
 /// row of a sweep. The other pairs spread from there: first over physical cores no other worker
 /// uses, each pair on two cores of the L3 group (or package) with the fewest workers so far; then
 /// over the remaining hardware threads (SMT siblings) the same way; past the CPUs they wrap
-/// around and share them. `sharing` says which of these the row reached.
+/// around and share them, producers and consumers taking turns on each CPU. `sharing` says which of these the row reached.
 public struct PairLayout: Sendable, Equatable {
     public enum Sharing: String, Sendable, Codable {
         /// No two pairs share a physical core.
@@ -60,7 +60,11 @@ public struct PairLayout: Sendable, Equatable {
         }
         let slots = [first, second] + machine.pairedOrder(excluding: [first, second])
         let pairs = (0..<count).map { index in
-            PairCPUs(producer: slots[(2 * index) % slots.count], consumer: slots[(2 * index + 1) % slots.count])
+            let producer = slots[(2 * index) % slots.count], consumer = slots[(2 * index + 1) % slots.count]
+            // Every other time round the CPUs the roles swap, so each shared CPU runs producers
+            // and consumers alike (on two CPUs: 0>1 1>0, not 0>1 0>1).
+            return (2 * index / slots.count) % 2 == 0
+                ? PairCPUs(producer: producer, consumer: consumer) : PairCPUs(producer: consumer, consumer: producer)
         }
         return PairLayout(pairs: pairs, sharing: machine.sharing(pairs.map { [$0.producer!, $0.consumer!] }))
     }
