@@ -184,6 +184,24 @@ struct ScaleTests {
         #expect(TestSupport.entries(in: scratch).sorted() == ["out.csv", "out.metadata.json"])
     }
 
+    @Test("The noise check counts CPU time of processes outside the run (a busy loop it has not reaped)")
+    func othersCPU() throws {
+        let busy = Process()
+        busy.executableURL = URL(fileURLWithPath: "/bin/sh")
+        busy.arguments = ["-c", "while :; do :; done"]
+        try busy.run()
+        defer {
+            kill(busy.processIdentifier, SIGKILL)
+            busy.waitUntilExit()
+        }
+        let begun = MachineLoad.begin()
+        usleep(400_000)
+        let load = MachineLoad(combining: [MachineLoad.observe(begun)])
+        // One busy CPU out of the online ones, less the jiffy rounding.
+        let expected = 100 / Double(SystemFacts.onlineCPUs.count)
+        #expect((load.othersPercent ?? 0) > expected * 0.6, "\(String(describing: load.othersPercent)) % of \(expected)")
+    }
+
     @Test("--pairs input is checked before any work: range, form, and the placements it can spread from")
     func badInput() throws {
         let cases: [([String], String)] = [

@@ -16,7 +16,7 @@ public final class CSVReport {
            "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg", "cpu_ns_per_kib",
            "producer_cpu_utilization", "consumer_cpu_utilization",
            "voluntary_switches_per_msg", "involuntary_switches_per_msg"]
-        + ["load_before", "steal_percent", "floor_rtt_before_ns", "floor_rtt_after_ns"]
+        + ["load_before", "steal_percent", "others_cpu_percent", "floor_rtt_before_ns", "floor_rtt_after_ns"]
         + ["remote"]
         + ["lost", "reordered", "corrupt", "status"]
 
@@ -94,6 +94,7 @@ public final class CSVReport {
                number(outcome.driftPercent), outcome.drifted.map { $0 ? "yes" : "no" } ?? "", number(outcome.pairSpreadPercent)]
             + cpuFields(outcome, number)
             + [number(outcome.machineLoad.loadAverageBefore, decimals: 2), number(outcome.machineLoad.stealPercent, decimals: 2),
+               number(outcome.machineLoad.othersPercent, decimals: 2),
                number(outcome.floorBefore), number(outcome.floorAfter)]
             + [DisplayText.csvCell(cell.remote ?? "")]
             + [String(outcome.lost), String(outcome.reordered), String(outcome.corrupt), DisplayText.csvCell(outcome.status.text)]
