@@ -16,7 +16,7 @@ plots and an index.html into DIR (default: beside the first CSV, `plots/` for `r
                       produce and touch policies in the title
   placement           same-cpu vs cross-cpu vs … at --size, for each mode measured at two placements or more
   wait                latency and CPU per --wait strategy (when several)
-  scaling             aggregate throughput and p99 RTT/2 (p50 dashed) vs how many producer/consumer pairs ran at
+  scaling             aggregate throughput and p99 RTT/2 (p50 dotted) vs how many producer/consumer pairs ran at
                       once (`ipcbench run --pairs`), one line per series at one size, placement and wait (when
                       some series was measured at two pair counts or more)
   run-comparison      one metric (--metric) per series, one line per run (when several CSVs)
@@ -37,7 +37,7 @@ Only rows with status `ok` are plotted; the others are counted in the figures an
 Every plot but scaling uses only the rows of one pair (`pairs` 1; a CSV without the column has no
 others): a row of several pairs holds their summed throughput and percentiles merged over all of
 them, a different figure. Scaling has a panel per mode (aggregate throughput; p99 RTT/2 with the p50
-dashed), x = pairs with ticks at the counts measured, log y only when the values span more than ×20.
+dotted), x = pairs with ticks at the counts measured, log y only when the values span more than ×20.
 Its size, placement and wait are the other plots' (--size, --placement, --wait) where it has series
 there, else chosen by the same rules. A hollow marker is a point whose pairs share CPUs (`pair_sharing`
 cpu: more workers than CPUs); a dotted line marks where the workers (2 × pairs) equal the CPUs the
@@ -1673,7 +1673,9 @@ class Plotter:
             self.skip(name, "no bytes_per_s or rtt_half_p99_ns in the series measured at several pair counts")
             return
         pairs = sorted({row.pairs for row in rows})
-        cpus = [n for n in self.allowed_cpu_counts(rows) if pairs[0] / 2 <= n / 2 <= pairs[-1] * 2]
+        # Where the workers fill the CPUs: two per pair, one CPU per pair when both share it (same-cpu).
+        workers = 1 if chosen["placement"] == "same-cpu" else 2
+        cpus = [n for n in self.allowed_cpu_counts(rows) if pairs[0] / 2 <= n / workers <= pairs[-1] * 2]
         beyond = [n for n in self.allowed_cpu_counts(rows) if n not in cpus]
         fig, axes = self.plt.subplots(1, len(modes), figsize=(6.4 * len(modes) + 1.0, 4.8), layout="constrained",
                                       squeeze=False)
@@ -1695,7 +1697,7 @@ class Plotter:
                                            zorder=3)
                 if mode == "latency":
                     drawn += self.scaling_line(ax, members[label], lambda r: scaled(r.get("rtt_half_p50_ns"), scale),
-                                               style, linestyle="--", linewidth=0.9, alpha=0.85, zorder=2)
+                                               style, linestyle=":", linewidth=1.1, alpha=0.9, zorder=2)
                 shared |= any(r.pair_sharing == "cpu" for r in members[label])
             low, high = min(drawn), max(drawn)
             if high / low > 20:
@@ -1712,12 +1714,12 @@ class Plotter:
             ax.xaxis.set_major_locator(self.ticker.FixedLocator(pairs))
             ax.xaxis.set_major_formatter(self.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_locator(self.ticker.NullLocator())
-            edges = pairs + [n / 2 for n in cpus]
+            edges = pairs + [n / workers for n in cpus]
             ax.set_xlim(min(edges) / 1.3, max(edges) * 1.3)
             ax.set_xlabel("pairs running at once")
             for n in cpus:
-                ax.axvline(n / 2, color="0.35", linestyle=":", linewidth=1.2, zorder=1)
-                ax.annotate(f"2 × pairs = {n} CPUs", (n / 2, 1), xycoords=ax.get_xaxis_transform(), xytext=(-3, -4),
+                ax.axvline(n / workers, color="0.35", linestyle=":", linewidth=1.2, zorder=1)
+                ax.annotate(f"{'2 × ' if workers == 2 else ''}pairs = {n} CPUs", (n / workers, 1), xycoords=ax.get_xaxis_transform(), xytext=(-3, -4),
                             textcoords="offset points", rotation=90, ha="right", va="top", fontsize=8, color="0.35",
                             bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1), zorder=4)
             # The key in the panel's own legend, after the series (a figure legend outside the panels is not
@@ -1725,8 +1727,8 @@ class Plotter:
             handles, labels = ax.get_legend_handles_labels()
             if mode == "latency":
                 handles += [Line2D([], [], color="0.3", linewidth=1.6, marker="o", markersize=4),
-                            Line2D([], [], color="0.3", linewidth=0.9, linestyle="--")]
-                labels += ["p99", "p50"]
+                            Line2D([], [], color="0.3", linewidth=1.1, linestyle=":")]
+                labels += ["p99", "p50 (dotted)"]
             if shared:
                 handles.append(Line2D([], [], color="0.3", linestyle="none", marker="o", fillstyle="none"))
                 labels.append("hollow: pairs share CPUs")
@@ -1745,14 +1747,16 @@ class Plotter:
             notes.append(f"The pairs' own figures differed by up to {spread:.0f}% ((max − min) / mean; "
                          f"{naming.label(row)}, {row.mode}, {row.pairs} pairs).")
         for n in beyond:
-            notes.append(f"2 × pairs = {n} allowed CPUs at {n / 2:g} pairs: outside the pair counts measured.")
+            notes.append(f"{'2 × ' if workers == 2 else ''}pairs = {n} allowed CPUs at {n / workers:g} pairs: "
+                         "outside the pair counts measured.")
         self.footnote(fig, notes)
         self.save(fig, name, f"Scaling with pairs at {human_size(size)}",
                   f"Aggregate payload bytes per second (throughput mode, summed over the pairs) and p99 half round trip "
-                  f"(latency mode, over every pair's messages; p50 dashed) against the number of producer/consumer "
+                  f"(latency mode, over every pair's messages; p50 dotted) against the number of producer/consumer "
                   f"pairs running at once, one line per series, at {human_size(size)} and {where}. Hollow markers: "
-                  "more workers than CPUs, so pairs share CPUs" + ("; dotted line: as many workers (2 × pairs) as "
-                                                                 "allowed CPUs." if cpus else "."))
+                  "more workers than CPUs, so pairs share CPUs" + (
+                      f"; dotted line: as many {'workers (2 × pairs)' if workers == 2 else 'same-CPU pairs'} as allowed CPUs."
+                      if cpus else "."))
 
     # -- 8. run comparison
 

@@ -853,6 +853,16 @@ def test_scaling_plot_from_several_pair_counts(tmp_path, monkeypatch):
     assert "at 64 B" in figure["suptitle"]
 
 
+def test_scaling_plot_marks_the_cpus_at_one_pair_per_cpu_for_same_cpu_pairs(tmp_path, monkeypatch):
+    """Same-CPU pairs fill the CPUs one pair per CPU: the line sits at pairs = CPUs, not at half of it."""
+    rows = [r | {"placement": "same-cpu"} for r in pairs_rows()]
+    results = write_csv(tmp_path / "results.csv", rows, columns=PAIRS_COLUMNS)
+    write_pairs_metadata(results, [0, 1, 2, 3])
+    figure = next(f for f in draw_all(plot_module(), tmp_path, [results], monkeypatch) if f["name"] == "scaling")
+    for panel in figure["panels"]:
+        assert "pairs = 4 CPUs" in panel["texts"] and "2 × pairs = 4 CPUs" not in panel["texts"]
+
+
 def test_scaling_plot_one_panel_and_no_cpu_line_without_metadata(tmp_path, monkeypatch):
     rows = [r for r in pairs_rows() if r["mode"] == "throughput"]
     results = write_csv(tmp_path / "results.csv", rows, columns=PAIRS_COLUMNS)
