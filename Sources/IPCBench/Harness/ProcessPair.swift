@@ -133,7 +133,7 @@ public enum ProcessPair {
         }
         for worker in workers {
             let ending = worker.reap(timeoutNanoseconds: 2_000_000_000)
-            guard ending == "exited with status 0" else { throw IPCError.worker("\(worker.name) \(ending) after reporting its result") }
+            guard ending == .success else { throw IPCError.worker("\(worker.name) \(ending) after reporting its result") }
         }
         return (0..<count).map { index in
             Results(producer: results[ObjectIdentifier(producers[index])]!, consumer: results[ObjectIdentifier(consumers[index])]!)

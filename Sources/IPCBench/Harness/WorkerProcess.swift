@@ -148,27 +148,27 @@ final class WorkerProcess {
         return endOfEvents && !pending.contains(UInt8(ascii: "\n"))
     }
 
-    /// Waits up to `timeoutNanoseconds` for the worker to exit on its own and describes how it ended;
+    /// Waits up to `timeoutNanoseconds` for the worker to exit on its own and says how it ended;
     /// after that it is killed.
     @discardableResult
-    func reap(timeoutNanoseconds: UInt64) -> String {
-        guard !reaped else { return "already reaped" }
+    func reap(timeoutNanoseconds: UInt64) -> WorkerEnding {
+        guard !reaped else { return .alreadyReaped }
         let deadline = MonotonicClock.now() + timeoutNanoseconds
         var status: Int32 = 0
         while true {
             let result = waitpid(pid, &status, WNOHANG)
             if result == pid { break }
-            if result < 0, errno != EINTR { reaped = true; return "could not be waited for" }
+            if result < 0, errno != EINTR { reaped = true; return .notWaitable }
             if MonotonicClock.now() >= deadline {
                 kill(pid, SIGKILL)
                 while waitpid(pid, &status, 0) < 0, errno == EINTR {}
                 reaped = true
-                return "did not exit and was killed"
+                return .killedAfterTimeout
             }
             usleep(1000)
         }
         reaped = true
-        return Self.describe(status)
+        return WorkerEnding(waitStatus: status)
     }
 
     /// Kills the worker (if still running) and reaps it.
@@ -179,6 +179,42 @@ final class WorkerProcess {
         while waitpid(pid, &status, 0) < 0, errno == EINTR {}
         reaped = true
     }
+}
+
+/// How a worker process ended, as its parent saw it.
+enum WorkerEnding: Equatable, CustomStringConvertible {
+    case exited(status: Int32)
+    case killed(signal: Int32)
+    /// Still running when its time was up: the parent killed it.
+    case killedAfterTimeout
+    case otherWaitStatus(Int32)
+    case notWaitable
+    case alreadyReaped
+
+    /// The one ending that means the worker finished its work.
+    static let success = WorkerEnding.exited(status: 0)
+
+    init(waitStatus status: Int32) {
+        if ipcb_exited(status) != 0 {
+            self = .exited(status: ipcb_exit_code(status))
+        } else if ipcb_signaled(status) != 0 {
+            self = .killed(signal: ipcb_term_signal(status))
+        } else {
+            self = .otherWaitStatus(status)
+        }
+    }
+
+    /// Completes "producer …" in error messages.
+    var description: String {
+        switch self {
+        case let .exited(status): "exited with status \(status)"
+        case let .killed(signal): "was killed by \(Self.signalName(signal))"
+        case .killedAfterTimeout: "did not exit and was killed"
+        case let .otherWaitStatus(status): "ended with wait status \(status)"
+        case .notWaitable: "could not be waited for"
+        case .alreadyReaped: "already reaped"
+        }
+    }
 
     static func signalName(_ signal: Int32) -> String {
         let names: [Int32: String] = [
@@ -186,15 +222,6 @@ final class WorkerProcess {
             SIGBUS: "SIGBUS", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", SIGPIPE: "SIGPIPE", SIGHUP: "SIGHUP", SIGFPE: "SIGFPE",
         ]
         return names[signal] ?? "signal \(signal)"
-    }
-
-    static func describe(_ status: Int32) -> String {
-        if ipcb_exited(status) != 0 { return "exited with status \(ipcb_exit_code(status))" }
-        if ipcb_signaled(status) != 0 {
-            let signal = ipcb_term_signal(status)
-            return "was killed by \(signalName(signal))"
-        }
-        return "ended with wait status \(status)"
     }
 }
 

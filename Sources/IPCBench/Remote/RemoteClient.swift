@@ -87,7 +87,7 @@ public final class RemoteClient {
             if case let .finished(_, result) = $0 { result } else { nil }
         }
         let ending = producer.reap(timeoutNanoseconds: 2_000_000_000)
-        guard ending == "exited with status 0" else { throw IPCError.worker("producer \(ending) after reporting its result") }
+        guard ending == .success else { throw IPCError.worker("producer \(ending) after reporting its result") }
         return ProcessPair.Results(producer: producerResult, consumer: consumerResult)
     }
 

@@ -148,7 +148,7 @@ final class ServerSession {
             throw IPCError.worker("consumer sent an unexpected event instead of its result")
         }
         let ending = consumer.reap(timeoutNanoseconds: 2_000_000_000)
-        guard ending == "exited with status 0" else { throw IPCError.worker("consumer \(ending) after reporting its result") }
+        guard ending == .success else { throw IPCError.worker("consumer \(ending) after reporting its result") }
         try connection.send(.finished(cell: cell, result: result))
     }
 }
