@@ -78,6 +78,25 @@ int ipcb_epoll_wait_one(int epoll, int timeout_ms) {
     return epoll_wait(epoll, &event, 1, timeout_ms);
 }
 
+int ipcb_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int ipcb_epoll_add(int epoll, int fd, unsigned long long key) {
+    struct epoll_event event = {.events = EPOLLIN, .data.u64 = key};
+    return epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
+}
+
+int ipcb_epoll_remove(int epoll, int fd) {
+    struct epoll_event unused;
+    return epoll_ctl(epoll, EPOLL_CTL_DEL, fd, &unused);
+}
+
+int ipcb_epoll_wait_keys(int epoll, unsigned long long *keys, int capacity, int timeout_ms) {
+    struct epoll_event events[64];
+    int count = epoll_wait(epoll, events, capacity < 64 ? capacity : 64, timeout_ms);
+    for (int index = 0; index < count; index++) keys[index] = events[index].data.u64;
+    return count;
+}
+
 int ipcb_signal_driven_io(int fd) {
     sigset_t set;
     sigemptyset(&set);

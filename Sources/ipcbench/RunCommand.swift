@@ -60,6 +60,11 @@ struct RunCommand: ParsableCommand {
     var pairs: String?
 
     @Option(help: ArgumentHelp(
+        "Producers (clients) one consumer (the server) serves at once: a number or a comma-separated sweep (e.g. 1,2,4), \(Self.pairsRange.lowerBound) to \(Self.pairsRange.upperBound). For mechanisms with a many-to-one shape (unix-stream: one listening socket, epoll; posix-mq: one request queue, a reply queue per client); others give unavailable rows. The server keeps the consumer's CPU; clients start on the producer's and spread over the rest. Rows give the server's total msgs/s and bytes/s and latency merged over the clients. Not combined with --pairs above 1. Default 1.",
+        valueName: "counts"))
+    var clients: String?
+
+    @Option(help: ArgumentHelp(
         "NUMA node for the shared memory of shm-posix, shm-sysv, mmap-file and memfd cells: a node number, local (the consumer's node) or remote (the node farthest from it). The pages are bound before first touch and checked by each worker. Other mechanisms are not affected (their memory_node stays empty). Default: the kernel decides.",
         valueName: "node"))
     var memoryNode: String?
@@ -436,21 +441,28 @@ struct RunCommand: ParsableCommand {
             configuration.spinPausesPerPoll = count
         }
         configuration.remote = target?.description
+        if let clients {
+            configuration.clientCounts = try Self.parsePairs(clients, option: "--clients", noun: "clients")
+        }
         if let pairs {
             configuration.pairCounts = try Self.parsePairs(pairs)
-            if configuration.pairCounts.contains(where: { $0 > 1 }) {
-                if target != nil {
-                    throw ValidationError("--pairs above 1 cannot be combined with --remote: one pair runs across the hosts")
-                }
-                if producerCPU != nil || consumerCPU != nil {
-                    throw ValidationError("--pairs above 1 places the pairs itself; it cannot be combined with --producer-cpu/--consumer-cpu (use --placements cross-cpu, same-cpu or unpinned)")
-                }
-                if let named = placementList.first(where: { !Self.pairPlacements.contains($0.name) }) {
-                    throw ValidationError("--pairs above 1 works with the placements \(Self.pairPlacements.joined(separator: ", ")); '\(named.name)' places one pair")
-                }
-                configuration.topology = try? Topology.read()
-                configuration.allowedCPUs = allowed
+        }
+        let several = [("--pairs", configuration.pairCounts), ("--clients", configuration.clientCounts)].filter { $0.1.contains { $0 > 1 } }
+        if several.count == 2 {
+            throw ValidationError("--pairs and --clients above 1 cannot be combined: a cell is either several independent pairs or one server with several clients")
+        }
+        if let (option, _) = several.first {
+            if target != nil {
+                throw ValidationError("\(option) above 1 cannot be combined with --remote: one pair runs across the hosts")
             }
+            if producerCPU != nil || consumerCPU != nil {
+                throw ValidationError("\(option) above 1 places the workers itself; it cannot be combined with --producer-cpu/--consumer-cpu (use --placements cross-cpu, same-cpu or unpinned)")
+            }
+            if let named = placementList.first(where: { !Self.pairPlacements.contains($0.name) }) {
+                throw ValidationError("\(option) above 1 works with the placements \(Self.pairPlacements.joined(separator: ", ")); '\(named.name)' places one pair")
+            }
+            configuration.topology = try? Topology.read()
+            configuration.allowedCPUs = allowed
         }
         if let rate {
             let number = rate.hasSuffix("/s") ? String(rate.dropLast(2)) : rate
@@ -474,13 +486,13 @@ struct RunCommand: ParsableCommand {
     /// The placements several pairs can spread from (PairLayout).
     static let pairPlacements = [crossCPU, NamedPlacement.sameCPU.rawValue, NamedPlacement.unpinned.rawValue]
 
-    /// `--pairs`: distinct counts in the order given.
-    static func parsePairs(_ text: String) throws -> [Int] {
+    /// `--pairs` or `--clients`: distinct counts in the order given.
+    static func parsePairs(_ text: String, option: String = "--pairs", noun: String = "pairs") throws -> [Int] {
         let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         var counts: [Int] = []
         for item in items {
             guard let count = Int(item), pairsRange.contains(count) else {
-                throw ValidationError("--pairs: '\(item)' is not a number of pairs; expected whole numbers from \(pairsRange.lowerBound) to \(pairsRange.upperBound), comma-separated, e.g. 1,2,4")
+                throw ValidationError("\(option): '\(item)' is not a number of \(noun); expected whole numbers from \(pairsRange.lowerBound) to \(pairsRange.upperBound), comma-separated, e.g. 1,2,4")
             }
             if !counts.contains(count) { counts.append(count) }
         }

@@ -31,6 +31,14 @@ int ipcb_epoll_watching(int fd, int writable);
 /// epoll_wait for one event, up to `timeout_ms` (-1: no timeout). Returns the epoll_wait result
 /// (0 on timeout, -1 with errno).
 int ipcb_epoll_wait_one(int epoll, int timeout_ms);
+/// A new, empty epoll instance (close-on-exec), or -1 with errno.
+int ipcb_epoll_create(void);
+/// Adds `fd` to `epoll` for readability, reported with `key` (ipcb_epoll_wait_keys).
+int ipcb_epoll_add(int epoll, int fd, unsigned long long key);
+int ipcb_epoll_remove(int epoll, int fd);
+/// epoll_wait for up to `capacity` (at most 64) ready descriptors; writes their keys to `keys` and
+/// returns how many, or -1 with errno.
+int ipcb_epoll_wait_keys(int epoll, unsigned long long *keys, int capacity, int timeout_ms);
 
 /// Signal-driven I/O on `fd` for the calling thread: SIGIO is blocked in this thread (so it stays
 /// pending for sigwaitinfo instead of ending the process), `fd` is owned by this thread

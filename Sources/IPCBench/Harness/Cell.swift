@@ -16,11 +16,14 @@ public struct Cell: Sendable {
     /// `HOST:PORT` of the `ipcbench serve` the consumer ran under; nil when both workers ran here.
     /// Such cells have no clock shared by both sides: latency is RTT/2 only.
     public var remote: String?
-    /// `--pairs` above 1: where each of the pairs that run at once goes; nil for one pair at `placement`.
+    /// `--pairs` or `--clients` above 1: where each pair, or each client with the server, goes; nil
+    /// for one pair at `placement`.
     public var layout: PairLayout?
+    /// `--clients`: producers one consumer serves (1: a pair).
+    public var clients = 1
 
     /// Producer/consumer pairs that run at once.
-    public var pairs: Int { layout?.pairs.count ?? 1 }
+    public var pairs: Int { clients > 1 ? 1 : layout?.pairs.count ?? 1 }
 
     public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes, variant: variant, wait: wait) }
     public var copies: Int { mechanism.copies(for: variant) }

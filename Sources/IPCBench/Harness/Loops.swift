@@ -41,6 +41,7 @@ enum Loops {
         var tally = PingPongProducerTally(task, clock: clock)
         let interval = clock.ticks(nanoseconds: task.sendIntervalNanoseconds)
         let paced = interval > 0
+        let tag = MessageFormat.clientTag(task.clientIndex)
         var sequence: UInt64 = 0
         var loopStart: UInt64 = 0
         var deadline = UInt64.max
@@ -62,8 +63,8 @@ enum Loops {
             }
             if paced && timed { clock.wait(until: sentAt) }
             try endpoint.send(size: size) { message in
-                MessageFormat.stamp(message, sequence: sequence, sentAt: sentAt)
-                if writesPayload { MessageFormat.writePattern(message, sequence: sequence) }
+                MessageFormat.stamp(message, sequence: sequence | tag, sentAt: sentAt)
+                if writesPayload { MessageFormat.writePattern(message, sequence: sequence | tag) }
             }
             if finishesRoundTrip { tally.recordRoundTrip(of: sequence - 1, from: previousSentAt, to: sentAt) }
             var reply: UInt64 = 0
@@ -72,7 +73,7 @@ enum Loops {
             }
             let returnedAt = paced ? clock.now() : 0
             guard answered else { throw IPCError.peerClosed("consumer closed the channel before answering message \(sequence)") }
-            if reply != sequence | MessageFormat.replyFlag { tally.wrongReplies &+= 1 }
+            if reply != sequence | tag | MessageFormat.replyFlag { tally.wrongReplies &+= 1 }
             previousSentAt = sentAt
             sequence &+= 1
             if paced && timed {
@@ -83,7 +84,7 @@ enum Loops {
         }
         let loopEnd = clock.monotonicNow()
         let timed = sequence > warmup ? sequence - warmup : 0
-        try sendEndMarker(endpoint, size: size, timedMessages: timed)
+        try sendEndMarker(endpoint, size: size, timedMessages: timed, tag: tag)
         return tally.result(timedMessages: timed, messageBytes: size, loopEnd: loopEnd)
     }
 
@@ -141,6 +142,7 @@ enum Loops {
         let warmup = UInt64(task.warmupMessages)
         let limit = warmup + UInt64(task.maximumMessages)
         let checkMask = deadlineCheckInterval(messageBytes: size) - 1
+        let tag = MessageFormat.clientTag(task.clientIndex)
         var sequence: UInt64 = 0
         var loopStart: UInt64 = 0
         var deadline = UInt64.max
@@ -154,15 +156,15 @@ enum Loops {
                 if task.durationNanoseconds > 0 { deadline = loopStart + task.durationNanoseconds }
             }
             try endpoint.send(size: size) { message in
-                MessageFormat.stamp(message, sequence: sequence, sentAt: loopStart)
-                if writesPayload { MessageFormat.writePattern(message, sequence: sequence) }
+                MessageFormat.stamp(message, sequence: sequence | tag, sentAt: loopStart)
+                if writesPayload { MessageFormat.writePattern(message, sequence: sequence | tag) }
             }
             sequence &+= 1
             if sequence & checkMask == 0, sequence > warmup, clock.monotonicNow() >= deadline { break }
         }
         let loopEnd = clock.monotonicNow()
         let timed = sequence > warmup ? sequence - warmup : 0
-        try sendEndMarker(endpoint, size: size, timedMessages: timed)
+        try sendEndMarker(endpoint, size: size, timedMessages: timed, tag: tag)
         var result = WorkerResult(
             role: .producer, cpuBefore: cpuBefore, cpuAfter: Affinity.currentCPU(), messages: timed,
             messagesSentByProducer: timed, payloadBytes: timed * UInt64(size), lost: 0, reordered: 0, corrupt: 0,
@@ -218,10 +220,11 @@ enum Loops {
         return result
     }
 
-    /// The end marker: header only, its sequence field carrying the number of timed messages sent.
-    private static func sendEndMarker<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, size: Int, timedMessages: UInt64) throws {
+    /// The end marker: header only, its sequence field carrying the number of timed messages sent
+    /// (and the client number under `--clients`).
+    private static func sendEndMarker<Endpoint: MessageEndpoint>(_ endpoint: Endpoint, size: Int, timedMessages: UInt64, tag: UInt64) throws {
         try endpoint.send(size: size) { message in
-            MessageFormat.stamp(message, sequence: MessageFormat.endMarker | timedMessages, sentAt: 0)
+            MessageFormat.stamp(message, sequence: MessageFormat.endMarker | tag | timedMessages, sentAt: 0)
         }
     }
 }

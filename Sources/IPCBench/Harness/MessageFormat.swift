@@ -1,7 +1,7 @@
 /// The layout every message shares, whatever the mechanism:
 ///
 ///     offset 0: sequence number (UInt64, little-endian; bit 63 marks the end-of-stream marker,
-///               bit 62 a reply)
+///               bit 62 a reply, bits 48–61 the producer's client number under --clients)
 ///     offset 8: send time (UInt64): in latency mode a reading of the task's loop clock (TSC ticks
 ///               or CLOCK_MONOTONIC ns, see LoopClock); in throughput mode unused by the consumer
 ///     offset 16…: payload: the message's pattern under produce=write, else left as it was
@@ -15,6 +15,17 @@ public enum MessageFormat {
     /// consumer saw: a reply is written by the consumer, so a request handed back unanswered (an
     /// in-place slot whose stamp flipped with nothing written) never passes for one.
     public static let replyFlag: UInt64 = 1 << 62
+    /// Under `--clients` each producer sets its client number here, so the one consumer checks every
+    /// client's sequence on its own and routes each reply; 0 for a pair.
+    public static let clientShift: UInt64 = 48
+    public static let clientMask: UInt64 = ((1 << 14) - 1) << clientShift
+    /// The bits a client number `index` occupies.
+    @inline(__always)
+    public static func clientTag(_ index: Int) -> UInt64 { UInt64(index) << clientShift }
+
+    /// The client number a message's sequence field carries.
+    @inline(__always)
+    public static func client(ofSequence value: UInt64) -> Int { Int((value & clientMask) >> clientShift) }
 
     /// Writes a reply's header: the sequence number seen, flagged, and the request's send time.
     @inline(__always)

@@ -40,7 +40,7 @@ public enum ProcessPair {
     /// injects goes to the last pair only, so the others show the row fails for one bad pair.
     public static func run(_ mechanism: any Mechanism, task template: WorkerTask, layout: PairLayout, limits: PairLimits) throws -> [Results] {
         let count = layout.pairs.count
-        // Torn down in reverse, after every worker is killed and reaped (the workers' defer runs first).
+        // Torn down in reverse, after every worker is killed and reaped (the group's own defer runs first).
         var channels: [(workspace: Workspace, rendezvous: Rendezvous)] = []
         var unclosed: [Int32] = []
         defer {
@@ -61,36 +61,126 @@ public enum ProcessPair {
                 throw error
             }
         }
-        var workers: [WorkerProcess] = []
-        defer { workers.forEach { $0.terminate() } }
-
         func name(_ role: Role, _ index: Int) -> String { count > 1 ? "\(role) of pair \(index)" : role.rawValue }
-        var tasks: [WorkerTask] = (0..<count).map { index in
+        var group = WorkerGroup()
+        for index in 0..<count {
             var task = template
             task.rendezvous = channels[index].rendezvous
             task.options.peerSharesCPU = template.options.peerSharesCPU || (count > 1 && layout.sharesCPU(pair: index))
             if count > 1, index != count - 1 { task.fault = nil }
-            return task
+            // A fresh secret per pair and repetition: a connecting peer proves with it that it is this
+            // pair's producer.
+            let secret = PeerSecret.make()
+            task.role = .consumer
+            task.cpu = layout.pairs[index].consumer
+            group.consumers.append(.init(name: name(.consumer, index), task: task, inherited: channels[index].rendezvous.consumerDescriptors, secret: secret))
+            task.role = .producer
+            task.cpu = layout.pairs[index].producer
+            group.producers.append(.init(
+                name: name(.producer, index), task: task, inherited: channels[index].rendezvous.producerDescriptors, secret: secret, consumer: index))
         }
-        // A fresh secret per pair and repetition: a connecting peer proves with it that it is this
-        // pair's producer.
-        let secrets = (0..<count).map { _ in PeerSecret.make() }
-        // More processes start on the same CPUs: allow each pair its share of the set-up time.
-        let setup = Deadline(seconds: limits.setupTimeoutSeconds + Double(count - 1) * 0.5)
+        let (consumers, producers) = try group.run(limits: limits, durationNanoseconds: template.durationNanoseconds, unclosed: &unclosed)
+        return (0..<count).map { Results(producer: producers[$0], consumer: consumers[$0]) }
+    }
 
-        var consumers: [WorkerProcess] = []
+    /// `--clients`: one consumer serving every client of `layout` (a pair per client, all with the
+    /// server's CPU as consumer). The server's result is shared out as one `Results` per client, so
+    /// rows aggregate as for pairs: the client's own timed messages and end-marker count, and the
+    /// server's totals (integrity errors, one-way delays, CPU) on client 0 alone.
+    public static func runFanIn(_ mechanism: any FanInMechanism, task template: WorkerTask, layout: PairLayout, limits: PairLimits) throws -> [Results] {
+        let count = layout.pairs.count
+        let workspace = try Workspace()
+        defer { workspace.remove() }
+        let rendezvous = try mechanism.prepareFanIn(workspace: workspace.path, clients: count, options: template.options)
+        defer { mechanism.teardown(rendezvous.server) }
+        let secret = PeerSecret.make()
+        var group = WorkerGroup()
+        var server = template
+        server.role = .consumer
+        server.cpu = layout.pairs.first?.consumer
+        server.clients = count
+        server.rendezvous = rendezvous.server
+        if template.fault != .exitEarly, template.fault != .stall { server.fault = nil }
+        group.consumers.append(.init(name: "server", task: server, inherited: [], secret: secret))
         for index in 0..<count {
-            tasks[index].role = .consumer
-            tasks[index].cpu = layout.pairs[index].consumer
-            let consumer = try WorkerProcess(
-                role: .consumer, name: name(.consumer, index), executable: limits.workerExecutable, task: tasks[index],
-                inherited: channels[index].rendezvous.consumerDescriptors, peerSecret: secrets[index])
-            workers.append(consumer)
-            consumers.append(consumer)
-            closeAll(channels[index].rendezvous.consumerDescriptors, from: &unclosed)
+            var client = template
+            client.role = .producer
+            client.cpu = layout.pairs[index].producer
+            client.clients = count
+            client.clientIndex = index
+            client.rendezvous = rendezvous.clients[index]
+            client.options.peerSharesCPU = layout.sharesCPU(pair: index)
+            if index != count - 1 || template.fault == .exitEarly || template.fault == .stall { client.fault = nil }
+            group.producers.append(.init(name: "client \(index)", task: client, inherited: [], secret: secret, consumer: 0))
         }
+        var unclosed: [Int32] = []
+        let (servers, clients) = try group.run(limits: limits, durationNanoseconds: template.durationNanoseconds, unclosed: &unclosed)
+        return split(server: servers[0], clients: clients)
+    }
+
+    /// The server's result as one consumer result per client (see `runFanIn`).
+    static func split(server: WorkerResult, clients: [WorkerResult]) -> [Results] {
+        clients.indices.map { index in
+            var share = server
+            share.messages = server.messagesPerClient?[safe: index] ?? 0
+            share.messagesSentByProducer = server.sentByClient?[safe: index] ?? 0
+            share.payloadBytes = server.payloadBytes / max(1, server.messages) * share.messages
+            if index > 0 {
+                share.lost = 0
+                share.reordered = 0
+                share.corrupt = 0
+                share.oneWay = nil
+                share.cpuUsage = CPUUsage()
+            }
+            return Results(producer: clients[index], consumer: share)
+        }
+    }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
+
+/// Worker processes of one repetition: consumers started first (each reports where it is bound),
+/// then producers told where their consumer is, all released together behind one barrier, their
+/// results collected and every one reaped. Killed and reaped on any error.
+struct WorkerGroup {
+    struct Member {
+        var name: String
+        var task: WorkerTask
+        var inherited: [Int32]
+        var secret: String
+        /// Producers: the index of the consumer whose published endpoint they connect to.
+        var consumer = 0
+    }
+
+    var consumers: [Member] = []
+    var producers: [Member] = []
+
+    /// The consumers' and the producers' results, each in order. `unclosed` holds the parent's copies
+    /// of inherited descriptors; each member's are closed once it has started.
+    func run(limits: PairLimits, durationNanoseconds: UInt64, unclosed: inout [Int32]) throws -> (consumers: [WorkerResult], producers: [WorkerResult]) {
+        var workers: [WorkerProcess] = []
+        defer { workers.forEach { $0.terminate() } }
+        func start(_ member: Member, _ role: Role, published: [String: String] = [:]) throws -> WorkerProcess {
+            var task = member.task
+            task.role = role
+            task.published = published
+            let worker = try WorkerProcess(
+                role: role, name: member.name, executable: limits.workerExecutable, task: task, inherited: member.inherited, peerSecret: member.secret)
+            workers.append(worker)
+            for descriptor in member.inherited {
+                close(descriptor)
+                unclosed.removeAll { $0 == descriptor }
+            }
+            return worker
+        }
+        // More processes start on the same CPUs: allow each its share of the set-up time.
+        let setup = Deadline(seconds: limits.setupTimeoutSeconds + Double(consumers.count + producers.count - 2) * 0.25)
+
+        let consumerWorkers = try consumers.map { try start($0, .consumer) }
         var published: [ObjectIdentifier: [String: String]] = [:]
-        var binding = consumers
+        var binding = consumerWorkers
         while !binding.isEmpty {
             guard case let (consumer, .bound(endpoint)) = try EventWaiter.next(from: binding, deadline: setup, phase: "consumer set-up") else {
                 throw IPCError.worker("a consumer did not report its bound endpoint first")
@@ -98,18 +188,8 @@ public enum ProcessPair {
             published[ObjectIdentifier(consumer)] = endpoint
             binding.removeAll { $0 === consumer }
         }
-
-        var producers: [WorkerProcess] = []
-        for index in 0..<count {
-            tasks[index].role = .producer
-            tasks[index].cpu = layout.pairs[index].producer
-            tasks[index].published = published[ObjectIdentifier(consumers[index])] ?? [:]
-            let producer = try WorkerProcess(
-                role: .producer, name: name(.producer, index), executable: limits.workerExecutable, task: tasks[index],
-                inherited: channels[index].rendezvous.producerDescriptors, peerSecret: secrets[index])
-            workers.append(producer)
-            producers.append(producer)
-            closeAll(channels[index].rendezvous.producerDescriptors, from: &unclosed)
+        let producerWorkers = try producers.map {
+            try start($0, .producer, published: published[ObjectIdentifier(consumerWorkers[$0.consumer])] ?? [:])
         }
 
         // Barrier: every endpoint open and every worker pinned before any starts its loop.
@@ -119,10 +199,10 @@ public enum ProcessPair {
             guard case .ready = event else { throw IPCError.worker("\(worker.name) sent an unexpected event before ready") }
             waiting.removeAll { $0 === worker }
         }
-        for consumer in consumers { try consumer.sendGo() }
-        for producer in producers { try producer.sendGo() }
+        for consumer in consumerWorkers { try consumer.sendGo() }
+        for producer in producerWorkers { try producer.sendGo() }
 
-        let measuring = Deadline(seconds: Double(template.durationNanoseconds) / 1e9 + limits.cellTimeoutSeconds)
+        let measuring = Deadline(seconds: Double(durationNanoseconds) / 1e9 + limits.cellTimeoutSeconds)
         var results: [ObjectIdentifier: WorkerResult] = [:]
         waiting = workers
         while !waiting.isEmpty {
@@ -135,15 +215,6 @@ public enum ProcessPair {
             let ending = worker.reap(timeoutNanoseconds: 2_000_000_000)
             guard ending == .success else { throw IPCError.worker("\(worker.name) \(ending) after reporting its result") }
         }
-        return (0..<count).map { index in
-            Results(producer: results[ObjectIdentifier(producers[index])]!, consumer: results[ObjectIdentifier(consumers[index])]!)
-        }
-    }
-
-    private static func closeAll(_ descriptors: [Int32], from unclosed: inout [Int32]) {
-        for descriptor in descriptors {
-            close(descriptor)
-            unclosed.removeAll { $0 == descriptor }
-        }
+        return (consumerWorkers.map { results[ObjectIdentifier($0)]! }, producerWorkers.map { results[ObjectIdentifier($0)]! })
     }
 }

@@ -50,6 +50,9 @@ public struct RunConfiguration: Sendable {
     public var remote: String?
     /// `--pairs`: every cell runs with each of these numbers of pairs at once (one by default).
     public var pairCounts = [1]
+    /// `--clients`: every cell runs with each of these numbers of producers served by one consumer
+    /// (one by default: a pair). Not combined with several pairs.
+    public var clientCounts = [1]
     /// What `PairLayout.spread` places several pairs over (nil topology: each CPU its own core).
     public var topology: Topology?
     public var allowedCPUs: [Int] = []
@@ -73,7 +76,7 @@ public struct RunConfiguration: Sendable {
         self.fault = fault
     }
 
-    /// Mechanism-major, then mode, variant, wait, size, placement and pairs: the order of the CSV.
+    /// Mechanism-major, then mode, variant, wait, size, placement, pairs and clients: the order of the CSV.
     public var cells: [Cell] {
         mechanisms.flatMap { mechanism in
             modes.flatMap { mode in
@@ -81,14 +84,20 @@ public struct RunConfiguration: Sendable {
                     waits.flatMap { wait in
                         sizes.flatMap { size in
                             placements(for: mode).flatMap { placement in
-                                pairCounts.map { pairs in
-                                    var cell = Cell(
-                                        mechanism: mechanism, mode: mode, variant: variant, wait: wait, messageBytes: size, produce: produce, touch: touch,
-                                        placement: placement, pacedRate: mode == .latency ? pacedRate : nil, memoryNode: memoryNode, remote: remote)
-                                    if pairs > 1 {
-                                        cell.layout = PairLayout.spread(pairs, around: placement, topology: topology, allowed: allowedCPUs)
+                                pairCounts.flatMap { pairs in
+                                    clientCounts.map { clients in
+                                        var cell = Cell(
+                                            mechanism: mechanism, mode: mode, variant: variant, wait: wait, messageBytes: size, produce: produce,
+                                            touch: touch, placement: placement, pacedRate: mode == .latency ? pacedRate : nil, memoryNode: memoryNode,
+                                            remote: remote)
+                                        if clients > 1 {
+                                            cell.clients = clients
+                                            cell.layout = PairLayout.fanIn(clients, around: placement, topology: topology, allowed: allowedCPUs)
+                                        } else if pairs > 1 {
+                                            cell.layout = PairLayout.spread(pairs, around: placement, topology: topology, allowed: allowedCPUs)
+                                        }
+                                        return cell
                                     }
-                                    return cell
                                 }
                             }
                         }

@@ -6,7 +6,12 @@ public typealias PairRunner = (_ cell: Cell, _ task: WorkerTask, _ limits: PairL
 public enum SuiteRunner {
     /// Both workers on this machine.
     public static func localPair(_ cell: Cell, _ task: WorkerTask, _ limits: PairLimits) throws -> [ProcessPair.Results] {
-        try ProcessPair.run(cell.mechanism, task: task, layout: cell.layout ?? PairLayout(single: cell.placement), limits: limits)
+        let layout = cell.layout ?? PairLayout(single: cell.placement)
+        if cell.clients > 1 {
+            guard let fanIn = cell.mechanism as? any FanInMechanism else { throw IPCError.setup("\(cell.mechanism.id) has no many-to-one shape") }
+            return try ProcessPair.runFanIn(fanIn, task: task, layout: layout, limits: limits)
+        }
+        return try ProcessPair.run(cell.mechanism, task: task, layout: layout, limits: limits)
     }
 
     /// Runs the suite; `report` is called after each cell (for the CSV, which is written row by row,
@@ -198,6 +203,15 @@ public enum SuiteRunner {
             // The polling threads inherit their worker's CPU: four threads, two of them busy-polling,
             // on one CPU; each hand-off then waits for a time slice (over 6 ms per message here).
             return "uring-sqpoll needs CPUs for its kernel polling threads: with workers sharing a CPU every hand-off waits for the scheduler"
+        }
+        if cell.clients > 1 {
+            guard cell.mechanism is any FanInMechanism else {
+                let shapes = MechanismRegistry.all.filter { $0 is any FanInMechanism }.map(\.id).joined(separator: ", ")
+                return "\(cell.mechanism.id) has no many-to-one shape for --clients (yet); these do: \(shapes)"
+            }
+            if cell.wait != .block {
+                return "--clients serves with blocking waits only (the server waits on epoll or on its request queue); --wait \(cell.wait.rawValue) is for pairs"
+            }
         }
         if let limit = cell.mechanism.messageLimit(), cell.messageBytes > limit.bytes {
             return "message of \(cell.messageBytes) bytes exceeds the limit of \(limit.bytes) bytes (\(limit.source))"

@@ -34,6 +34,10 @@ public enum Worker {
             try Affinity.pin(toCPU: cpu)
             try verifyPinned(to: cpu)
         }
+        if task.clients > 1, task.role == .consumer {
+            try serve(task, mechanism)
+            return
+        }
         let endpoint: any MessageEndpoint
         switch task.role {
         case .consumer:
@@ -67,6 +71,29 @@ public enum Worker {
         result.boundMemoryPages = boundMemoryPages
         if let cpu = task.cpu, result.cpuBefore != cpu || result.cpuAfter != cpu {
             throw IPCError.setup("\(task.role) pinned to CPU \(cpu) ran on CPU \(result.cpuBefore)…\(result.cpuAfter)")
+        }
+        WorkerControl.send(.finished(result))
+    }
+
+    /// The consumer of a fan-in cell (`--clients`): one server for every client.
+    static func serve(_ task: WorkerTask, _ mechanism: any Mechanism) throws {
+        guard let fanIn = mechanism as? any FanInMechanism else {
+            throw IPCError.setup("\(task.mechanismID) has no many-to-one shape for --clients")
+        }
+        let listener = try fanIn.listenForClients(task.rendezvous, clients: task.clients, options: task.options)
+        WorkerControl.send(.bound(published: listener.published))
+        let server = try listener.accept()
+        defer { server.close() }
+        if let cpu = task.cpu { try verifyPinned(to: cpu) }
+        WorkerControl.send(.ready(cpu: Affinity.currentCPU()))
+        guard WorkerControl.waitForGo() else { throw IPCError.worker("parent closed the control channel before go") }
+        if task.options.mode == .latency {
+            if task.fault == .exitEarly { afterAMoment { _exit(0) } }
+            if task.fault == .stall { afterAMoment { kill(getpid(), SIGSTOP) } }
+        }
+        let result = try server.runServerLoop(task)
+        if let cpu = task.cpu, result.cpuBefore != cpu || result.cpuAfter != cpu {
+            throw IPCError.setup("consumer pinned to CPU \(cpu) ran on CPU \(result.cpuBefore)…\(result.cpuAfter)")
         }
         WorkerControl.send(.finished(result))
     }

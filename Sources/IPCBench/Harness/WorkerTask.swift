@@ -53,6 +53,10 @@ public struct WorkerTask: Codable, Sendable {
     public var carriesSendTimestamp = true
     /// The clock of the latency loops, the same in both workers (see LoopClock).
     public var clock = LoopClock.monotonic
+    /// `--clients`: how many producers the one consumer serves (1: a pair), and this producer's
+    /// number among them, which it writes into every header (MessageFormat.clientTag).
+    public var clients = 1
+    public var clientIndex = 0
 }
 
 /// A deliberate fault in the producer's stream, so tests can prove each kind of error is detected.
@@ -109,4 +113,8 @@ public struct WorkerResult: Codable, Sendable {
     public var cpuUsage = CPUUsage()
     /// `--memory-node`: pages of the shared memory this worker found on the node before its loop.
     public var boundMemoryPages: Int?
+    /// Server under `--clients`: timed messages from each client, and the number each client's end
+    /// marker said it sent, in client order.
+    public var messagesPerClient: [UInt64]?
+    public var sentByClient: [UInt64]?
 }

@@ -6,7 +6,7 @@ import Glibc
 /// O_CREAT | O_EXCL, mode 0600),
 /// sized for the cell, and closes them; each worker opens them by name, as unrelated processes
 /// would; the parent unlinks them in teardown, whatever the outcome.
-public struct POSIXMessageQueueMechanism: Mechanism {
+public struct POSIXMessageQueueMechanism: FanInMechanism {
     public init() {}
     public let id = "posix-mq"
     public let summary = "POSIX message queue pair (mq_send/mq_receive), opened by name by each worker"
@@ -82,18 +82,59 @@ public struct POSIXMessageQueueMechanism: Mechanism {
         try Self.endpoint(receiveFrom: rendezvous.require("to-producer"), sendTo: rendezvous.require("to-consumer"), options)
     }
 
+    /// Every queue the rendezvous names (a pair's two, or a fan-in cell's request queue and its
+    /// clients' reply queues).
     public func teardown(_ rendezvous: Rendezvous) {
-        for key in ["to-consumer", "to-producer"] {
-            if let name = rendezvous.parameters[key] { _ = ipcb_mq_unlink(name) }
+        for (key, name) in rendezvous.parameters where key.hasPrefix("to-") { _ = ipcb_mq_unlink(name) }
+    }
+
+    public let fanInShape = "one request queue that every client sends to, and a reply queue per client (the client number in each header says which)"
+
+    public func prepareFanIn(workspace: String, clients: Int, options: EndpointOptions) throws -> FanInRendezvous {
+        let depth = Self.depth(messageBytes: options.messageBytes, queues: clients + 1)
+        var server = Rendezvous()
+        do {
+            server.parameters["to-consumer"] = try Self.createFresh("to-consumer", depth: depth, messageBytes: options.messageBytes)
+            for client in 0..<clients {
+                server.parameters["to-producer-\(client)"] = try Self.createFresh("to-producer", depth: depth, messageBytes: options.messageBytes)
+            }
+        } catch {
+            teardown(server)
+            throw error
+        }
+        let clientRendezvous = (0..<clients).map { client in
+            Rendezvous(parameters: ["to-consumer": server.parameters["to-consumer"]!, "to-producer": server.parameters["to-producer-\(client)"]!])
+        }
+        return FanInRendezvous(server: server, clients: clientRendezvous)
+    }
+
+    public func listenForClients(_ rendezvous: Rendezvous, clients: Int, options: EndpointOptions) throws -> any ServerListener {
+        let requests = try rendezvous.require("to-consumer")
+        let replies = try (0..<clients).map { try rendezvous.require("to-producer-\($0)") }
+        let server = try POSIXMessageQueueServer(requests: requests, replies: replies, options: options)
+        return ImmediateServerListener(server: server)
+    }
+
+    /// A queue under a new unguessable name, drawing again if the name is taken (someone else's).
+    private static func createFresh(_ label: String, depth: Int, messageBytes: Int) throws -> String {
+        var attempt = 1
+        while true {
+            let name = OwnedNames.posixName(label)
+            do {
+                try create(name, depth: depth, messageBytes: messageBytes, queues: 1)
+                return name
+            } catch let IPCError.system(_, code, _) where code == EEXIST && attempt < 8 {
+                attempt += 1
+            }
         }
     }
 
-    /// min(fs.mqueue.msg_max, preferred depth), further limited so that both queues fit in this
-    /// user's RLIMIT_MSGQUEUE (default 819200 bytes) at this message size.
-    static func depth(messageBytes: Int) -> Int {
+    /// min(fs.mqueue.msg_max, preferred depth), further limited so that the cell's `queues` fit in
+    /// this user's RLIMIT_MSGQUEUE (default 819200 bytes) at this message size.
+    static func depth(messageBytes: Int, queues: Int = 2) -> Int {
         var depth = min(SystemFacts.readInt(depthPath) ?? 10, preferredDepth)
         if let budget = messageQueueByteLimit() {
-            depth = min(depth, budget / 2 / (messageBytes + slotOverheadBytes))
+            depth = min(depth, budget / queues / (messageBytes + slotOverheadBytes))
         }
         return max(1, depth)
     }
@@ -104,7 +145,7 @@ public struct POSIXMessageQueueMechanism: Mechanism {
         return bytes >= 0 ? Int(bytes) : nil
     }
 
-    private static func create(_ name: String, depth: Int, messageBytes: Int) throws {
+    private static func create(_ name: String, depth: Int, messageBytes: Int, queues: Int = 2) throws {
         let descriptor = ipcb_mq_create(name, O_RDWR | O_EXCL, 0o600, depth, messageBytes)
         guard descriptor >= 0 else {
             let code = errno
@@ -114,9 +155,9 @@ public struct POSIXMessageQueueMechanism: Mechanism {
             case EMFILE, ENOMEM:
                 // The kernel charges each queue's depth × (size + bookkeeping) to the user's RLIMIT_MSGQUEUE.
                 let limit = messageQueueByteLimit().map { "\($0) bytes" } ?? "unlimited"
-                let needed = 2 * depth * (messageBytes + slotOverheadBytes)
+                let needed = queues * depth * (messageBytes + slotOverheadBytes)
                 throw IPCError.setup(
-                    "\(call): \(reason): the per-user message queue limit RLIMIT_MSGQUEUE is \(limit) (ulimit -q) and this cell's two queues need about \(needed) bytes on top of this user's other queues (or the process is out of descriptors)")
+                    "\(call): \(reason): the per-user message queue limit RLIMIT_MSGQUEUE is \(limit) (ulimit -q) and this cell's queues need about \(needed) bytes on top of this user's other queues (or the process is out of descriptors)")
             case ENOSPC:
                 let limit = SystemFacts.readInt("/proc/sys/fs/mqueue/queues_max").map { " (fs.mqueue.queues_max = \($0))" } ?? ""
                 throw IPCError.setup("\(call): \(reason): the system's limit on message queues\(limit) is reached")
@@ -130,7 +171,7 @@ public struct POSIXMessageQueueMechanism: Mechanism {
         _ = ipcb_mq_close(descriptor)
     }
 
-    private static func open(_ name: String, _ flags: Int32) throws -> Int32 {
+    static func open(_ name: String, _ flags: Int32) throws -> Int32 {
         while true {
             let descriptor = ipcb_mq_open(name, flags)
             if descriptor >= 0 { return descriptor }
@@ -166,7 +207,7 @@ public struct POSIXMessageQueueMechanism: Mechanism {
     }
 
     /// mq_receive needs a buffer of at least mq_msgsize: checks the queue is what prepare made.
-    private static func checkMessageSize(_ descriptor: Int32, _ name: String, _ expected: Int) throws {
+    static func checkMessageSize(_ descriptor: Int32, _ name: String, _ expected: Int) throws {
         var depth = 0, messageBytes = 0, waiting = 0
         guard ipcb_mq_attributes(descriptor, &depth, &messageBytes, &waiting) == 0 else {
             throw IPCError.lastSystemError("mq_getattr", name)
@@ -276,5 +317,72 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
         waiter.close()
         _ = ipcb_mq_close(sendQueue)
         _ = ipcb_mq_close(receiveQueue)
+    }
+}
+
+/// The server of a fan-in cell: every client's requests arrive on one queue, each reply goes to the
+/// queue of the client the request's header names. Blocking descriptors; private buffers.
+final class POSIXMessageQueueServer: ServerEndpoint {
+    private let requestQueue: Int32
+    private let replyQueues: [Int32]
+    private let sendBuffer: UnsafeMutableRawBufferPointer
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+
+    init(requests: String, replies: [String], options: EndpointOptions) throws {
+        var opened: [Int32] = []
+        do {
+            requestQueue = try POSIXMessageQueueMechanism.open(requests, O_RDONLY)
+            opened.append(requestQueue)
+            try POSIXMessageQueueMechanism.checkMessageSize(requestQueue, requests, options.messageBytes)
+            var replyQueues: [Int32] = []
+            for name in replies {
+                let queue = try POSIXMessageQueueMechanism.open(name, O_WRONLY)
+                opened.append(queue)
+                replyQueues.append(queue)
+                try POSIXMessageQueueMechanism.checkMessageSize(queue, name, options.messageBytes)
+            }
+            self.replyQueues = replyQueues
+        } catch {
+            opened.forEach { _ = ipcb_mq_close($0) }
+            throw error
+        }
+        sendBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
+        receiveBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
+        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit {
+        sendBuffer.deallocate()
+        receiveBuffer.deallocate()
+    }
+
+    /// The route is the client number the header carries (out of range: the harness drops it).
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Int? {
+        while true {
+            let count = ipcb_mq_receive(requestQueue, receiveBuffer.baseAddress, receiveBuffer.count)
+            if count >= 0 {
+                guard count == size else {
+                    throw IPCError.setup("mq_receive: a message of \(count) bytes arrived where \(size) were expected")
+                }
+                let message = UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<size])
+                consume(message)
+                return MessageFormat.client(ofSequence: MessageFormat.sequence(of: message))
+            }
+            if errno != EINTR { throw IPCError.lastSystemError("mq_receive") }
+        }
+    }
+
+    func send(to route: Int, size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        fill(message)
+        while ipcb_mq_send(replyQueues[route], message.baseAddress, size) != 0 {
+            if errno != EINTR { throw IPCError.lastSystemError("mq_send") }
+        }
+    }
+
+    func close() {
+        _ = ipcb_mq_close(requestQueue)
+        replyQueues.forEach { _ = ipcb_mq_close($0) }
     }
 }

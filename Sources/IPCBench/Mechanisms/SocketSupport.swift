@@ -59,11 +59,11 @@ enum Socket {
     }
 
     /// A UNIX stream socket bound privately to `path` and listening; closed again if that fails.
-    static func listeningUnixStream(path: String) throws -> Int32 {
+    static func listeningUnixStream(path: String, backlog: Int32 = 1) throws -> Int32 {
         let fd = try make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
         do {
             try bindPrivately(fd, path: path)
-            try listen(fd)
+            try listen(fd, backlog: backlog)
         } catch {
             Glibc.close(fd)
             throw error
@@ -84,8 +84,8 @@ enum Socket {
         }
     }
 
-    static func listen(_ fd: Int32) throws {
-        guard Glibc.listen(fd, 1) == 0 else { throw IPCError.lastSystemError("listen") }
+    static func listen(_ fd: Int32, backlog: Int32 = 1) throws {
+        guard Glibc.listen(fd, backlog) == 0 else { throw IPCError.lastSystemError("listen") }
     }
 
     static func accept(_ fd: Int32) throws -> Int32 {

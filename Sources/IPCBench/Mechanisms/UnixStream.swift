@@ -2,7 +2,7 @@ import Glibc
 
 /// UNIX domain stream socket bound to a path in the cell's private directory; the producer
 /// connects by that path.
-public struct UnixStreamMechanism: Mechanism {
+public struct UnixStreamMechanism: FanInMechanism {
     public init() {}
     public let id = "unix-stream"
     public let summary = "UNIX domain SOCK_STREAM socket, bound to a path, connected by name"
@@ -31,5 +31,17 @@ public struct UnixStreamMechanism: Mechanism {
             throw error
         }
         return try StreamEndpoint(readDescriptor: fd, writeDescriptor: fd, options: options)
+    }
+
+    public let fanInShape = "one listening socket; the server accepts a connection per client and multiplexes them with epoll"
+
+    public func prepareFanIn(workspace: String, clients: Int, options: EndpointOptions) throws -> FanInRendezvous {
+        let rendezvous = try prepare(workspace: workspace, options: options)
+        return FanInRendezvous(server: rendezvous, clients: Array(repeating: rendezvous, count: clients))
+    }
+
+    public func listenForClients(_ rendezvous: Rendezvous, clients: Int, options: EndpointOptions) throws -> any ServerListener {
+        let fd = try Socket.listeningUnixStream(path: try rendezvous.require("path"), backlog: Int32(clients))
+        return StreamServerListener(descriptor: fd, clients: clients, options: options)
     }
 }

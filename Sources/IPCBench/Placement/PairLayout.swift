@@ -32,7 +32,7 @@ public struct PairLayout: Sendable, Equatable {
     public var sharing: Sharing
 
     /// The policy in words, for the metadata.
-    public static let policy = "pair 0 at the cell's placement; the others spread over unused physical cores (each pair on two cores of the L3 group with the fewest workers so far), then over SMT siblings, then sharing CPUs (pair_sharing: none, smt, cpu)"
+    public static let policy = "pair 0 at the cell's placement; the others spread over unused physical cores (each pair on two cores of the L3 group with the fewest workers so far), then over SMT siblings, then sharing CPUs (pair_sharing: none, smt, cpu); --clients: the server at the consumer CPU, client 0 at the producer CPU, the others spread the same way over the CPUs left"
 
     public init(pairs: [PairCPUs], sharing: Sharing) {
         self.pairs = pairs
@@ -67,6 +67,19 @@ public struct PairLayout: Sendable, Equatable {
                 ? PairCPUs(producer: producer, consumer: consumer) : PairCPUs(producer: consumer, consumer: producer)
         }
         return PairLayout(pairs: pairs, sharing: machine.sharing(pairs.map { [$0.producer!, $0.consumer!] }))
+    }
+
+    /// `--clients`: one server at `placement`'s consumer CPU and `count` clients, the first at its
+    /// producer CPU, the others spread over the CPUs left (then sharing them) in the same order as
+    /// pairs. Same-cpu: every client on the server's CPU. Each client is a "pair" with the server.
+    public static func fanIn(_ count: Int, around placement: Placement, topology: Topology?, allowed: [Int]) -> PairLayout {
+        guard let first = placement.producerCPU, let server = placement.consumerCPU else {
+            return PairLayout(pairs: Array(repeating: PairCPUs(producer: nil, consumer: nil), count: count), sharing: .unpinned)
+        }
+        let machine = CPUOrder(topology: topology, allowed: allowed)
+        let slots = first == server ? [first] : [first] + machine.spreadOrder(excluding: [first, server])
+        let pairs = (0..<count).map { PairCPUs(producer: slots[$0 % slots.count], consumer: server) }
+        return PairLayout(pairs: pairs, sharing: machine.sharing(pairs.map { [$0.producer!] } + [[server]]))
     }
 
     /// "0>1 2>3": producer>consumer CPU of each pair (empty when unpinned), for the CSV.

@@ -47,9 +47,9 @@ public struct RunComparison: Sendable {
     /// repetition of one run beat every repetition of the other.
     public static let defaultAlpha = 0.01
 
-    /// The columns two rows must agree on to be the same cell. Files from before the wait and pairs
-    /// axes have no `wait` or `pairs` column: their rows all blocked, one pair each.
-    public static let matchColumns = ["mechanism", "variant", "wait", "mode", "message_bytes", "placement", "pairs", "touch", "produce", "paced_rate_per_s"]
+    /// The columns two rows must agree on to be the same cell. Files from before the wait, pairs and
+    /// clients axes lack those columns: their rows all blocked, one pair each.
+    public static let matchColumns = ["mechanism", "variant", "wait", "mode", "message_bytes", "placement", "pairs", "clients", "touch", "produce", "paced_rate_per_s"]
 
     /// Matches the ok rows of `candidate` with those of `baseline` and judges each pair. Throws
     /// `IPCError.setup` for a malformed figure, naming the file, line and column.
@@ -58,7 +58,7 @@ public struct RunComparison: Sendable {
         baselineConditions = Conditions(baseline)
         candidateConditions = Conditions(candidate)
         func key(_ row: [String: String]) -> String {
-            Self.matchColumns.map { row[$0] ?? ["wait": "block", "produce": "write", "pairs": "1"][$0] ?? "" }.joined(separator: "|")
+            Self.matchColumns.map { row[$0] ?? ["wait": "block", "produce": "write", "pairs": "1", "clients": "1"][$0] ?? "" }.joined(separator: "|")
         }
         var baselineRows: [String: (row: [String: String], line: Int)] = [:]
         for (index, row) in baseline.rows.enumerated() where row["status"] == "ok" && baselineRows[key(row)] == nil {
@@ -94,6 +94,7 @@ public struct RunComparison: Sendable {
     /// The placement, and the number of pairs when several ran at once: "cross-cpu, 4 pairs".
     static func placementText(_ row: [String: String]) -> String {
         let placement = row["placement"] ?? ""
+        if let clients = row["clients"].flatMap({ Int($0) }), clients > 1 { return "\(placement), \(clients) clients" }
         guard let pairs = row["pairs"].flatMap({ Int($0) }), pairs > 1 else { return placement }
         return "\(placement), \(pairs) pairs"
     }

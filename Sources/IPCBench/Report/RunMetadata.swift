@@ -71,6 +71,8 @@ public struct RunMetadata: Codable, Sendable {
         public var spinPausesPerPoll: Int?
         /// `--pairs`: how many producer/consumer pairs each cell runs at once (a list: a sweep).
         public var pairs: [Int] = [1]
+        /// `--clients`: how many producers one consumer serves in each cell (a list: a sweep).
+        public var clients: [Int] = [1]
         /// How several pairs are placed (`PairLayout.policy`); nil when every cell has one pair.
         public var pairPlacementPolicy: String?
 
@@ -78,7 +80,7 @@ public struct RunMetadata: Codable, Sendable {
             case mechanisms, modes, variants, waits, spinThenBlockMicroseconds, waitTimeoutSeconds, messageBytes, produce, touch, placements, repetitions
             case repetitionOrder
             case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
-            case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode, spinPausesPerPoll, pairs, pairPlacementPolicy
+            case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode, spinPausesPerPoll, pairs, clients, pairPlacementPolicy
         }
     }
 
@@ -173,7 +175,8 @@ public struct RunMetadata: Codable, Sendable {
             cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds, targetRelativeCI: configuration.targetRelativeCI,
             pacedRatePerSecond: configuration.pacedRate, memoryNode: configuration.memoryNode?.description,
             spinPausesPerPoll: configuration.spinPausesPerPoll, pairs: configuration.pairCounts,
-            pairPlacementPolicy: configuration.pairCounts.contains { $0 > 1 } ? PairLayout.policy : nil)
+            clients: configuration.clientCounts,
+            pairPlacementPolicy: (configuration.pairCounts + configuration.clientCounts).contains { $0 > 1 } ? PairLayout.policy : nil)
         csvColumns = CSVReport.columns
     }
 

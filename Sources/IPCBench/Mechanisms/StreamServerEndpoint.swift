@@ -1,0 +1,108 @@
+import CIPCShim
+import Glibc
+
+/// A server over connected stream sockets (`--clients` on unix-stream): one connection per client,
+/// multiplexed with epoll the way an event-loop daemon serves its clients. One `epoll_wait` collects
+/// every ready connection; each is then read one message at a time (level-triggered, so a connection
+/// with more waiting comes back in the next batch). Messages are framed by their fixed size.
+final class StreamServerEndpoint: ServerEndpoint {
+    private let connections: [Int32]
+    private let epoll: Int32
+    /// The keys (routes) of the connections the last `epoll_wait` found ready.
+    private let readyRoutes: UnsafeMutablePointer<UInt64>
+    private var ready = 0
+    private var nextReady = 0
+    private var open: Int
+    private let sendBuffer: UnsafeMutableRawBufferPointer
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+
+    /// Takes ownership of `connections` (closed by `close()`, or here if set-up fails).
+    init(connections: [Int32], options: EndpointOptions) throws {
+        self.connections = connections
+        open = connections.count
+        epoll = ipcb_epoll_create()
+        guard epoll >= 0 else {
+            let failure = IPCError.lastSystemError("epoll_create1")
+            connections.forEach { Glibc.close($0) }
+            throw failure
+        }
+        readyRoutes = .allocate(capacity: Self.batch)
+        sendBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
+        receiveBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
+        // Every page touched now, so first-touch faults stay out of the timed loop.
+        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        for (route, fd) in connections.enumerated() {
+            guard ipcb_epoll_add(epoll, fd, UInt64(route)) == 0 else {
+                let failure = IPCError.lastSystemError("epoll_ctl(EPOLL_CTL_ADD)")
+                close()
+                throw failure
+            }
+        }
+    }
+
+    /// Ready connections taken per `epoll_wait` (the shim's limit).
+    static let batch = 64
+
+    deinit {
+        readyRoutes.deallocate()
+        sendBuffer.deallocate()
+        receiveBuffer.deallocate()
+    }
+
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Int? {
+        let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
+        while open > 0 {
+            if nextReady == ready {
+                let count = ipcb_epoll_wait_keys(epoll, readyRoutes, Int32(Self.batch), -1)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw IPCError.lastSystemError("epoll_wait")
+                }
+                ready = Int(count)
+                nextReady = 0
+            }
+            let route = Int(readyRoutes[nextReady])
+            nextReady += 1
+            if try Descriptor.readExactly(connections[route], into: message) {
+                consume(UnsafeRawBufferPointer(message))
+                return route
+            }
+            // The client closed its connection: stop watching it.
+            ipcb_epoll_remove(epoll, connections[route])
+            open -= 1
+        }
+        return nil
+    }
+
+    func send(to route: Int, size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        fill(message)
+        try Descriptor.writeAll(connections[route], UnsafeRawBufferPointer(message))
+    }
+
+    func close() {
+        Glibc.close(epoll)
+        connections.forEach { Glibc.close($0) }
+    }
+}
+
+/// A listening stream socket that accepts one connection per client, then serves them all.
+struct StreamServerListener: ServerListener {
+    let descriptor: Int32
+    let clients: Int
+    let options: EndpointOptions
+    let published: [String: String] = [:]
+
+    func accept() throws -> any ServerEndpoint {
+        defer { Glibc.close(descriptor) }
+        var connections: [Int32] = []
+        do {
+            while connections.count < clients { connections.append(try Socket.accept(descriptor)) }
+        } catch {
+            connections.forEach { Glibc.close($0) }
+            throw error
+        }
+        return try StreamServerEndpoint(connections: connections, options: options)
+    }
+}
