@@ -36,7 +36,8 @@ final class FaultInjectingEndpoint: MessageEndpoint {
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
         let built = UnsafeMutableRawBufferPointer(rebasing: message[0..<size])
         fill(built)
-        let sequence = MessageFormat.sequence(of: UnsafeRawBufferPointer(built))
+        // The producer's own numbering, without its client number (--clients).
+        let sequence = MessageFormat.sequence(of: UnsafeRawBufferPointer(built)) & ~MessageFormat.clientMask
         switch fault {
         case .drop where sequence == target:
             return

@@ -1,0 +1,137 @@
+import Foundation
+import Glibc
+@testable import IPCBench
+import Testing
+
+/// `--clients`: one server, several producers, each client's messages checked on their own.
+@Suite("Many clients to one server")
+struct FanInTests {
+    static let cross = Placement(producerCPU: 0, consumerCPU: 1)
+
+    static func layout(_ clients: Int, _ placement: Placement, _ topology: Topology?, allowed: [Int]? = nil) -> (String, PairLayout.Sharing) {
+        let layout = PairLayout.fanIn(clients, around: placement, topology: topology, allowed: allowed ?? topology?.onlineCPUs ?? [])
+        #expect(layout.pairs.count == clients)
+        return (layout.text, layout.sharing)
+    }
+
+    @Test("The server keeps the consumer's CPU; clients start at the producer's and spread over the CPUs left")
+    func layouts() throws {
+        let here = try TopologyTests.fixture("this-machine")
+        #expect(Self.layout(2, Self.cross, here) == ("0>1 0>1", .cpu))
+        #expect(Self.layout(2, Placement(producerCPU: 0, consumerCPU: 0), here) == ("0>0 0>0", .cpu))
+        // Two sockets: socket 1 is empty, so clients go there first, then back to socket 0.
+        let sockets = try TopologyTests.fixture("two-socket-smt")
+        #expect(Self.layout(4, Self.cross, sockets) == ("0>1 4>1 5>1 2>1", .none))
+        let ccx = try TopologyTests.fixture("one-socket-multi-l3")
+        #expect(Self.layout(3, Self.cross, ccx) == ("0>1 4>1 8>1", .none))
+    }
+
+    @Test("The server's result is shared out per client: its own messages and end-marker count; totals on client 0")
+    func split() {
+        var server = ScaleTests.result(.consumer, messages: 8, start: 0, end: 0, lastReceive: 9_000)
+        server.messagesPerClient = [3, 5]
+        server.sentByClient = [3, 5]
+        server.payloadBytes = 8 * 64
+        server.lost = 2
+        let clients = [ScaleTests.result(.producer, messages: 3, start: 1_000, end: 2_000), ScaleTests.result(.producer, messages: 5, start: 1_500, end: 3_000)]
+        let shares = ProcessPair.split(server: server, clients: clients)
+        #expect(shares.map(\.consumer.messages) == [3, 5])
+        #expect(shares.map(\.consumer.messagesSentByProducer) == [3, 5])
+        #expect(shares.map(\.consumer.payloadBytes) == [3 * 64, 5 * 64])
+        #expect(shares.map(\.consumer.lost) == [2, 0])
+        var cell = scriptedCell(.throughput, size: 64)
+        cell.clients = 2
+        cell.layout = PairLayout.fanIn(2, around: Self.cross, topology: nil, allowed: [0, 1])
+        let outcome = CellOutcome.aggregate(cell, repetitions: [shares])
+        #expect(outcome.messages == 8 && outcome.lost == 2)
+        // Every client's messages over the first client's start to the server's last receive.
+        #expect(outcome.bytesPerSecond == 8 * 64 / 8_000e-9)
+    }
+
+    static func run(_ mechanisms: [String], clients: Int, modes: [Mode] = Mode.allCases, fault: InjectedFault? = nil) -> [CellOutcome] {
+        var configuration = RunConfiguration(
+            mechanisms: mechanisms.map { MechanismRegistry.mechanism(id: $0)! }, modes: modes, sizes: [256], touch: .verify,
+            placement: TestSupport.placement, repetitions: 1, durationSeconds: 0, maximumMessages: 10_000, warmupMessages: 100,
+            limits: TestSupport.limits, fault: fault)
+        configuration.clientCounts = [clients]
+        configuration.allowedCPUs = Affinity.allowedCPUs()
+        configuration.topology = try? Topology.read()
+        return SuiteRunner.run(configuration) { _, _, _ in }
+    }
+
+    @Test("UNIX stream and POSIX mq: 3 clients at once, 10,000 verified messages per client in both modes")
+    func realClients() {
+        let outcomes = Self.run(["unix-stream", "posix-mq"], clients: 3)
+        #expect(outcomes.count == 4)
+        for outcome in outcomes {
+            let name = "\(outcome.cell.mechanism.id) \(outcome.cell.mode)"
+            #expect(outcome.status == .ok, "\(name): \(outcome.status.text)")
+            #expect(outcome.cell.clients == 3 && outcome.cell.pairs == 1, "\(name)")
+            #expect(outcome.messages == 30_000, "\(name): \(outcome.messages)")
+            #expect(outcome.lost == 0 && outcome.reordered == 0 && outcome.corrupt == 0, "\(name)")
+        }
+    }
+
+    @Test("Each client's sequence is checked on its own: one message dropped by one client is one lost message")
+    func perClientSequence() {
+        let outcomes = Self.run(["unix-stream", "posix-mq"], clients: 3, modes: [.throughput], fault: .drop)
+        for outcome in outcomes {
+            #expect(outcome.lost == 1 && outcome.reordered == 0, "\(outcome.cell.mechanism.id): \(outcome.lost) lost, \(outcome.reordered) reordered")
+            #expect(outcome.status.text.contains("1 lost"), "\(outcome.status.text)")
+        }
+    }
+
+    @Test("Mechanisms without a many-to-one shape, and waits other than block, give unavailable rows with the reason")
+    func unavailable() {
+        var configuration = RunConfiguration(
+            mechanisms: [PipeMechanism(), UnixStreamMechanism()], modes: [.latency], sizes: [64], placement: TestSupport.placement,
+            repetitions: 1, durationSeconds: 0, maximumMessages: 10, limits: TestSupport.limits)
+        configuration.clientCounts = [2]
+        configuration.waits = [.block, .poll]
+        let reasons = configuration.cells.map { SuiteRunner.unavailableReason($0) }
+        #expect(reasons[0]?.contains("pipe has no many-to-one shape for --clients (yet); these do: unix-stream, posix-mq") == true, "\(reasons)")
+        #expect(reasons[2] == nil)
+        #expect(reasons[3]?.contains("blocking waits only") == true, "\(reasons)")
+    }
+
+    @Test("A killed client fails the row and names it; the next row runs; nothing is left")
+    func killedClient() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let csv = scratch + "/out.csv"
+        var injected = false
+        let result = try TestSupport.runCLI(
+            ["run", "--clients", "3", "--placements", "cross-cpu", "--mechanisms", "unix-stream,posix-mq", "--sizes", "64", "--mode", "latency",
+             "--duration", "3", "--repetitions", "1", "--cell-timeout", "30", "--out", csv],
+            environment: ["TMPDIR": scratch]
+        ) { pid in
+            injected = TestSupport.waitFor(seconds: 15) {
+                let clients = TestSupport.children(of: pid).filter { $0.commandLine.contains("\"role\":\"producer\"") }
+                guard clients.count == 3 else { return false }
+                usleep(500_000) // inside the timed loop
+                return kill(clients[1].pid, SIGKILL) == 0
+            }
+        }
+        #expect(injected, "could not find three clients")
+        let rows = try TestSupport.readCSV(csv)
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(rows.count == 2)
+        let failure = rows.first?["status"] ?? ""
+        #expect(failure.hasPrefix("failed: ") && failure.contains("client") && failure.contains("SIGKILL"), "\(failure)")
+        #expect(rows.last?["mechanism"] == "posix-mq" && rows.last?["status"] == "ok" && rows.last?["clients"] == "3", "\(rows.last ?? [:])")
+        #expect(TestSupport.entries(in: scratch).sorted() == ["out.csv", "out.metadata.json"])
+    }
+
+    @Test("--clients input is checked before any work")
+    func badInput() throws {
+        let cases: [([String], String)] = [
+            (["--clients", "0"], "--clients: '0' is not a number of clients"),
+            (["--clients", "2", "--pairs", "2"], "--pairs and --clients above 1 cannot be combined"),
+            (["--clients", "2", "--placements", "smt-siblings"], "--clients above 1 works with the placements"),
+        ]
+        for (arguments, message) in cases {
+            let result = try TestSupport.runCLI(["run", "--mechanisms", "unix-stream", "--quick"] + arguments + ["--out", "/nonexistent-dir/x.csv"])
+            #expect(result.status == 2 && result.stderr.contains(message), "\(arguments): \(result.status) \(result.stderr)")
+        }
+    }
+}
