@@ -19,6 +19,9 @@ plots and an index.html into DIR (default: beside the first CSV, `plots/` for `r
   scaling             aggregate throughput and p99 RTT/2 (p50 dotted) vs how many producer/consumer pairs ran at
                       once (`ipcbench run --pairs`), one line per series at one size, placement and wait (when
                       some series was measured at two pair counts or more)
+  scaling-clients     the same vs how many clients (producers) one server (consumer) served at once
+                      (`ipcbench run --clients`): the server's throughput summed over the clients, p99 RTT/2 over
+                      every client's messages (when some series was measured at two client counts or more)
   run-comparison      one metric (--metric) per series, one line per run (when several CSVs)
   compare-heatmap     each cell's ratio to the first run, per run (when several CSVs; also in compare.html)
 
@@ -30,18 +33,23 @@ With two or more CSVs, compare.html compares the runs cell by cell against the f
 rule of `ipcbench compare`: the runs' metadata side by side, per cell each run's headline figure, its
 ratio to run A with the interval, the two-sided exact Mann–Whitney U p-value and verdict at --alpha
 (default 0.01) from `headline_per_repetition`, the heat map, and every cell missing from some run.
-Cells match on pairs too (a column of its own when some cell ran several).
+Cells match on pairs and clients too (each a column of its own when some cell ran several).
 
 Only rows with status `ok` are plotted; the others are counted in the figures and index.html.
 
-Every plot but scaling uses only the rows of one pair (`pairs` 1; a CSV without the column has no
-others): a row of several pairs holds their summed throughput and percentiles merged over all of
-them, a different figure. Scaling has a panel per mode (aggregate throughput; p99 RTT/2 with the p50
+Every plot but scaling and scaling-clients uses only the rows of one pair and one client (`pairs` 1
+and `clients` 1; a CSV without the columns has no others): a row of several pairs holds their summed
+throughput and percentiles merged over all of them, a row of several clients the server's total over
+them and percentiles merged over them, different figures. Rows with several pairs or clients are drawn
+only in the scaling plots. Scaling has a panel per mode (aggregate throughput; p99 RTT/2 with the p50
 dotted), x = pairs with ticks at the counts measured, log y only when the values span more than ×20.
 Its size, placement and wait are the other plots' (--size, --placement, --wait) where it has series
 there, else chosen by the same rules. A hollow marker is a point whose pairs share CPUs (`pair_sharing`
 cpu: more workers than CPUs); a dotted line marks where the workers (2 × pairs) equal the CPUs the
-run could use (metadata host.allowed_cpus; none without metadata).
+run could use (metadata host.allowed_cpus; none without metadata). Scaling-clients is drawn the same
+way with x = clients (rows of one pair; a series' one-client row is its point at 1), the dotted line
+where clients + server equal the allowed CPUs (none for same-cpu, where every client shares the
+server's CPU). A CSV with pair sweeps and client sweeps gets both figures, with one kind only that one.
 
 With several CSVs, plots 1–5 draw on all of them: a cell present in more than one CSV is taken from
 the first CSV given that has it (so a second CSV can add, say, the same-cpu placement).
@@ -90,7 +98,7 @@ NUMERIC_COLUMNS = (
 )
 PLACEMENT_ORDER = ["same-cpu", "cross-cpu", "cross-numa"]
 PLOT_NAMES = ["latency-vs-size", "throughput-vs-size", "tail-latency", "copies", "placement", "wait", "scaling",
-              "run-comparison", "compare-heatmap"]
+              "scaling-clients", "run-comparison", "compare-heatmap"]
 WAIT_ORDER = ["block", "poll", "epoll", "sigio", "spin-then-block", "timed", "uring", "uring-sqpoll"]
 
 
@@ -122,8 +130,17 @@ class Row:
     # `--pairs`: how many producer/consumer pairs of this cell ran at once (1 in CSVs from before the column).
     # With more than one, bytes_per_s and msgs_per_s are the sum over the pairs and the percentiles are merged.
     pairs: int = 1
+    # `--clients`: how many producers (clients) one consumer (the server) served at once (1 in CSVs from before
+    # the column). With more than one, pairs is 1, bytes_per_s and msgs_per_s are the server's totals over the
+    # clients and the percentiles are merged over them; pair_cpus lists client>server for each client.
+    clients: int = 1
     pair_sharing: str = "none"  # none, smt (pairs share physical cores), cpu (more workers than CPUs)
     pair_cpus: str = ""  # producer>consumer CPU of each pair, e.g. "0>1 2>3"; empty when unpinned
+
+    @property
+    def single(self) -> bool:
+        """One producer and one consumer: the figures every plot but the scaling ones draw."""
+        return self.pairs == 1 and self.clients == 1
 
     @property
     def ok(self) -> bool:
@@ -142,13 +159,14 @@ class Row:
 
     def cell_key(self) -> tuple:
         return (self.mechanism, self.variant, self.wait, self.copies, self.produce, self.touch, self.mode, self.size,
-                self.placement, self.paced_rate, self.pairs)
+                self.placement, self.paced_rate, self.pairs, self.clients)
 
     def compare_key(self) -> tuple:
-        """The columns `ipcbench compare` matches two runs' rows on (RunComparison.matchColumns), and the
-        number of pairs: an aggregate over four pairs is never compared with one pair's figure."""
+        """The columns `ipcbench compare` matches two runs' rows on (RunComparison.matchColumns), with the
+        number of pairs and of clients: an aggregate over four pairs, or a server's total over four clients, is
+        never compared with one pair's figure."""
         return (self.mechanism, self.variant, self.wait, self.mode, self.size, self.placement, self.touch, self.produce,
-                self.paced_rate, self.pairs)
+                self.paced_rate, self.pairs, self.clients)
 
 
 @dataclass
@@ -261,6 +279,10 @@ def make_row(record: dict[str, str], path: str, line: int, run_index: int) -> Ro
     pairs = parse_number(record.get("pairs", ""), path, line, "pairs")
     if pairs is not None and (pairs < 1 or pairs != int(pairs)):
         raise InputError(f"{path}:{line}: column 'pairs' must be a whole number of at least 1, found {record['pairs']!r}")
+    # CSVs from before `--clients`: one client (the producer) per consumer.
+    clients = parse_number(record.get("clients", ""), path, line, "clients")
+    if clients is not None and (clients < 1 or clients != int(clients)):
+        raise InputError(f"{path}:{line}: column 'clients' must be a whole number of at least 1, found {record['clients']!r}")
     return Row(
         run=run_index, line=line, mechanism=mechanism, variant=record["variant"].strip(),
         copies=None if copies is None else int(copies), touch=record.get("touch", "").strip(),
@@ -270,7 +292,7 @@ def make_row(record: dict[str, str], path: str, line: int, run_index: int) -> Ro
         size=int(size), placement=record["placement"].strip() or "(unspecified)",
         status=record["status"].strip(), values=values, paced_rate=record.get("paced_rate_per_s", "").strip(),
         headline_per_repetition=record.get("headline_per_repetition"),
-        pairs=1 if pairs is None else int(pairs), pair_sharing=(record.get("pair_sharing") or "none").strip(),
+        pairs=1 if pairs is None else int(pairs), clients=1 if clients is None else int(clients), pair_sharing=(record.get("pair_sharing") or "none").strip(),
         pair_cpus=record.get("pair_cpus", "").strip(),
     )
 
@@ -799,10 +821,13 @@ def run_letter(index: int) -> str:
     return chr(ord("A") + index) if index < 26 else f"R{index + 1}"
 
 
-# Row.compare_key() is (mechanism, variant, wait, mode, size, placement, touch, produce, paced rate, pairs).
+# Row.compare_key() is (mechanism, variant, wait, mode, size, placement, touch, produce, paced rate, pairs, clients).
 COMPARE_KEY_NAMES = ["mechanism", "variant", "wait", "mode", "size", "placement", "touch", "produce", "paced rate/s",
-                     "pairs"]
+                     "pairs", "clients"]
 PAIRS_INDEX = COMPARE_KEY_NAMES.index("pairs")
+CLIENTS_INDEX = COMPARE_KEY_NAMES.index("clients")
+# Shown only when some cell has more than one (CSVs from before `--pairs` / `--clients` have no such column).
+COUNT_COLUMNS = ("pairs", "clients")
 
 
 def series_key(key: tuple) -> tuple:
@@ -812,20 +837,24 @@ def series_key(key: tuple) -> tuple:
 
 def comparison_varying_columns(comparison: RunsComparison) -> set[str]:
     """The key columns that take more than one value in these runs (the others need not be shown), and
-    pairs whenever some cell ran several pairs at once (a CSV from before `--pairs` shows no such column)."""
+    pairs (clients) whenever some cell ran several pairs (served several clients) at once; a CSV from before
+    `--pairs` (`--clients`) shows no such column."""
     cells = comparison.cells + comparison.missing
     varying = {name for i, name in enumerate(COMPARE_KEY_NAMES) if len({cell.key[i] for cell in cells}) > 1}
     if any(cell.key[PAIRS_INDEX] > 1 for cell in cells):
         varying.add("pairs")
+    if any(cell.key[CLIENTS_INDEX] > 1 for cell in cells):
+        varying.add("clients")
     return varying
 
 
 def series_label(series: tuple, varying: set[str]) -> str:
-    mechanism, variant, wait, mode, placement, touch, produce, paced, pairs = series
+    mechanism, variant, wait, mode, placement, touch, produce, paced, pairs, clients = series
     text = f"{mechanism} {variant} · {placement}"
     extras = [f"wait {wait}" if "wait" in varying else "", f"produce {produce}" if "produce" in varying else "",
               f"touch {touch}" if "touch" in varying else "", f"paced {paced}/s" if paced else "",
-              (f"{pairs} pair" + ("s" if pairs > 1 else "")) if "pairs" in varying else ""]
+              (f"{pairs} pair" + ("s" if pairs > 1 else "")) if "pairs" in varying else "",
+              (f"{clients} client" + ("s" if clients > 1 else "")) if "clients" in varying else ""]
     return text + "".join(f" · {extra}" for extra in extras if extra)
 
 
@@ -962,14 +991,16 @@ class Plotter:
         })
         self.runs, self.rows, self.args, self.out_dir, self.notes = runs, rows, args, out_dir, notes
         self.all_ok = [row for row in rows if row.ok]
-        # Every plot but scaling shows one pair's figures: rows of several pairs at once (aggregate throughput,
-        # merged percentiles) never mix into them. Their series names come from those rows alone, too.
-        self.ok = [row for row in self.all_ok if row.pairs == 1]
-        self.naming = name_series([row for run in runs for row in run.rows if row.ok and row.pairs == 1])
+        # Every plot but the scaling ones shows one pair's figures: rows of several pairs at once, or of one server
+        # serving several clients (aggregate throughput, merged percentiles), never mix into them. Their series
+        # names come from those rows alone, too.
+        self.ok = [row for row in self.all_ok if row.single]
+        self.naming = name_series([row for run in runs for row in run.rows if row.ok and row.single])
         several = len(self.all_ok) - len(self.ok)
         if several:
-            notes.append(f"{several} ok cell(s) ran several pairs at once (--pairs): they are in the scaling plot only; "
-                         "the other plots show the cells of one pair" + ("" if self.ok else ", and there are none"))
+            notes.append(f"{several} ok cell(s) ran several pairs or clients at once (--pairs, --clients): rows with "
+                         "several pairs or clients are drawn only in the scaling plots; the other plots show the cells "
+                         "of one pair and one client" + ("" if self.ok else ", and there are none"))
         self.placement = self.choose_placement()
         self.wait = self.choose_wait()
         self.size = self.choose_size()
@@ -1612,17 +1643,22 @@ class Plotter:
                   f"round trip, for each --wait strategy ({', '.join(waits)}), every placement present. The gap between block "
                   "and poll across CPUs is the cost of waking a sleeping reader.")
 
-    # -- 7. scaling: several pairs at once (ipcbench run --pairs)
+    # -- 7. scaling: several pairs at once (ipcbench run --pairs), one server and several clients (--clients)
 
-    def scaling_series(self) -> dict[tuple, list[Row]]:
+    def scaling_series(self, axis: str = "pairs") -> dict[tuple, list[Row]]:
         """Ok rows by series (mechanism, variant, copies, wait, produce, touch, paced rate), mode, size and
-        placement, each list ordered by pairs: the series measured at two pair counts or more."""
+        placement, each list ordered by `axis` ("pairs" or "clients"): the series measured at two counts or
+        more. A pairs series has one client in every row; a clients series one pair in every row, its
+        one-client row the point at 1."""
+        other = "clients" if axis == "pairs" else "pairs"
         grouped: dict[tuple, dict[int, Row]] = {}
         for row in self.all_ok:
+            if getattr(row, other) != 1:
+                continue
             key = (row.mechanism, row.variant, row.copies, row.wait, row.produce, row.touch, row.paced_rate, row.mode,
                    row.size, row.placement)
-            grouped.setdefault(key, {}).setdefault(row.pairs, row)
-        return {key: [by_pairs[p] for p in sorted(by_pairs)] for key, by_pairs in grouped.items() if len(by_pairs) > 1}
+            grouped.setdefault(key, {}).setdefault(getattr(row, axis), row)
+        return {key: [by_count[n] for n in sorted(by_count)] for key, by_count in grouped.items() if len(by_count) > 1}
 
     def allowed_cpu_counts(self, rows: list[Row]) -> list[int]:
         """How many CPUs the runs these rows come from could use (metadata host.allowed_cpus)."""
@@ -1634,9 +1670,10 @@ class Plotter:
         return sorted(counts)
 
     @staticmethod
-    def scaling_line(ax, rows: list[Row], value, style: Style, **line) -> list[float]:
-        """One line over pairs; a point whose pairs share CPUs gets a hollow marker. Returns the values drawn."""
-        points = [(row.pairs, value(row), row.pair_sharing == "cpu") for row in rows if value(row) is not None]
+    def scaling_line(ax, rows: list[Row], value, style: Style, axis: str = "pairs", **line) -> list[float]:
+        """One line over pairs (or clients); a point whose workers share CPUs gets a hollow marker. Returns the
+        values drawn."""
+        points = [(getattr(row, axis), value(row), row.pair_sharing == "cpu") for row in rows if value(row) is not None]
         filled = [i for i, (_, _, shared) in enumerate(points) if not shared]
         ax.plot([p[0] for p in points], [p[1] for p in points], color=style.color, markevery=filled, **line)
         hollow = [p for p in points if p[2]]
@@ -1646,12 +1683,22 @@ class Plotter:
         return [p[1] for p in points]
 
     def plot_scaling(self) -> None:
-        name = "scaling"
-        if all(row.pairs == 1 for row in self.all_ok):
-            return  # a run without --pairs (or from before it): nothing to say
-        series = self.scaling_series()
+        """scaling: pairs on x (ipcbench run --pairs)."""
+        self.plot_scaling_over("pairs")
+
+    def plot_scaling_clients(self) -> None:
+        """scaling-clients: clients of one server on x (ipcbench run --clients)."""
+        self.plot_scaling_over("clients")
+
+    def plot_scaling_over(self, axis: str) -> None:
+        pairs_axis = axis == "pairs"
+        name = "scaling" if pairs_axis else "scaling-clients"
+        if all(getattr(row, axis) == 1 for row in self.all_ok):
+            return  # a run without --pairs / --clients (or from before it): nothing to say
+        series = self.scaling_series(axis)
         if not series:
-            self.skip(name, "no series measured at two pair counts or more (ipcbench run --pairs 1,2,4)")
+            self.skip(name, f"no series measured at two {'pair' if pairs_axis else 'client'} counts or more "
+                            f"(ipcbench run --{axis} 1,2,4)")
             return
         # One placement, wait strategy and size, as the other plots choose them where these have such series.
         chosen = {}
@@ -1665,18 +1712,33 @@ class Plotter:
         size = chosen["size"]
         rows = [row for members in series.values() for row in members]
         naming = name_series(rows)
-        panels = {"throughput": ("aggregate throughput vs pairs (sum over the pairs)", lambda row: row.get("bytes_per_s")),
-                  "latency": ("p99 RTT/2 vs pairs (over every pair's messages)", lambda row: row.get("rtt_half_p99_ns"))}
+        if pairs_axis:
+            panels = {"throughput": ("aggregate throughput vs pairs (sum over the pairs)", lambda row: row.get("bytes_per_s")),
+                      "latency": ("p99 RTT/2 vs pairs (over every pair's messages)", lambda row: row.get("rtt_half_p99_ns"))}
+        else:
+            panels = {"throughput": ("server throughput vs clients (sum over the clients)", lambda row: row.get("bytes_per_s")),
+                      "latency": ("p99 RTT/2 vs clients (over every client's messages)", lambda row: row.get("rtt_half_p99_ns"))}
         modes = [mode for mode in panels if any(members[0].mode == mode and any(panels[mode][1](r) for r in members)
                                                 for members in series.values())]
         if not modes:
-            self.skip(name, "no bytes_per_s or rtt_half_p99_ns in the series measured at several pair counts")
+            self.skip(name, f"no bytes_per_s or rtt_half_p99_ns in the series measured at several {axis[:-1]} counts")
             return
-        pairs = sorted({row.pairs for row in rows})
-        # Where the workers fill the CPUs: two per pair, one CPU per pair when both share it (same-cpu).
-        workers = 1 if chosen["placement"] == "same-cpu" else 2
-        cpus = [n for n in self.allowed_cpu_counts(rows) if pairs[0] / 2 <= n / workers <= pairs[-1] * 2]
-        beyond = [n for n in self.allowed_cpu_counts(rows) if n not in cpus]
+        counts = sorted({getattr(row, axis) for row in rows})
+        # The dotted line where the workers fill the CPUs the run could use, at `position(n)` on x.
+        if pairs_axis:
+            # Two workers per pair, one CPU per pair when both share it (same-cpu).
+            workers = 1 if chosen["placement"] == "same-cpu" else 2
+            position = lambda n: n / workers  # noqa: E731
+            marker_label = lambda n: f"{'2 × ' if workers == 2 else ''}pairs = {n} CPUs"  # noqa: E731
+            allowed = self.allowed_cpu_counts(rows)
+        else:
+            # The clients and the server, one CPU each; same-cpu puts every client on the server's CPU, so they
+            # never fill more than one and there is no such line.
+            position = lambda n: n - 1  # noqa: E731
+            marker_label = lambda n: f"clients + server = {n} CPUs"  # noqa: E731
+            allowed = [] if chosen["placement"] == "same-cpu" else self.allowed_cpu_counts(rows)
+        cpus = [n for n in allowed if counts[0] / 2 <= position(n) <= counts[-1] * 2]
+        beyond = [n for n in allowed if n not in cpus]
         fig, axes = self.plt.subplots(1, len(modes), figsize=(6.4 * len(modes) + 1.0, 4.8), layout="constrained",
                                       squeeze=False)
         from matplotlib.lines import Line2D
@@ -1686,18 +1748,19 @@ class Plotter:
             members = {naming.label(m[0]): m for m in series.values() if m[0].mode == mode}
             if mode == "throughput":
                 scale, unit = self.throughput_unit([value(r) for m in members.values() for r in m if value(r)])
-                ylabel, formatter = f"aggregate throughput, {unit}", lambda v, _=None: f"{v:g}"
+                ylabel = f"{'aggregate' if pairs_axis else 'server'} throughput, {unit}"
+                formatter = lambda v, _=None: f"{v:g}"  # noqa: E731
             else:
                 scale, ylabel, formatter = 1e3, "RTT/2 (µs)", self.micro
             drawn, shared = [], False
             for label in naming.sorted(members):
                 style = naming.styles[label]
-                drawn += self.scaling_line(ax, members[label], lambda r: scaled(value(r), scale), style, label=label,
-                                           linestyle=style.linestyle, marker=style.marker, markersize=5, linewidth=1.6,
-                                           zorder=3)
+                drawn += self.scaling_line(ax, members[label], lambda r: scaled(value(r), scale), style, axis,
+                                           label=label, linestyle=style.linestyle, marker=style.marker, markersize=5,
+                                           linewidth=1.6, zorder=3)
                 if mode == "latency":
                     drawn += self.scaling_line(ax, members[label], lambda r: scaled(r.get("rtt_half_p50_ns"), scale),
-                                               style, linestyle=":", linewidth=1.1, alpha=0.9, zorder=2)
+                                               style, axis, linestyle=":", linewidth=1.1, alpha=0.9, zorder=2)
                 shared |= any(r.pair_sharing == "cpu" for r in members[label])
             low, high = min(drawn), max(drawn)
             if high / low > 20:
@@ -1711,15 +1774,15 @@ class Plotter:
             ax.set_ylabel(ylabel)
             ax.set_title(title, fontsize=10.5, fontweight="bold", loc="left")
             ax.set_xscale("log", base=2)
-            ax.xaxis.set_major_locator(self.ticker.FixedLocator(pairs))
+            ax.xaxis.set_major_locator(self.ticker.FixedLocator(counts))
             ax.xaxis.set_major_formatter(self.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_locator(self.ticker.NullLocator())
-            edges = pairs + [n / workers for n in cpus]
+            edges = counts + [position(n) for n in cpus]
             ax.set_xlim(min(edges) / 1.3, max(edges) * 1.3)
-            ax.set_xlabel("pairs running at once")
+            ax.set_xlabel("pairs running at once" if pairs_axis else "clients served by one server")
             for n in cpus:
-                ax.axvline(n / workers, color="0.35", linestyle=":", linewidth=1.2, zorder=1)
-                ax.annotate(f"{'2 × ' if workers == 2 else ''}pairs = {n} CPUs", (n / workers, 1), xycoords=ax.get_xaxis_transform(), xytext=(-3, -4),
+                ax.axvline(position(n), color="0.35", linestyle=":", linewidth=1.2, zorder=1)
+                ax.annotate(marker_label(n), (position(n), 1), xycoords=ax.get_xaxis_transform(), xytext=(-3, -4),
                             textcoords="offset points", rotation=90, ha="right", va="top", fontsize=8, color="0.35",
                             bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1), zorder=4)
             # The key in the panel's own legend, after the series (a figure legend outside the panels is not
@@ -1731,32 +1794,51 @@ class Plotter:
                 labels += ["p99", "p50 (dotted)"]
             if shared:
                 handles.append(Line2D([], [], color="0.3", linestyle="none", marker="o", fillstyle="none"))
-                labels.append("hollow: pairs share CPUs")
+                labels.append("hollow: pairs share CPUs" if pairs_axis else "hollow: clients and server share CPUs")
             self.panel_legend(ax, handles, labels)
         where = f"placement {chosen['placement']}"
         if len({row.wait for row in self.all_ok}) > 1:
             where += f", wait {chosen['wait']}"
-        fig.suptitle(f"Scaling with concurrent producer/consumer pairs at {human_size(size)}\n{self.context()} · {where}",
-                     fontsize=11)
-        notes = ["Each pair is a producer and a consumer of the same cell; throughput is the sum over the pairs, the "
-                 "latency percentiles are over the messages of all pairs together."]
+        if pairs_axis:
+            heading = f"Scaling with concurrent producer/consumer pairs at {human_size(size)}"
+            notes = ["Each pair is a producer and a consumer of the same cell; throughput is the sum over the pairs, the "
+                     "latency percentiles are over the messages of all pairs together."]
+        else:
+            heading = f"Fan-in: one server (consumer) serving several clients (producers) at {human_size(size)}"
+            notes = ["Each client is a producer of the same cell, all served by one consumer; throughput is the "
+                     "server's total over the clients, the latency percentiles are over the messages of all clients "
+                     "together."]
+        fig.suptitle(f"{heading}\n{self.context()} · {where}", fontsize=11)
         spreads = [(row.get("pair_spread_percent"), row) for row in rows
-                   if row.pairs > 1 and row.get("pair_spread_percent") is not None]
+                   if getattr(row, axis) > 1 and row.get("pair_spread_percent") is not None]
         if spreads:
             spread, row = max(spreads, key=lambda s: s[0])
-            notes.append(f"The pairs' own figures differed by up to {spread:.0f}% ((max − min) / mean; "
-                         f"{naming.label(row)}, {row.mode}, {row.pairs} pairs).")
+            notes.append(f"The {axis}' own figures differed by up to {spread:.0f}% ((max − min) / mean; "
+                         f"{naming.label(row)}, {row.mode}, {getattr(row, axis)} {axis}).")
         for n in beyond:
-            notes.append(f"{'2 × ' if workers == 2 else ''}pairs = {n} allowed CPUs at {n / workers:g} pairs: "
-                         "outside the pair counts measured.")
+            if pairs_axis:
+                notes.append(f"{'2 × ' if workers == 2 else ''}pairs = {n} allowed CPUs at {n / workers:g} pairs: "
+                             "outside the pair counts measured.")
+            else:
+                notes.append(f"clients + server = {n} allowed CPUs at {n - 1} clients: outside the client counts "
+                             "measured.")
         self.footnote(fig, notes)
-        self.save(fig, name, f"Scaling with pairs at {human_size(size)}",
-                  f"Aggregate payload bytes per second (throughput mode, summed over the pairs) and p99 half round trip "
-                  f"(latency mode, over every pair's messages; p50 dotted) against the number of producer/consumer "
-                  f"pairs running at once, one line per series, at {human_size(size)} and {where}. Hollow markers: "
-                  "more workers than CPUs, so pairs share CPUs" + (
-                      f"; dotted line: as many {'workers (2 × pairs)' if workers == 2 else 'same-CPU pairs'} as allowed CPUs."
-                      if cpus else "."))
+        if pairs_axis:
+            self.save(fig, name, f"Scaling with pairs at {human_size(size)}",
+                      f"Aggregate payload bytes per second (throughput mode, summed over the pairs) and p99 half round trip "
+                      f"(latency mode, over every pair's messages; p50 dotted) against the number of producer/consumer "
+                      f"pairs running at once, one line per series, at {human_size(size)} and {where}. Hollow markers: "
+                      "more workers than CPUs, so pairs share CPUs" + (
+                          f"; dotted line: as many {'workers (2 × pairs)' if workers == 2 else 'same-CPU pairs'} as allowed CPUs."
+                          if cpus else "."))
+        else:
+            self.save(fig, name, f"Fan-in: clients per server at {human_size(size)}",
+                      f"The server's payload bytes per second (throughput mode, summed over its clients) and p99 half "
+                      f"round trip (latency mode, over every client's messages; p50 dotted) against the number of "
+                      f"clients (producers) one server (consumer) serves at once, one line per series, at "
+                      f"{human_size(size)} and {where}. Hollow markers: more workers than CPUs, so the clients and "
+                      "the server share CPUs" + ("; dotted line: as many workers (clients + server) as allowed CPUs."
+                                                 if cpus else "."))
 
     # -- 8. run comparison
 
@@ -1770,7 +1852,7 @@ class Plotter:
         per_series: dict[str, dict[int, list[tuple[int, float]]]] = {}
         run_placement = {}
         for run in self.runs:
-            ok = [row for row in run.rows if row.ok and row.mode == mode and row.pairs == 1]
+            ok = [row for row in run.rows if row.ok and row.mode == mode and row.single]
             placements = {row.placement for row in ok}
             if self.placement in placements:
                 chosen = self.placement
@@ -1950,7 +2032,7 @@ class Plotter:
 
     def plot_all(self) -> None:
         for plot in (self.plot_latency, self.plot_throughput, self.plot_tail, self.plot_copies, self.plot_placement,
-                     self.plot_wait, self.plot_scaling, self.plot_runs):
+                     self.plot_wait, self.plot_scaling, self.plot_scaling_clients, self.plot_runs):
             plot()
 
 
@@ -2062,13 +2144,14 @@ def write_index(plotter: Plotter, out_dir: OutputDirectory, warnings: list[str])
     bad = [row for row in plotter.rows if not row.ok]
     if bad:
         pairs = any(row.pairs > 1 for row in plotter.rows)  # a CSV from before --pairs: no such column
+        clients = any(row.clients > 1 for row in plotter.rows)  # nor before --clients
         parts.append("<h2>Cells not plotted</h2><table><tr><th>run</th><th>mechanism</th><th>variant</th>"
                      "<th>mode</th><th>size</th><th>placement</th>" + ("<th>pairs</th>" if pairs else "")
-                     + "<th>status</th></tr>")
+                     + ("<th>clients</th>" if clients else "") + "<th>status</th></tr>")
         for row in bad:
             parts.append("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in (
                 runs[row.run].label, row.mechanism, row.variant, row.mode, human_size(row.size), row.placement,
-                *([row.pairs] if pairs else []), row.status)) + "</tr>")
+                *([row.pairs] if pairs else []), *([row.clients] if clients else []), row.status)) + "</tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     text = ("\n".join(parts) + "\n").encode("utf-8")
@@ -2155,7 +2238,7 @@ def write_compare_page(plotter, comparison: RunsComparison, heatmap: bytes | Non
              "(p50 RTT/2 for latency, bytes/s for throughput, from <code>headline_per_repetition</code>), a two-sided "
              f"exact Mann–Whitney U test at alpha = {esc(str(comparison.alpha))}, and the ratio to run {letters[0]} as "
              "the median of the ratios of one repetition each, with its interval at 1 − alpha. Cells match on "
-             f"{esc(', '.join(name for name in COMPARE_KEY_NAMES if name != 'pairs' or 'pairs' in varying))}.</p>",
+             f"{esc(', '.join(name for name in COMPARE_KEY_NAMES if name not in COUNT_COLUMNS or name in varying))}.</p>",
              "<h2>Runs</h2><table>",
              "<tr><th></th>" + "".join(f"<th>{letter}: {esc(run.label)}</th>" for letter, run in zip(letters, runs))
              + "</tr>"]

@@ -468,7 +468,7 @@ def test_registry_list_matches_the_swift_sources():
     found = set()
     for path in MECHANISMS_DIR.glob("*.swift"):
         text = path.read_text()
-        if not re.search(r":\s*Mechanism\s*\{", text):
+        if not re.search(r":\s*(?:\w+\s*,\s*)*(?:FanIn)?Mechanism\s*[,{]", text):  # FanInMechanism refines Mechanism
             continue
         # `public let id = "pipe"`, or a computed `var id: String { kind == .datagram ? "unix-dgram" : … }`
         for match in re.finditer(r"(?:let|var)\s+id\b[^\n]*", text):
@@ -516,7 +516,7 @@ def record_figures(monkeypatch, plot) -> list:
                     + [patch.get_width() for patch in ax.patches if hasattr(patch, "get_width")])
             panels.append(dict(title=ax.get_title(loc="left") or ax.get_title(), ylim=ax.get_ylim(),
                                artists=len(ax.lines) + len(ax.patches) + len(ax.images) + len(ax.collections),
-                               texts=texts, data=data, xticks=tuple(ax.get_xticks())))
+                               texts=texts, data=data, xticks=tuple(ax.get_xticks()), xlabel=ax.get_xlabel()))
         suptitle = fig._suptitle.get_text() if fig._suptitle else ""
         figures.append(dict(name=name, panels=panels, suptitle=suptitle, description=description))
         self.plt.close(fig)
@@ -826,7 +826,7 @@ def test_scaling_plot_from_several_pair_counts(tmp_path, monkeypatch):
     index = (plots / "index.html").read_text()
     assert 'src="scaling.png" alt="Scaling with pairs at 4 KiB"' in index and "against the number of producer/consumer" in index
     assert "<th>pairs</th>" in index and "<td>8</td>" in index  # the failed cell: which pair count failed
-    assert "ran several pairs at once" in result.stderr
+    assert "ran several pairs or clients at once" in result.stderr
     # What the figure shows: a throughput and a latency panel over pairs 1, 2, 4 at the size closest to 4 KiB,
     # one line per series (latency: p99 and p50), the 4 allowed CPUs at 2 pairs, hollow markers at 4 pairs.
     figure = next(f for f in draw_all(plot_module(), tmp_path, [results], monkeypatch) if f["name"] == "scaling")
@@ -969,3 +969,223 @@ def test_compare_key_separates_pair_counts(tmp_path):
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "old-out" / "compare.html").read_text()
     assert "pairs" not in page and "produce, paced rate/s.</p>" in page
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One server serving several clients (ipcbench run --clients): the scaling-clients plot; every other plot shows
+# the rows of one pair and one client only
+
+CLIENTS_COLUMNS = COLUMNS + ["pairs", "clients", "pair_sharing", "pair_cpus", "pair_spread_percent"]
+CLIENTS_SERIES = [("unix-stream", "write/read", 2), ("posix-mq", "send/receive", 2)]
+
+
+def clients_row(mechanism, variant, copies, mode, size, clients, cpus=2, placement="cross-cpu") -> dict:
+    """A row of one server serving `clients` clients on `cpus` CPUs: the server's total throughput grows a
+    little until the clients and the server fill the CPUs, latency grows with the clients, steeply once they
+    share CPUs. Far from the one-client figures, so a mix-up shows."""
+    r = row(mechanism, variant, copies, mode, size, placement)
+    sharing = clients + 1 > cpus and placement != "same-cpu"
+    if clients > 1:
+        if mode == "throughput":
+            factor = 1 + 0.6 * (min(clients, cpus - 1) - 1) + 0.1 * clients
+            for column in ("bytes_per_s", "msgs_per_s"):
+                r[column] = f"{float(r[column]) * factor:.1f}"
+        else:
+            factor = 1.5 * clients * (8 if sharing else 1)
+            for column in [f"{kind}_{s}_ns" for kind in ("one_way", "rtt_half") for s in STATS]:
+                r[column] = f"{float(r[column]) * factor:.1f}"
+    server = 0 if placement == "same-cpu" else 1
+    r.update(pairs="1", clients=str(clients), pair_sharing="cpu" if sharing else "none",
+             pair_cpus=" ".join(f"{0 if placement == 'same-cpu' else (0 if i == 0 else (i + 1) % cpus)}>{server}"
+                                for i in range(clients)),
+             pair_spread_percent="" if clients == 1 else f"{3.0 * clients:.1f}")
+    return r
+
+
+def clients_rows(client_counts=(1, 2, 4), sizes=(64, 4096), cpus=2, placement="cross-cpu") -> list[dict]:
+    return [clients_row(m, v, c, mode, size, clients, cpus, placement) for m, v, c in CLIENTS_SERIES
+            for mode in ("latency", "throughput") for size in sizes for clients in client_counts]
+
+
+def test_scaling_clients_plot_from_several_client_counts(tmp_path, monkeypatch):
+    results = write_csv(tmp_path / "results.csv", clients_rows() + [
+        clients_row("posix-mq", "send/receive", 2, "latency", 4096, 8) | {"status": "failed: worker exited with status 1"}],
+        columns=CLIENTS_COLUMNS)
+    write_pairs_metadata(results, [0, 1])
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    plots = tmp_path / "plots"
+    assert_png(plots / "scaling-clients.png")
+    assert (plots / "scaling-clients.svg").stat().st_size > 1000
+    assert not (plots / "scaling.png").exists()  # no pair sweep: no pairs figure, and no note about one
+    assert str(plots / "scaling-clients.png") in result.stdout and "scaling.png" not in result.stdout
+    assert "scaling: skipped" not in result.stderr and "ran several pairs or clients at once" in result.stderr
+    index = (plots / "index.html").read_text()
+    assert 'src="scaling-clients.png" alt="Fan-in: clients per server at 4 KiB"' in index
+    assert "clients (producers) one server (consumer) serves at once" in index
+    assert "<th>clients</th>" in index and "<td>8</td>" in index and "<th>pairs</th>" not in index
+    # What the figure shows: a throughput and a latency panel over clients 1, 2, 4 at the size closest to 4 KiB,
+    # one line per series (latency: p99 and p50), the 2 allowed CPUs at 1 client (+ the server), hollow markers
+    # at 2 and 4 clients (3 and 5 workers on 2 CPUs).
+    figures = draw_all(plot_module(), tmp_path, [results], monkeypatch)
+    assert "scaling" not in {f["name"] for f in figures}
+    figure = next(f for f in figures if f["name"] == "scaling-clients")
+    throughput, latency = figure["panels"]
+    assert throughput["title"] == "server throughput vs clients (sum over the clients)"
+    assert latency["title"] == "p99 RTT/2 vs clients (over every client's messages)"
+    assert "4 KiB" in figure["suptitle"] and "bench-pairs" in figure["suptitle"] and "Fan-in" in figure["suptitle"]
+    for panel in (throughput, latency):
+        assert panel["xticks"] == (1, 2, 4) and panel["xlabel"] == "clients served by one server"
+        assert "clients + server = 2 CPUs" in panel["texts"]
+        hollow = [xy for xy in panel["data"] if isinstance(xy, tuple) and xy[0] == (2, 4)]
+        assert len(hollow) == len(CLIENTS_SERIES)  # one marker-only line per series (the p50 line has no markers)
+    rows = clients_rows(sizes=(4096,))
+    for mechanism, *_ in CLIENTS_SERIES:
+        mine = [r for r in rows if r["mechanism"] == mechanism]
+        assert has_line(throughput, (1, 2, 4), [float(r["bytes_per_s"]) / 1e9 for r in mine if r["mode"] == "throughput"])
+        for stat in ("p99", "p50"):
+            assert has_line(latency, (1, 2, 4),
+                            [float(r[f"rtt_half_{stat}_ns"]) / 1e3 for r in mine if r["mode"] == "latency"])
+    # --size picks the size as for the other single-size plots.
+    figure = next(f for f in draw_all(plot_module(), tmp_path, [results], monkeypatch, "--size", "64")
+                  if f["name"] == "scaling-clients")
+    assert "at 64 B" in figure["suptitle"]
+
+
+def test_scaling_clients_cpu_line_outside_the_counts_and_for_same_cpu(tmp_path, monkeypatch):
+    # 16 CPUs: clients + server fill them at 15 clients, beyond 2 × 4: no line, a note instead.
+    results = write_csv(tmp_path / "results.csv", clients_rows(cpus=16), columns=CLIENTS_COLUMNS)
+    write_pairs_metadata(results, list(range(16)))
+    plot = plot_module()
+    figure = next(f for f in draw_all(plot, tmp_path, [results], monkeypatch) if f["name"] == "scaling-clients")
+    assert not [t for p in figure["panels"] for t in p["texts"] if "CPUs" in t]
+    # Same-cpu: every client on the server's CPU, so they never fill the others: no line.
+    results = write_csv(tmp_path / "same.csv", clients_rows(placement="same-cpu"), columns=CLIENTS_COLUMNS)
+    write_pairs_metadata(results, [0, 1])
+    figure = next(f for f in draw_all(plot, tmp_path, [results], monkeypatch) if f["name"] == "scaling-clients")
+    assert not [t for p in figure["panels"] for t in p["texts"] if "CPUs" in t]
+    assert "placement same-cpu" in figure["suptitle"]
+
+
+def test_pair_and_client_sweeps_give_both_scaling_figures(tmp_path, monkeypatch):
+    """unix-stream is swept over pairs and over clients: its one-pair one-client row is the point at 1 of both;
+    posix-mq over clients only. The pairs figure is the one a CSV without the client rows gives."""
+    plot = plot_module()
+    pairs_only = [r | {"clients": "1"} for r in pairs_rows()]
+    posix_mq = [r for r in clients_rows(client_counts=(1,), cpus=4) if r["mechanism"] == "posix-mq"]
+    fan_in = [r for r in clients_rows(client_counts=(2, 4), cpus=4)]
+    # posix-mq's one-client rows are in both: they are ordinary one-pair rows for every other plot.
+    alone = write_csv(tmp_path / "pairs.csv", pairs_only + posix_mq, columns=CLIENTS_COLUMNS)
+    both = write_csv(tmp_path / "both.csv", pairs_only + posix_mq + fan_in, columns=CLIENTS_COLUMNS)
+    for path in (alone, both):
+        write_pairs_metadata(path, [0, 1, 2, 3])
+    result = run_plot(both)
+    assert result.returncode == 0, result.stderr
+    assert_png(tmp_path / "both.plots" / "scaling.png")
+    assert_png(tmp_path / "both.plots" / "scaling-clients.png")
+    before = {f["name"]: f for f in draw_all(plot, tmp_path, [alone], monkeypatch)}
+    after = {f["name"]: f for f in draw_all(plot, tmp_path, [both], monkeypatch)}
+    assert "scaling-clients" not in before and set(after) == set(before) | {"scaling-clients"}
+    for name in before:  # the client rows change no other figure, the pairs one included
+        assert after[name]["panels"] == before[name]["panels"], name
+        assert after[name]["description"] == before[name]["description"], name
+    figure = after["scaling-clients"]
+    throughput, latency = figure["panels"]
+    assert throughput["xticks"] == (1, 2, 4) and "clients + server = 4 CPUs" in throughput["texts"]
+    assert "2 × pairs = 4 CPUs" in after["scaling"]["panels"][0]["texts"]
+    lines = [d for d in throughput["data"] if isinstance(d, tuple) and d[0] == (1, 2, 4)]
+    assert len(lines) == len(CLIENTS_SERIES)  # unix-stream and posix-mq; no pipe, no shm
+    one = next(r for r in pairs_only if r["mechanism"] == "unix-stream" and r["mode"] == "throughput"
+               and r["message_bytes"] == "4096" and r["pairs"] == "1")
+    mine = [one] + [r for r in fan_in if r["mechanism"] == "unix-stream" and r["mode"] == "throughput"
+                    and r["message_bytes"] == "4096"]
+    assert has_line(throughput, (1, 2, 4), [float(r["bytes_per_s"]) / 1e9 for r in mine])
+
+
+def test_rows_of_several_clients_stay_out_of_the_other_plots(tmp_path, monkeypatch):
+    """The one-client rows give the same figures whether or not rows of several clients sit beside them."""
+    plot = plot_module()
+    single = write_csv(tmp_path / "single.csv", clients_rows(client_counts=(1,), sizes=SIZES), columns=CLIENTS_COLUMNS)
+    mixed = write_csv(tmp_path / "mixed.csv", clients_rows(client_counts=(1, 2, 4), sizes=SIZES), columns=CLIENTS_COLUMNS)
+    for path in (single, mixed):
+        write_pairs_metadata(path, [0, 1])
+    alone = {f["name"]: f for f in draw_all(plot, tmp_path, [single], monkeypatch)}
+    beside = {f["name"]: f for f in draw_all(plot, tmp_path, [mixed], monkeypatch)}
+    assert "scaling-clients" not in alone and set(beside) - {"scaling-clients"} == set(alone)
+    assert set(alone) >= {"latency-vs-size", "throughput-vs-size", "tail-latency"} and "scaling" not in beside
+    for name in alone:
+        assert beside[name]["panels"] == alone[name]["panels"], name
+        assert beside[name]["description"] == alone[name]["description"], name
+    rows = plot.read_csv(str(mixed), 0)
+    plotter = plot.Plotter([plot.Run(0, str(mixed), None, rows)], rows, plot.parse_arguments([str(mixed)]), None, [])
+    assert {r.clients for r in plotter.ok} == {1} and {r.clients for r in plotter.all_ok} == {1, 2, 4}
+    selected = [r for members in plotter.series_rows("throughput", plotter.placement).values() for r in members]
+    assert selected and {r.clients for r in selected} == {1}
+    # Only rows of several clients: the scaling-clients plot alone; one client count only: skipped, with a note.
+    results = write_csv(tmp_path / "results.csv", clients_rows(client_counts=(2, 4)), columns=CLIENTS_COLUMNS)
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    assert [Path(line).name for line in result.stdout.splitlines() if line.endswith(".png")] == ["scaling-clients.png"]
+    assert "and there are none" in result.stderr
+    results = write_csv(tmp_path / "four.csv", clients_rows(client_counts=(4,)), columns=CLIENTS_COLUMNS)
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    assert "scaling-clients: skipped — no series measured at two client counts or more" in result.stderr
+    assert "scaling: skipped" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-2", "two"])
+def test_bad_clients_value(tmp_path, value):
+    results = write_csv(tmp_path / "results.csv",
+                        [clients_row("posix-mq", "send/receive", 2, "latency", 64, 1) | {"clients": value}],
+                        columns=CLIENTS_COLUMNS)
+    assert_clean_error(run_plot(results), "'clients'")
+
+
+def test_missing_or_empty_clients_is_one(tmp_path, monkeypatch):
+    """Old CSVs (no clients column, or an empty field) read as one client and plot as before."""
+    plot = plot_module()
+    old = write_csv(tmp_path / "old.csv", pairs_rows(), columns=PAIRS_COLUMNS)
+    empty = write_csv(tmp_path / "empty.csv", [r | {"clients": ""} for r in pairs_rows()], columns=CLIENTS_COLUMNS)
+    explicit = write_csv(tmp_path / "explicit.csv", [r | {"clients": "1"} for r in pairs_rows()], columns=CLIENTS_COLUMNS)
+    for path in (old, empty, explicit):
+        write_pairs_metadata(path, [0, 1, 2, 3])
+        assert {r.clients for r in plot.read_csv(str(path), 0)} == {1}
+    figures = [draw_all(plot, tmp_path, [path], monkeypatch) for path in (old, empty, explicit)]
+    assert figures[0] == figures[1] == figures[2]
+    assert "scaling-clients" not in {f["name"] for f in figures[0]}
+    result = run_plot(old)
+    assert result.returncode == 0, result.stderr
+    index = (tmp_path / "old.plots" / "index.html").read_text()
+    assert "scaling-clients" not in index and "<th>clients</th>" not in index
+
+
+def test_compare_key_separates_client_counts(tmp_path):
+    plot = plot_module()
+    fast, slow = [1000, 1010, 1020, 1030, 1040], [1200, 1210, 1220, 1230, 1240]
+    columns = compare_columns() + ["pairs", "clients", "pair_sharing"]
+
+    def runs_rows(one, four):
+        return [rep_row("posix-mq", "latency", 64, one) | {"pairs": "1", "clients": "1"},
+                rep_row("posix-mq", "latency", 64, four) | {"pairs": "1", "clients": "4"}]
+
+    a = write_csv(tmp_path / "a.csv", runs_rows(fast, slow), columns=columns)
+    b = write_csv(tmp_path / "b.csv", runs_rows(fast, slow), columns=columns)
+    rows = plot.read_csv(str(a), 0)
+    assert rows[0].compare_key() != rows[1].compare_key() and rows[0].cell_key() != rows[1].cell_key()
+    assert rows[0].compare_key()[plot.CLIENTS_INDEX] == 1 and rows[1].compare_key()[plot.CLIENTS_INDEX] == 4
+    assert plot.COMPARE_KEY_NAMES[plot.CLIENTS_INDEX] == "clients" and len(plot.COMPARE_KEY_NAMES) == len(rows[0].compare_key())
+    runs = [plot.Run(i, str(p), None, plot.read_csv(str(p), i)) for i, p in enumerate((a, b))]
+    comparison = plot.compare_runs(runs, 0.01)
+    # One client against one client, four against four: never one client's figure against a server's total.
+    assert len(comparison.cells) == 2 and comparison.duplicates == 0
+    assert all(cell.changes[1].verdict == "no significant change" for cell in comparison.cells)
+    out = tmp_path / "out"
+    result = run_plot(a, b, "--out", out)
+    assert result.returncode == 0, result.stderr
+    page = (out / "compare.html").read_text()
+    assert "<th>clients</th>" in page and "<th>pairs</th>" not in page and "produce, paced rate/s, clients." in page
+    cells = page[page.index("<h2>Cells in every run"):page.index('<h2 id="missing">')]
+    assert cells.count("<td>posix-mq</td>") == 2 and "<td>1</td>" in cells and "<td>4</td>" in cells
+    # The heat map's rows tell the two apart.
+    assert plot.series_label(plot.series_key(rows[1].compare_key()), {"clients"}).endswith("· 4 clients")

@@ -461,6 +461,9 @@ struct RunCommand: ParsableCommand {
             if let named = placementList.first(where: { !Self.pairPlacements.contains($0.name) }) {
                 throw ValidationError("\(option) above 1 works with the placements \(Self.pairPlacements.joined(separator: ", ")); '\(named.name)' places one pair")
             }
+            if let choice = configuration.memoryNode, choice == .local || choice == .remote {
+                throw ValidationError("--memory-node \(choice) is resolved from one consumer's CPU; with \(option) above 1 the workers spread over CPUs (and nodes), so give a node number")
+            }
             configuration.topology = try? Topology.read()
             configuration.allowedCPUs = allowed
         }

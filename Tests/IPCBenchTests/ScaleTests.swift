@@ -105,7 +105,7 @@ struct ScaleTests {
         #expect(abs(outcome.pairSpreadPercent! - (perPair[0] - perPair[1]) / ((perPair[0] + perPair[1]) / 2) * 100) < 1e-9)
     }
 
-    @Test("Several pairs: latency percentiles merge every pair's round trips; round trips per second add up")
+    @Test("Several pairs: latency percentiles merge every pair's round trips; round trips per second over the span of all loops")
     func aggregateLatency() {
         let pairs = [
             ProcessPair.Results(producer: Self.result(.producer, messages: 3, start: 0, end: 1_000_000, trips: [1_000, 1_000, 1_000]),
@@ -116,10 +116,33 @@ struct ScaleTests {
         let outcome = CellOutcome.aggregate(Self.pairsCell(.latency, pairs: 2), repetitions: [pairs])
         #expect(outcome.messages == 6)
         #expect(outcome.halfRoundTrip?.min == 500 && abs((outcome.halfRoundTrip?.max ?? 0) - 4_500) < 10)
-        // 3 round trips in 1 ms and 3 in 2 ms: 3,000 + 1,500 per second.
-        #expect(outcome.messagesPerSecond == 4_500)
+        // 6 round trips over the span of both loops, 0 to 2 ms (not 3,000 + 1,500 per second: loops
+        // that did not overlap must not count as side by side).
+        #expect(outcome.messagesPerSecond == 3_000)
         #expect(outcome.pairSpreadPercent.map { abs($0 - 8_000.0 / 5_000 * 100) < 2 } == true, "\(String(describing: outcome.pairSpreadPercent))")
         #expect(CellOutcome.aggregate(scriptedCell(.latency, size: 1000), [pairs[0]]).pairSpreadPercent == nil)
+    }
+
+    @Test("A pair with errors, or with no timed message, is named in the failure")
+    func pairNamed() {
+        var reordering = Self.result(.consumer, messages: 10, start: 0, end: 2_000, lastReceive: 2_000)
+        reordering.reordered = 1
+        let good = ProcessPair.Results(producer: Self.result(.producer, messages: 10, start: 0, end: 1_000),
+                                       consumer: Self.result(.consumer, messages: 10, start: 0, end: 2_000, lastReceive: 2_000))
+        let bad = ProcessPair.Results(producer: Self.result(.producer, messages: 10, start: 0, end: 1_000), consumer: reordering)
+        let outcome = CellOutcome.aggregate(Self.pairsCell(.throughput, pairs: 2), repetitions: [[good, bad]])
+        #expect(outcome.status.text.hasSuffix("1 reordered, 0 corrupt messages (pair 1)"), "\(outcome.status.text)")
+        let idle = ProcessPair.Results(producer: Self.result(.producer, messages: 0, start: 0, end: 1_000),
+                                       consumer: Self.result(.consumer, messages: 0, start: 0, end: 2_000, lastReceive: 2_000))
+        let starved = CellOutcome.aggregate(Self.pairsCell(.throughput, pairs: 2), repetitions: [[good, idle]])
+        #expect(starved.status.text == "failed: pair 1 completed no timed messages", "\(starved.status.text)")
+    }
+
+    @Test("Unpinned pairs that outnumber the CPUs tell their spinning waiters to give the CPU up")
+    func unpinnedSharing() {
+        let unpinned = Placement(producerCPU: nil, consumerCPU: nil)
+        #expect(PairLayout.spread(2, around: unpinned, topology: nil, allowed: [0, 1]).sharesCPU(pair: 0))
+        #expect(!PairLayout.spread(2, around: unpinned, topology: nil, allowed: [0, 1, 2, 3]).sharesCPU(pair: 0))
     }
 
     @Test("A pair whose consumer misses messages fails the row and names the pair")
@@ -211,6 +234,7 @@ struct ScaleTests {
             (["--pairs", "2", "--placements", "smt-siblings"], "works with the placements cross-cpu, same-cpu, unpinned"),
             (["--pairs", "2", "--producer-cpu", "0"], "cannot be combined with --producer-cpu"),
             (["--pairs", "2", "--remote", "127.0.0.1:1"], "cannot be combined with --remote"),
+            (["--pairs", "2", "--memory-node", "local"], "--memory-node local is resolved from one consumer's CPU"),
         ]
         for (arguments, message) in cases {
             let result = try TestSupport.runCLI(["run", "--mechanisms", "tcp", "--quick"] + arguments + ["--out", "/nonexistent-dir/x.csv"])

@@ -103,9 +103,9 @@ public struct CellOutcome: Sendable {
         var rates: [Double] = []
         var byteRates: [Double] = []
         var spreads: [Double] = []
+        var pairsWithErrors: [Int] = []
         for pairs in repetitions {
             var repetitionTrips = LatencyHistogram()
-            var repetitionRate = 0.0
             var pairHeadlines: [Double] = []
             for (index, run) in pairs.enumerated() {
                 outcome.lost += run.consumer.lost
@@ -132,23 +132,32 @@ public struct CellOutcome: Sendable {
                         roundTripHalves[1].merge(halves[1])
                     }
                     if let delays = run.consumer.oneWay { oneWay.merge(delays) }
-                    let seconds = Double(run.producer.loopEndNanoseconds - run.producer.loopStartNanoseconds) / 1e9
-                    if seconds > 0 { repetitionRate += Double(run.producer.messages) / seconds }
                 case .throughput:
                     outcome.messages += run.consumer.messages
                     if let (messages, seconds) = streamingInterval(run, remote: cell.remote != nil) {
                         pairHeadlines.append(messages * Double(cell.messageBytes) / seconds)
                     }
                 }
+                let errors = run.consumer.reordered + run.producer.reordered + run.consumer.corrupt
+                    + (cell.mechanism.losesMessages ? 0 : run.consumer.lost)
+                // Under --clients the server's totals sit on client 0 (ProcessPair.split): no names.
+                if pairs.count > 1, cell.clients == 1, errors > 0 { pairsWithErrors.append(index) }
+                if pairs.count > 1, outcome.status.isOK, (cell.mode == .latency ? run.producer.messages : run.consumer.messages) == 0 {
+                    outcome.status = .failed("\(cell.clients > 1 ? "client" : "pair") \(index) completed no timed messages")
+                }
                 if run.consumer.messagesSentByProducer != run.producer.messages {
-                    let pair = pairs.count > 1 ? " (pair \(index))" : ""
+                    let pair = pairs.count > 1 ? " (\(cell.clients > 1 ? "client" : "pair") \(index))" : ""
                     outcome.status = .failed("consumer saw \(run.consumer.messagesSentByProducer) timed messages announced, producer sent \(run.producer.messages)\(pair)")
                 }
             }
             switch cell.mode {
             case .latency:
                 if repetitionTrips.count > 0 { headline.append(repetitionTrips.median / 2) }
-                if repetitionRate > 0 { rates.append(repetitionRate) }
+                // Every pair's round trips over the span of all their loops: pairs whose loops did
+                // not overlap are not counted as if they ran side by side.
+                let start = pairs.map(\.producer.loopStartNanoseconds).min() ?? 0
+                let end = pairs.map(\.producer.loopEndNanoseconds).max() ?? 0
+                if end > start { rates.append(Double(pairs.map(\.producer.messages).reduce(0, +)) / (Double(end - start) / 1e9)) }
                 roundTrips.merge(repetitionTrips)
             case .throughput:
                 guard let (messages, seconds) = streamingInterval(pairs, remote: cell.remote != nil) else { continue }
@@ -173,7 +182,9 @@ public struct CellOutcome: Sendable {
         outcome.pairSpreadPercent = Statistics.median(spreads)
         let errors = outcome.reordered + outcome.corrupt + (cell.mechanism.losesMessages ? 0 : outcome.lost)
         if outcome.status.isOK, errors > 0 {
-            outcome.status = .failed("\(outcome.lost) lost, \(outcome.reordered) reordered, \(outcome.corrupt) corrupt messages")
+            let named = Array(Set(pairsWithErrors)).sorted()
+            let pairs = named.isEmpty ? "" : " (pair\(named.count > 1 ? "s" : "") \(named.map(String.init).joined(separator: ", ")))"
+            outcome.status = .failed("\(outcome.lost) lost, \(outcome.reordered) reordered, \(outcome.corrupt) corrupt messages\(pairs)")
         }
         if outcome.status.isOK, outcome.messages == 0 {
             outcome.status = .failed("no timed messages completed")

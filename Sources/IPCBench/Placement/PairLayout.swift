@@ -15,7 +15,7 @@ public struct PairCPUs: Sendable, Equatable, Codable {
 /// row of a sweep. The other pairs spread from there: first over physical cores no other worker
 /// uses, each pair on two cores of the L3 group (or package) with the fewest workers so far; then
 /// over the remaining hardware threads (SMT siblings) the same way; past the CPUs they wrap
-/// around and share them, producers and consumers taking turns on each CPU. `sharing` says which of these the row reached.
+/// around and share them, producers and consumers swapping CPUs on every other turn. `sharing` says which of these the row reached.
 public struct PairLayout: Sendable, Equatable {
     public enum Sharing: String, Sendable, Codable {
         /// No two pairs share a physical core.
@@ -30,6 +30,8 @@ public struct PairLayout: Sendable, Equatable {
 
     public var pairs: [PairCPUs]
     public var sharing: Sharing
+    /// Unpinned: more workers than allowed CPUs, so some must share one (the scheduler picks which).
+    public var unpinnedOverCommitted = false
 
     /// The policy in words, for the metadata.
     public static let policy = "pair 0 at the cell's placement; the others spread over unused physical cores (each pair on two cores of the L3 group with the fewest workers so far), then over SMT siblings, then sharing CPUs (pair_sharing: none, smt, cpu); --clients: the server at the consumer CPU, client 0 at the producer CPU, the others spread the same way over the CPUs left"
@@ -49,7 +51,9 @@ public struct PairLayout: Sendable, Equatable {
     /// CPUs of `topology` (nil: each CPU its own core, one L3 group).
     public static func spread(_ count: Int, around placement: Placement, topology: Topology?, allowed: [Int]) -> PairLayout {
         guard let first = placement.producerCPU, let second = placement.consumerCPU else {
-            return PairLayout(pairs: Array(repeating: PairCPUs(producer: nil, consumer: nil), count: count), sharing: .unpinned)
+            var layout = PairLayout(pairs: Array(repeating: PairCPUs(producer: nil, consumer: nil), count: count), sharing: .unpinned)
+            layout.unpinnedOverCommitted = 2 * count > allowed.count
+            return layout
         }
         let machine = CPUOrder(topology: topology, allowed: allowed)
         if first == second {
@@ -61,8 +65,8 @@ public struct PairLayout: Sendable, Equatable {
         let slots = [first, second] + machine.pairedOrder(excluding: [first, second])
         let pairs = (0..<count).map { index in
             let producer = slots[(2 * index) % slots.count], consumer = slots[(2 * index + 1) % slots.count]
-            // Every other time round the CPUs the roles swap, so each shared CPU runs producers
-            // and consumers alike (on two CPUs: 0>1 1>0, not 0>1 0>1).
+            // Every other time round the CPUs the roles swap, so with an even number of CPUs each
+            // shared CPU runs producers and consumers alike (on two: 0>1 1>0, not 0>1 0>1).
             return (2 * index / slots.count) % 2 == 0
                 ? PairCPUs(producer: producer, consumer: consumer) : PairCPUs(producer: consumer, consumer: producer)
         }
@@ -74,7 +78,9 @@ public struct PairLayout: Sendable, Equatable {
     /// pairs. Same-cpu: every client on the server's CPU. Each client is a "pair" with the server.
     public static func fanIn(_ count: Int, around placement: Placement, topology: Topology?, allowed: [Int]) -> PairLayout {
         guard let first = placement.producerCPU, let server = placement.consumerCPU else {
-            return PairLayout(pairs: Array(repeating: PairCPUs(producer: nil, consumer: nil), count: count), sharing: .unpinned)
+            var layout = PairLayout(pairs: Array(repeating: PairCPUs(producer: nil, consumer: nil), count: count), sharing: .unpinned)
+            layout.unpinnedOverCommitted = count + 1 > allowed.count
+            return layout
         }
         let machine = CPUOrder(topology: topology, allowed: allowed)
         let slots = first == server ? [first] : [first] + machine.spreadOrder(excluding: [first, server])
@@ -91,6 +97,7 @@ public struct PairLayout: Sendable, Equatable {
     /// Whether another worker of the cell runs on one of pair `index`'s CPUs (its spinning waiters
     /// must then give the CPU up at once).
     public func sharesCPU(pair index: Int) -> Bool {
+        if unpinnedOverCommitted { return true }
         let own = pairs[index]
         if own.producer != nil, own.producer == own.consumer { return true }
         return pairs.indices.contains { other in
