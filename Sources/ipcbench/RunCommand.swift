@@ -60,7 +60,7 @@ struct RunCommand: ParsableCommand {
     var pairs: String?
 
     @Option(help: ArgumentHelp(
-        "Producers (clients) one consumer (the server) serves at once: a number or a comma-separated sweep (e.g. 1,2,4), \(Self.pairsRange.lowerBound) to \(Self.pairsRange.upperBound). For mechanisms with a many-to-one shape (unix-stream: one listening socket, epoll; posix-mq: one request queue, a reply queue per client); others give unavailable rows. The server keeps the consumer's CPU; clients start on the producer's and spread over the rest. Rows give the server's total msgs/s and bytes/s and latency merged over the clients. Not combined with --pairs above 1. Default 1.",
+        "Producers (clients) one consumer (the server) serves at once: a number or a comma-separated sweep (e.g. 1,2,4), \(Self.pairsRange.lowerBound) to \(Self.pairsRange.upperBound). For mechanisms with a many-to-one shape (unix-stream: one listening socket, epoll; posix-mq: one request queue, a reply queue per client; udp: one socket, clients told apart by address); others give unavailable rows. The server keeps the consumer's CPU; clients start on the producer's and spread over the rest. Rows give the server's total msgs/s and bytes/s and latency merged over the clients. Not combined with --pairs above 1. Default 1.",
         valueName: "counts"))
     var clients: String?
 

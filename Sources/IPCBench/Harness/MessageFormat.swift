@@ -1,7 +1,8 @@
 /// The layout every message shares, whatever the mechanism:
 ///
 ///     offset 0: sequence number (UInt64, little-endian; bit 63 marks the end-of-stream marker,
-///               bit 62 a reply, bits 48–61 the producer's client number under --clients)
+///               bit 62 a reply, bits 55–60 the producer's client number under --clients;
+///               UDP's retransmission count uses bits 48–54, its hello bit 61)
 ///     offset 8: send time (UInt64): in latency mode a reading of the task's loop clock (TSC ticks
 ///               or CLOCK_MONOTONIC ns, see LoopClock); in throughput mode unused by the consumer
 ///     offset 16…: payload: the message's pattern under produce=write, else left as it was
@@ -17,8 +18,9 @@ public enum MessageFormat {
     public static let replyFlag: UInt64 = 1 << 62
     /// Under `--clients` each producer sets its client number here, so the one consumer checks every
     /// client's sequence on its own and routes each reply; 0 for a pair.
-    public static let clientShift: UInt64 = 48
-    public static let clientMask: UInt64 = ((1 << 14) - 1) << clientShift
+    public static let clientShift: UInt64 = 55
+    /// Six bits: up to 64 clients (the CLI's limit).
+    public static let clientMask: UInt64 = 0x3F << clientShift
     /// The bits a client number `index` occupies.
     @inline(__always)
     public static func clientTag(_ index: Int) -> UInt64 { UInt64(index) << clientShift }

@@ -40,7 +40,9 @@ extension Loops {
             }
             tally.count(client: client, sequence: value & ~MessageFormat.clientMask, sentAt: sentAt, arrivedAt: arrivedAt)
         }
-        return tally.result(messageBytes: size, lastReceive: answers ? nil : clock.monotonicNow())
+        var result = tally.result(messageBytes: size, lastReceive: answers ? nil : clock.monotonicNow())
+        result.lost &+= server.recoveredLosses
+        return result
     }
 }
 

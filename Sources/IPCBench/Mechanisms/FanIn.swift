@@ -10,12 +10,17 @@ public protocol ServerEndpoint: AnyObject {
     /// Sends one message to the client at `route`.
     func send(to route: Int, size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws
     func close()
+    /// Messages lost and then recovered by the mechanism itself (UDP's retransmissions), added to the
+    /// lost count as for MessageEndpoint.
+    var recoveredLosses: UInt64 { get }
     /// Runs the harness's server loop (Loops.serve) over this endpoint. Not for mechanisms to
     /// implement: as with MessageEndpoint.runHarnessLoop, it specialises the loop per endpoint type.
     func runServerLoop(_ task: WorkerTask) throws -> WorkerResult
 }
 
 extension ServerEndpoint {
+    public var recoveredLosses: UInt64 { 0 }
+
     public func runServerLoop(_ task: WorkerTask) throws -> WorkerResult {
         try Loops.serve(self, task, clock: task.clock)
     }

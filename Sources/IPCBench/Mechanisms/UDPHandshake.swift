@@ -92,7 +92,7 @@ enum UDPHandshake {
 
     /// The hello datagram: the header, then the secret's bytes (none when the cell has no secret; the
     /// acknowledgement is that bare header).
-    private static func hello(_ secret: String?) -> [UInt8] {
+    static func hello(_ secret: String?) -> [UInt8] {
         var header = [UInt8](repeating: 0, count: MessageFormat.headerBytes)
         header.withUnsafeMutableBytes { $0.storeBytes(of: helloSequence.littleEndian, as: UInt64.self) }
         return header + Array((secret ?? "").utf8)
