@@ -60,7 +60,7 @@ struct RunCommand: ParsableCommand {
     var pairs: String?
 
     @Option(help: ArgumentHelp(
-        "Producers (clients) one consumer (the server) serves at once: a number or a comma-separated sweep (e.g. 1,2,4), \(Self.pairsRange.lowerBound) to \(Self.pairsRange.upperBound). For mechanisms with a many-to-one shape (unix-stream: one listening socket, epoll; posix-mq: one request queue, a reply queue per client; udp: one socket, clients told apart by address); others give unavailable rows. The server keeps the consumer's CPU; clients start on the producer's and spread over the rest. Rows give the server's total msgs/s and bytes/s and latency merged over the clients. Not combined with --pairs above 1. Default 1.",
+        "Producers (clients) one consumer (the server) serves at once: a number or a comma-separated sweep (e.g. 1,2,4), \(Self.pairsRange.lowerBound) to \(Self.pairsRange.upperBound). For mechanisms with a many-to-one shape (unix-stream, tcp: one listening socket, epoll; posix-mq: one request queue, a reply queue per client; udp: one socket, clients told apart by address); others give unavailable rows. The server keeps the consumer's CPU; clients start on the producer's and spread over the rest. Rows give the server's total msgs/s and bytes/s and latency merged over the clients. Not combined with --pairs above 1. Default 1.",
         valueName: "counts"))
     var clients: String?
 
@@ -466,6 +466,8 @@ struct RunCommand: ParsableCommand {
             }
             configuration.topology = try? Topology.read()
             configuration.allowedCPUs = allowed
+            let workers = max(2 * (configuration.pairCounts.max() ?? 1), (configuration.clientCounts.max() ?? 1) + 1)
+            try Self.ensureDescriptors(forWorkers: workers, option: option)
         }
         if let rate {
             let number = rate.hasSuffix("/s") ? String(rate.dropLast(2)) : rate
@@ -488,6 +490,19 @@ struct RunCommand: ParsableCommand {
     static let crossCPU = "cross-cpu"
     /// The placements several pairs can spread from (PairLayout).
     static let pairPlacements = [crossCPU, NamedPlacement.sameCPU.rawValue, NamedPlacement.unpinned.rawValue]
+
+    /// This process holds a control pipe pair per worker and, while starting them, a few more
+    /// descriptors each: raises the soft RLIMIT_NOFILE toward the hard one if it is short, and
+    /// refuses the run up front if even that is not enough.
+    static func ensureDescriptors(forWorkers workers: Int, option: String) throws {
+        let needed = rlim_t(32 + 6 * workers)
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < needed else { return }
+        var raised = limit
+        raised.rlim_cur = min(limit.rlim_max, needed)
+        if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0, raised.rlim_cur >= needed { return }
+        throw ValidationError("\(option): \(workers) workers need about \(needed) open descriptors in this process, but the limit is \(limit.rlim_cur) (hard \(limit.rlim_max); ulimit -n); raise it or run fewer")
+    }
 
     /// `--pairs` or `--clients`: distinct counts in the order given.
     static func parsePairs(_ text: String, option: String = "--pairs", noun: String = "pairs") throws -> [Int] {

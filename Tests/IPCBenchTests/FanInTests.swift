@@ -59,10 +59,10 @@ struct FanInTests {
         return SuiteRunner.run(configuration) { _, _, _ in }
     }
 
-    @Test("UNIX stream, POSIX mq and UDP: 3 clients at once, 10,000 verified messages per client in both modes")
+    @Test("UNIX stream, TCP, POSIX mq and UDP: 3 clients at once, 10,000 verified messages per client in both modes")
     func realClients() {
-        let outcomes = Self.run(["unix-stream", "posix-mq", "udp"], clients: 3)
-        #expect(outcomes.count == 6)
+        let outcomes = Self.run(["unix-stream", "tcp", "posix-mq", "udp"], clients: 3)
+        #expect(outcomes.count == 8)
         for outcome in outcomes {
             let name = "\(outcome.cell.mechanism.id) \(outcome.cell.mode)"
             #expect(outcome.status == .ok, "\(name): \(outcome.status.text)")
@@ -101,37 +101,34 @@ struct FanInTests {
         configuration.clientCounts = [2]
         configuration.waits = [.block, .poll]
         let reasons = configuration.cells.map { SuiteRunner.unavailableReason($0) }
-        #expect(reasons[0]?.contains("pipe has no many-to-one shape for --clients (yet); these do: unix-stream, posix-mq, udp") == true, "\(reasons)")
+        #expect(reasons[0]?.contains("pipe has no many-to-one shape for --clients (yet); these do: unix-stream, tcp, posix-mq, udp") == true, "\(reasons)")
         #expect(reasons[2] == nil)
         #expect(reasons[3]?.contains("blocking waits only") == true, "\(reasons)")
     }
 
     @Test("A killed client fails the row and names it; the next row runs; nothing is left")
     func killedClient() throws {
-        let scratch = TestSupport.temporaryDirectory()
+        let (result, rows, injected, scratch) = try TestSupport.runKillingOneWorker(
+            ["--clients", "3", "--placements", "cross-cpu", "--mechanisms", "unix-stream,posix-mq", "--sizes", "64", "--mode", "latency",
+             "--duration", "3", "--repetitions", "1", "--cell-timeout", "30"], role: .producer, count: 3)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let csv = scratch + "/out.csv"
-        var injected = false
-        let result = try TestSupport.runCLI(
-            ["run", "--clients", "3", "--placements", "cross-cpu", "--mechanisms", "unix-stream,posix-mq", "--sizes", "64", "--mode", "latency",
-             "--duration", "3", "--repetitions", "1", "--cell-timeout", "30", "--out", csv],
-            environment: ["TMPDIR": scratch]
-        ) { pid in
-            injected = TestSupport.waitFor(seconds: 15) {
-                let clients = TestSupport.children(of: pid).filter { $0.commandLine.contains("\"role\":\"producer\"") }
-                guard clients.count == 3 else { return false }
-                usleep(500_000) // inside the timed loop
-                return kill(clients[1].pid, SIGKILL) == 0
-            }
-        }
         #expect(injected, "could not find three clients")
-        let rows = try TestSupport.readCSV(csv)
         #expect(result.status == 1, "\(result.stderr)")
         #expect(rows.count == 2)
         let failure = rows.first?["status"] ?? ""
         #expect(failure.hasPrefix("failed: ") && failure.contains("client") && failure.contains("SIGKILL"), "\(failure)")
         #expect(rows.last?["mechanism"] == "posix-mq" && rows.last?["status"] == "ok" && rows.last?["clients"] == "3", "\(rows.last ?? [:])")
         #expect(TestSupport.entries(in: scratch).sorted() == ["out.csv", "out.metadata.json"])
+    }
+
+    @Test("`ipcbench list` names every many-to-one shape")
+    func listed() throws {
+        let result = try TestSupport.runCLI(["list"])
+        let shapes = result.stdout.components(separatedBy: "Many-to-one shapes (--clients").last ?? ""
+        for mechanism in MechanismRegistry.all {
+            let listed = shapes.contains("  \(mechanism.id) ")
+            #expect(listed == (mechanism is any FanInMechanism), "\(mechanism.id)")
+        }
     }
 
     @Test("--clients input is checked before any work")

@@ -181,24 +181,11 @@ struct ScaleTests {
 
     @Test("A killed consumer of one of three pairs fails the row with its pair named; the next row runs; nothing is left")
     func killedPair() throws {
-        let scratch = TestSupport.temporaryDirectory()
+        let (result, rows, injected, scratch) = try TestSupport.runKillingOneWorker(
+            ["--pairs", "3", "--placements", "cross-cpu", "--mechanisms", "unix-stream,pipe", "--sizes", "64", "--mode", "latency",
+             "--duration", "3", "--repetitions", "1", "--cell-timeout", "30"], role: .consumer, count: 3)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let csv = scratch + "/out.csv"
-        var injected = false
-        let result = try TestSupport.runCLI(
-            ["run", "--pairs", "3", "--placements", "cross-cpu", "--mechanisms", "unix-stream,pipe", "--sizes", "64", "--mode", "latency",
-             "--duration", "3", "--repetitions", "1", "--cell-timeout", "30", "--out", csv],
-            environment: ["TMPDIR": scratch]
-        ) { pid in
-            injected = TestSupport.waitFor(seconds: 15) {
-                let consumers = TestSupport.children(of: pid).filter { $0.commandLine.contains("\"role\":\"consumer\"") }
-                guard consumers.count == 3 else { return false }
-                usleep(500_000) // inside the timed loop
-                return kill(consumers[1].pid, SIGKILL) == 0
-            }
-        }
         #expect(injected, "could not find three consumers")
-        let rows = try TestSupport.readCSV(csv)
         #expect(result.status == 1, "\(result.stderr)")
         #expect(rows.count == 2)
         let failure = rows.first?["status"] ?? ""
@@ -223,6 +210,15 @@ struct ScaleTests {
         // One busy CPU out of the online ones, less the jiffy rounding.
         let expected = 100 / Double(SystemFacts.onlineCPUs.count)
         #expect((load.othersPercent ?? 0) > expected * 0.6, "\(String(describing: load.othersPercent)) % of \(expected)")
+    }
+
+    @Test("Too few descriptors for the workers is refused up front, naming the limit; a low soft limit is raised")
+    func descriptorLimit() throws {
+        let refused = try TestSupport.runCLI(["run", "--pairs", "64", "--mechanisms", "pipe", "--quick", "--out", "/nonexistent-dir/x.csv"], shell: "ulimit -n 100")
+        #expect(refused.status == 2 && refused.stderr.contains("--pairs: 128 workers need about 800 open descriptors in this process, but the limit is 100"),
+                "\(refused.status) \(refused.stderr)")
+        let raised = try TestSupport.runCLI(["run", "--pairs", "64", "--mechanisms", "pipe", "--quick", "--out", "/nonexistent-dir/x.csv"], shell: "ulimit -Sn 100")
+        #expect(raised.status == 2 && raised.stderr.contains("directory '/nonexistent-dir' does not exist"), "\(raised.status) \(raised.stderr)")
     }
 
     @Test("--pairs input is checked before any work: range, form, and the placements it can spread from")

@@ -48,12 +48,21 @@ enum TestSupport {
         var stderr: String
     }
 
-    /// Runs `ipcbench` with arguments; `whileRunning` gets the pid once it has started.
-    static func runCLI(_ arguments: [String], environment: [String: String] = [:], whileRunning: ((pid_t) -> Void)? = nil) throws -> CommandResult {
+    /// Runs `ipcbench` with arguments; `whileRunning` gets the pid once it has started. With `shell`,
+    /// `/bin/sh` runs that command first (e.g. `ulimit -n 100`) and then execs the binary.
+    static func runCLI(
+        _ arguments: [String], environment: [String: String] = [:], shell: String? = nil, whileRunning: ((pid_t) -> Void)? = nil
+    ) throws -> CommandResult {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
         // Plots are drawn (and tested) by scripts/plot.py's own tests; here they would only add files and time.
-        process.arguments = arguments.first == "run" && !arguments.contains("--no-plots") ? arguments + ["--no-plots"] : arguments
+        let arguments = arguments.first == "run" && !arguments.contains("--no-plots") ? arguments + ["--no-plots"] : arguments
+        if let shell {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", shell + "; exec \"$0\" \"$@\"", binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        }
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
         process.environment = env
@@ -66,6 +75,24 @@ enum TestSupport {
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Runs `ipcbench run` with `arguments` (and `--out`) in a scratch TMPDIR, SIGKILLs the second of
+    /// the `count` workers whose task has `role` half a second into their timed loops, and returns the
+    /// result, the CSV rows, whether the kill happened, and the scratch directory (the caller removes it).
+    static func runKillingOneWorker(_ arguments: [String], role: Role, count: Int) throws -> (CommandResult, [[String: String]], Bool, String) {
+        let scratch = temporaryDirectory()
+        let csv = scratch + "/out.csv"
+        var injected = false
+        let result = try runCLI(["run"] + arguments + ["--out", csv], environment: ["TMPDIR": scratch]) { pid in
+            injected = waitFor(seconds: 15) {
+                let workers = children(of: pid).filter { $0.commandLine.contains("\"role\":\"\(role.rawValue)\"") }
+                guard workers.count == count else { return false }
+                usleep(500_000) // inside the timed loop
+                return kill(workers[1].pid, SIGKILL) == 0
+            }
+        }
+        return (result, try readCSV(csv), injected, scratch)
     }
 
     /// A fresh private directory for one test, used as TMPDIR so leftovers can be checked.

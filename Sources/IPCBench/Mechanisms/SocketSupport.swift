@@ -172,7 +172,7 @@ struct SocketListener: ConsumerListener {
     }
 
     /// True when `connection` sends `secret` first, within `secretSeconds`.
-    private static func proves(_ connection: Int32, _ secret: String) -> Bool {
+    static func proves(_ connection: Int32, _ secret: String) -> Bool {
         var timeout = timeval(tv_sec: secretSeconds, tv_usec: 0)
         guard setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0 else { return false }
         let received = UnsafeMutableRawBufferPointer.allocate(byteCount: PeerSecret.length, alignment: 1)

@@ -87,18 +87,30 @@ final class StreamServerEndpoint: ServerEndpoint {
     }
 }
 
-/// A listening stream socket that accepts one connection per client, then serves them all.
+/// A listening stream socket that accepts one connection per client, then serves them all. With a
+/// `peerSecret`, a connection counts only once it has sent the secret; any other is closed and the
+/// listener goes on waiting (as SocketListener does for a pair).
 struct StreamServerListener: ServerListener {
     let descriptor: Int32
     let clients: Int
     let options: EndpointOptions
-    let published: [String: String] = [:]
+    var published: [String: String] = [:]
+    var peerSecret: String? = nil
+    var configure: (Int32) throws -> Void = { _ in }
 
     func accept() throws -> any ServerEndpoint {
         defer { Glibc.close(descriptor) }
         var connections: [Int32] = []
         do {
-            while connections.count < clients { connections.append(try Socket.accept(descriptor)) }
+            while connections.count < clients {
+                let connection = try Socket.accept(descriptor)
+                if let peerSecret, !SocketListener.proves(connection, peerSecret) {
+                    Glibc.close(connection)
+                    continue
+                }
+                connections.append(connection)
+                try configure(connection)
+            }
         } catch {
             connections.forEach { Glibc.close($0) }
             throw error

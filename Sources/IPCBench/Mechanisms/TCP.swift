@@ -6,7 +6,7 @@ import Glibc
 /// binds the server's address (and data port, if fixed) instead, and the producer connects across hosts.
 /// Any local user can connect to the port, so on one host the producer first sends the cell's secret
 /// and the consumer accepts only a connection that does (SocketListener); strangers are closed.
-public struct TCPMechanism: Mechanism {
+public struct TCPMechanism: FanInMechanism {
     public init() {}
     public let id = "tcp"
     public let summary = "TCP over 127.0.0.1 (TCP_NODELAY in latency mode)"
@@ -51,6 +51,28 @@ public struct TCPMechanism: Mechanism {
             throw error
         }
         return try StreamEndpoint(readDescriptor: fd, writeDescriptor: fd, options: options)
+    }
+
+    public let fanInShape = "one listening port; the server accepts a connection per client (each proves itself with the cell's secret) and multiplexes them with epoll"
+
+    public func prepareFanIn(workspace: String, clients: Int, options: EndpointOptions) throws -> FanInRendezvous {
+        FanInRendezvous(server: Rendezvous(), clients: Array(repeating: Rendezvous(), count: clients))
+    }
+
+    public func listenForClients(_ rendezvous: Rendezvous, clients: Int, options: EndpointOptions) throws -> any ServerListener {
+        let (address, name) = try NetworkParameters.bindAddress(rendezvous)
+        let fd = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
+        do {
+            try Socket.bind(fd, address, name)
+            try Socket.listen(fd, backlog: Int32(clients))
+            let port = try Socket.localPort(fd)
+            return StreamServerListener(
+                descriptor: fd, clients: clients, options: options, published: [NetworkParameters.port: String(port)],
+                peerSecret: options.peerSecret, configure: { try Self.configure($0, options) })
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
     }
 
     private static func configure(_ fd: Int32, _ options: EndpointOptions) throws {
