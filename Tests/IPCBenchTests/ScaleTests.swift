@@ -136,6 +136,14 @@ struct ScaleTests {
                                        consumer: Self.result(.consumer, messages: 0, start: 0, end: 2_000, lastReceive: 2_000))
         let starved = CellOutcome.aggregate(Self.pairsCell(.throughput, pairs: 2), repetitions: [[good, idle]])
         #expect(starved.status.text == "failed: pair 1 completed no timed messages", "\(starved.status.text)")
+        // UDP: a pair all of whose datagrams were lost sent them all the same; that is loss, not a failure.
+        var allLost = Self.result(.consumer, messages: 0, start: 0, end: 2_000, lastReceive: 2_000)
+        allLost.messagesSentByProducer = 10
+        allLost.lost = 10
+        var lossy = Self.pairsCell(.throughput, pairs: 2)
+        lossy.mechanism = UDPMechanism()
+        let lost = CellOutcome.aggregate(lossy, repetitions: [[good, ProcessPair.Results(producer: Self.result(.producer, messages: 10, start: 0, end: 1_000), consumer: allLost)]])
+        #expect(lost.status == .ok && lost.lost == 10, "\(lost.status.text)")
     }
 
     @Test("Unpinned pairs that outnumber the CPUs tell their spinning waiters to give the CPU up")
