@@ -175,6 +175,23 @@ struct ComparisonTests {
         #expect(try RunComparison(baseline: quiet, candidate: file("d.csv", steal: "0.2", floor: "260")).conditionsWarning?.contains("cache-line floor 260 ns") == true)
     }
 
+    @Test("Rows whose pairs shared the machine differently are not compared; files from before the column still match")
+    func pairSharingApart() throws {
+        let scratch = TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        func file(_ name: String, _ columns: String, _ values: String) throws -> ResultsFile {
+            let text = "mechanism,mode,message_bytes,placement,\(columns)rtt_half_p50_ns,headline_per_repetition,status\n"
+                + "pipe,latency,64,same-cpu,\(values)5000,5000 5100 4950 5050 4980,ok\n"
+            try text.write(toFile: scratch + "/" + name, atomically: true, encoding: .utf8)
+            return try ResultsFile(path: scratch + "/" + name)
+        }
+        let spread = try file("a.csv", "pairs,pair_sharing,", "2,none,")
+        let squeezed = try file("b.csv", "pairs,pair_sharing,", "2,cpu,")
+        #expect(try RunComparison(baseline: spread, candidate: squeezed).cells.isEmpty)
+        #expect(try RunComparison(baseline: spread, candidate: file("c.csv", "pairs,pair_sharing,", "2,none,")).cells.count == 1)
+        #expect(try RunComparison(baseline: file("old.csv", "", ""), candidate: file("new.csv", "pairs,pair_sharing,", "1,none,")).cells.count == 1)
+    }
+
     @Test("compare from the command line: the gate's exit status, csv and json output, and one-line errors with status 2")
     func commandLine() throws {
         let scratch = TestSupport.temporaryDirectory()

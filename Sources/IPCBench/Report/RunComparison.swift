@@ -47,9 +47,11 @@ public struct RunComparison: Sendable {
     /// repetition of one run beat every repetition of the other.
     public static let defaultAlpha = 0.01
 
-    /// The columns two rows must agree on to be the same cell. Files from before the wait, pairs and
-    /// clients axes lack those columns: their rows all blocked, one pair each.
-    public static let matchColumns = ["mechanism", "variant", "wait", "mode", "message_bytes", "placement", "pairs", "clients", "touch", "produce", "paced_rate_per_s"]
+    /// The columns two rows must agree on to be the same cell; see `valueBefore` for files from
+    /// before some of them.
+    public static let matchColumns = [
+        "mechanism", "variant", "wait", "mode", "message_bytes", "placement", "pairs", "clients", "pair_sharing", "touch", "produce", "paced_rate_per_s",
+    ]
 
     /// Matches the ok rows of `candidate` with those of `baseline` and judges each pair. Throws
     /// `IPCError.setup` for a malformed figure, naming the file, line and column.
@@ -58,7 +60,7 @@ public struct RunComparison: Sendable {
         baselineConditions = Conditions(baseline)
         candidateConditions = Conditions(candidate)
         func key(_ row: [String: String]) -> String {
-            Self.matchColumns.map { row[$0] ?? ["wait": "block", "produce": "write", "pairs": "1", "clients": "1"][$0] ?? "" }.joined(separator: "|")
+            Self.matchColumns.map { row[$0] ?? Self.valueBefore($0, row) }.joined(separator: "|")
         }
         var baselineRows: [String: (row: [String: String], line: Int)] = [:]
         for (index, row) in baseline.rows.enumerated() where row["status"] == "ok" && baselineRows[key(row)] == nil {
@@ -89,6 +91,19 @@ public struct RunComparison: Sendable {
             throw IPCError.setup("\(file), line \(line): \(metric) '\(text)' is not a positive number")
         }
         return ([value], false)
+    }
+
+    /// What a column added later means in a file from before it: rows all blocked and wrote every
+    /// byte, one pair each, which shared nothing unless unpinned (the same pairs on fewer CPUs — a
+    /// run under `taskset` — are another cell, `pair_sharing` tells them apart).
+    static func valueBefore(_ column: String, _ row: [String: String]) -> String {
+        switch column {
+        case "wait": "block"
+        case "produce": "write"
+        case "pairs", "clients": "1"
+        case "pair_sharing": row["placement"] == "unpinned" ? "unpinned" : "none"
+        default: ""
+        }
     }
 
     /// The placement, and the number of pairs when several ran at once: "cross-cpu, 4 pairs".
