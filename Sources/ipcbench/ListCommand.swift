@@ -36,6 +36,8 @@ struct ListCommand: ParsableCommand {
         print("\nMessages are at least \(MessageFormat.minimumMessageBytes) bytes (sequence number + send timestamp).")
         print("\nMany-to-one shapes (--clients; the others give `unavailable:` rows):")
         print(TextTable.render(MechanismRegistry.all.compactMap { $0 as? any FanInMechanism }.map { ["  " + $0.id, $0.fanInShape] }))
+        print("\nOne-to-many shapes (--readers, streaming):")
+        print(TextTable.render(MechanismRegistry.all.compactMap { $0 as? any FanOutMechanism }.map { ["  " + $0.id, $0.fanOutShape] }))
         print("\nWait strategies (--wait; a mechanism that lacks one gives `unavailable:` rows saying so):")
         print(TextTable.render(WaitStrategy.allCases.map { ["  " + $0.rawValue, $0.summary] }))
     }

@@ -65,6 +65,11 @@ struct RunCommand: ParsableCommand {
     var clients: String?
 
     @Option(help: ArgumentHelp(
+        "Consumers (readers) that each receive every message of one producer, streaming only: a number or a comma-separated sweep, \(Self.pairsRange.lowerBound) to \(Self.pairsRange.upperBound). For mechanisms with a one-to-many shape (shm-posix in-place/spin: one broadcast ring read in place by all; unix-stream: the message written to a socket per reader); others give unavailable rows. Rows give the bytes delivered to all readers per second. Not combined with --pairs or --clients above 1. Default 1.",
+        valueName: "counts"))
+    var readers: String?
+
+    @Option(help: ArgumentHelp(
         "NUMA node for the shared memory of shm-posix, shm-sysv, mmap-file and memfd cells: a node number, local (the consumer's node) or remote (the node farthest from it). The pages are bound before first touch and checked by each worker. Other mechanisms are not affected (their memory_node stays empty). Default: the kernel decides.",
         valueName: "node"))
     var memoryNode: String?
@@ -447,9 +452,13 @@ struct RunCommand: ParsableCommand {
         if let pairs {
             configuration.pairCounts = try Self.parsePairs(pairs)
         }
-        let several = [("--pairs", configuration.pairCounts), ("--clients", configuration.clientCounts)].filter { $0.1.contains { $0 > 1 } }
-        if several.count == 2 {
-            throw ValidationError("--pairs and --clients above 1 cannot be combined: a cell is either several independent pairs or one server with several clients")
+        if let readers {
+            configuration.readerCounts = try Self.parsePairs(readers, option: "--readers", noun: "readers")
+        }
+        let several = [("--pairs", configuration.pairCounts), ("--clients", configuration.clientCounts), ("--readers", configuration.readerCounts)]
+            .filter { $0.1.contains { $0 > 1 } }
+        if several.count > 1 {
+            throw ValidationError("\(several.map(\.0).joined(separator: " and ")) above 1 cannot be combined: a cell is several independent pairs, one server with several clients, or one producer with several readers")
         }
         if let (option, _) = several.first {
             if target != nil {
@@ -466,7 +475,7 @@ struct RunCommand: ParsableCommand {
             }
             configuration.topology = try? Topology.read()
             configuration.allowedCPUs = allowed
-            let workers = max(2 * (configuration.pairCounts.max() ?? 1), (configuration.clientCounts.max() ?? 1) + 1)
+            let workers = max(2 * (configuration.pairCounts.max() ?? 1), (configuration.clientCounts.max() ?? 1) + 1, (configuration.readerCounts.max() ?? 1) + 1)
             try Self.ensureDescriptors(forWorkers: workers, option: option)
         }
         if let rate {

@@ -146,10 +146,10 @@ public struct CellOutcome: Sendable {
                 // as such; what must not happen is a producer that sent none.
                 let completed = cell.mode == .latency || cell.mechanism.losesMessages ? run.producer.messages : run.consumer.messages
                 if pairs.count > 1, outcome.status.isOK, completed == 0 {
-                    outcome.status = .failed("\(cell.clients > 1 ? "client" : "pair") \(index) completed no timed messages")
+                    outcome.status = .failed("\(cell.memberName) \(index) completed no timed messages")
                 }
                 if run.consumer.messagesSentByProducer != run.producer.messages {
-                    let pair = pairs.count > 1 ? " (\(cell.clients > 1 ? "client" : "pair") \(index))" : ""
+                    let pair = pairs.count > 1 ? " (\(cell.memberName) \(index))" : ""
                     outcome.status = .failed("consumer saw \(run.consumer.messagesSentByProducer) timed messages announced, producer sent \(run.producer.messages)\(pair)")
                 }
             }
@@ -186,7 +186,7 @@ public struct CellOutcome: Sendable {
         let errors = outcome.reordered + outcome.corrupt + (cell.mechanism.losesMessages ? 0 : outcome.lost)
         if outcome.status.isOK, errors > 0 {
             let named = Array(Set(pairsWithErrors)).sorted()
-            let pairs = named.isEmpty ? "" : " (pair\(named.count > 1 ? "s" : "") \(named.map(String.init).joined(separator: ", ")))"
+            let pairs = named.isEmpty ? "" : " (\(cell.memberName)\(named.count > 1 ? "s" : "") \(named.map(String.init).joined(separator: ", ")))"
             outcome.status = .failed("\(outcome.lost) lost, \(outcome.reordered) reordered, \(outcome.corrupt) corrupt messages\(pairs)")
         }
         if outcome.status.isOK, outcome.messages == 0 {

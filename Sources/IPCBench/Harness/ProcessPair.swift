@@ -118,6 +118,42 @@ public enum ProcessPair {
         return split(server: servers[0], clients: clients)
     }
 
+    /// `--readers`: one producer whose every message reaches each reader of `layout` (a pair per
+    /// reader, all with the producer's CPU). Shared out as one `Results` per reader: the reader's own
+    /// result, and the producer's (its CPU cost on reader 0 alone).
+    public static func runFanOut(_ mechanism: any FanOutMechanism, task template: WorkerTask, layout: PairLayout, limits: PairLimits) throws -> [Results] {
+        let count = layout.pairs.count
+        let workspace = try Workspace()
+        defer { workspace.remove() }
+        let rendezvous = try mechanism.prepareFanOut(workspace: workspace.path, readers: count, options: template.options)
+        defer { mechanism.teardown(rendezvous.producer) }
+        let secret = PeerSecret.make()
+        var group = WorkerGroup()
+        for index in 0..<count {
+            var reader = template
+            reader.cpu = layout.pairs[index].consumer
+            reader.readers = count
+            reader.rendezvous = rendezvous.readers[index]
+            reader.options.peerSharesCPU = layout.sharesCPU(pair: index)
+            if index != count - 1 { reader.fault = nil }
+            group.consumers.append(.init(name: "reader \(index)", task: reader, inherited: [], secret: secret))
+        }
+        var producer = template
+        producer.cpu = layout.pairs.first?.producer
+        producer.readers = count
+        producer.rendezvous = rendezvous.producer
+        producer.options.peerSharesCPU = (0..<count).contains { layout.sharesCPU(pair: $0) }
+        if template.fault == .exitEarly || template.fault == .stall { producer.fault = nil }
+        group.producers.append(.init(name: "producer", task: producer, inherited: [], secret: secret))
+        var unclosed: [Int32] = []
+        let (readers, producers) = try group.run(limits: limits, durationNanoseconds: template.durationNanoseconds, unclosed: &unclosed)
+        return readers.indices.map { index in
+            var share = producers[0]
+            if index > 0 { share.cpuUsage = CPUUsage() }
+            return Results(producer: share, consumer: readers[index])
+        }
+    }
+
     /// The server's result as one consumer result per client (see `runFanIn`).
     static func split(server: WorkerResult, clients: [WorkerResult]) -> [Results] {
         clients.indices.map { index in

@@ -53,6 +53,9 @@ public struct RunConfiguration: Sendable {
     /// `--clients`: every cell runs with each of these numbers of producers served by one consumer
     /// (one by default: a pair). Not combined with several pairs.
     public var clientCounts = [1]
+    /// `--readers`: every cell runs with each of these numbers of consumers receiving every message
+    /// (one by default: a pair). Not combined with several pairs or clients.
+    public var readerCounts = [1]
     /// What `PairLayout.spread` places several pairs over (nil topology: each CPU its own core).
     public var topology: Topology?
     public var allowedCPUs: [Int] = []
@@ -76,7 +79,7 @@ public struct RunConfiguration: Sendable {
         self.fault = fault
     }
 
-    /// Mechanism-major, then mode, variant, wait, size, placement, pairs and clients: the order of the CSV.
+    /// Mechanism-major, then mode, variant, wait, size, placement, pairs, clients and readers: the order of the CSV.
     public var cells: [Cell] {
         mechanisms.flatMap { mechanism in
             modes.flatMap { mode in
@@ -85,19 +88,22 @@ public struct RunConfiguration: Sendable {
                         sizes.flatMap { size in
                             placements(for: mode).flatMap { placement in
                                 pairCounts.flatMap { pairs in
-                                    clientCounts.map { clients in
+                                    clientCounts.flatMap { clients in readerCounts.map { readers in
                                         var cell = Cell(
                                             mechanism: mechanism, mode: mode, variant: variant, wait: wait, messageBytes: size, produce: produce,
                                             touch: touch, placement: placement, pacedRate: mode == .latency ? pacedRate : nil, memoryNode: memoryNode,
                                             remote: remote)
-                                        if clients > 1 {
+                                        if readers > 1 {
+                                            cell.readers = readers
+                                            cell.layout = PairLayout.fanOut(readers, around: placement, topology: topology, allowed: allowedCPUs)
+                                        } else if clients > 1 {
                                             cell.clients = clients
                                             cell.layout = PairLayout.fanIn(clients, around: placement, topology: topology, allowed: allowedCPUs)
                                         } else if pairs > 1 {
                                             cell.layout = PairLayout.spread(pairs, around: placement, topology: topology, allowed: allowedCPUs)
                                         }
                                         return cell
-                                    }
+                                    } }
                                 }
                             }
                         }

@@ -7,6 +7,10 @@ public enum SuiteRunner {
     /// Both workers on this machine.
     public static func localPair(_ cell: Cell, _ task: WorkerTask, _ limits: PairLimits) throws -> [ProcessPair.Results] {
         let layout = cell.layout ?? PairLayout(single: cell.placement)
+        if cell.readers > 1 {
+            guard let fanOut = cell.mechanism as? any FanOutMechanism else { throw IPCError.setup("\(cell.mechanism.id) has no one-to-many shape") }
+            return try ProcessPair.runFanOut(fanOut, task: task, layout: layout, limits: limits)
+        }
         if cell.clients > 1 {
             guard let fanIn = cell.mechanism as? any FanInMechanism else { throw IPCError.setup("\(cell.mechanism.id) has no many-to-one shape") }
             return try ProcessPair.runFanIn(fanIn, task: task, layout: layout, limits: limits)
@@ -211,6 +215,21 @@ public enum SuiteRunner {
             }
             if cell.wait != .block {
                 return "--clients serves with blocking waits only (the server waits on epoll or on its request queue); --wait \(cell.wait.rawValue) is for pairs"
+            }
+        }
+        if cell.readers > 1 {
+            guard let fanOut = cell.mechanism as? any FanOutMechanism else {
+                let shapes = MechanismRegistry.all.filter { $0 is any FanOutMechanism }.map(\.id).joined(separator: ", ")
+                return "\(cell.mechanism.id) has no one-to-many shape for --readers (yet); these do: \(shapes)"
+            }
+            if cell.mode == .latency {
+                return "--readers measures streaming (every reader receives every message); ping-pong with several readers is not defined yet"
+            }
+            if !fanOut.fanOutVariants(for: cell.mode).contains(cell.variant) {
+                return "\(cell.mechanism.id) \(cell.variant) has no one-to-many shape; --readers runs \(fanOut.fanOutVariants(for: cell.mode).joined(separator: ", "))"
+            }
+            if cell.wait != .block {
+                return "--readers runs with blocking waits (or the broadcast ring's polling) only; --wait \(cell.wait.rawValue) is for pairs"
             }
         }
         if let limit = cell.mechanism.messageLimit(), cell.messageBytes > limit.bytes {

@@ -41,9 +41,13 @@ public enum Worker {
         let endpoint: any MessageEndpoint
         switch task.role {
         case .consumer:
-            let listener = try mechanism.listen(task.rendezvous, options: task.options)
+            let listener = task.readers > 1
+                ? try fanOut(mechanism, task).listenAsReader(task.rendezvous, options: task.options)
+                : try mechanism.listen(task.rendezvous, options: task.options)
             WorkerControl.send(.bound(published: listener.published))
             endpoint = try listener.accept()
+        case .producer where task.readers > 1:
+            endpoint = try fanOut(mechanism, task).connectToReaders(task.rendezvous, readers: task.readers, options: task.options)
         case .producer:
             endpoint = try mechanism.connect(task.rendezvous, published: task.published, options: task.options)
         }
@@ -73,6 +77,13 @@ public enum Worker {
             throw IPCError.setup("\(task.role) pinned to CPU \(cpu) ran on CPU \(result.cpuBefore)…\(result.cpuAfter)")
         }
         WorkerControl.send(.finished(result))
+    }
+
+    private static func fanOut(_ mechanism: any Mechanism, _ task: WorkerTask) throws -> any FanOutMechanism {
+        guard let fanOut = mechanism as? any FanOutMechanism else {
+            throw IPCError.setup("\(task.mechanismID) has no one-to-many shape for --readers")
+        }
+        return fanOut
     }
 
     /// The consumer of a fan-in cell (`--clients`): one server for every client.

@@ -57,6 +57,8 @@ public struct WorkerTask: Codable, Sendable {
     /// number among them, which it writes into every header (MessageFormat.clientTag).
     public var clients = 1
     public var clientIndex = 0
+    /// `--readers`: how many consumers receive every message the one producer sends (1: a pair).
+    public var readers = 1
 }
 
 /// A deliberate fault in the producer's stream, so tests can prove each kind of error is detected.

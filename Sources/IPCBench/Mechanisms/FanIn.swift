@@ -62,3 +62,37 @@ public protocol FanInMechanism: Mechanism {
     /// Consumer worker: opens its side for `clients` producers without waiting for them.
     func listenForClients(_ rendezvous: Rendezvous, clients: Int, options: EndpointOptions) throws -> any ServerListener
 }
+
+/// What the parent creates for a fan-out cell: the producer's rendezvous (everything, for teardown
+/// too) and one per reader, each handed to that reader's `Mechanism.listen`.
+public struct FanOutRendezvous: Sendable {
+    public var producer: Rendezvous
+    public var readers: [Rendezvous]
+
+    public init(producer: Rendezvous, readers: [Rendezvous]) {
+        self.producer = producer
+        self.readers = readers
+    }
+}
+
+/// A mechanism with a one-to-many shape: one producer, `--readers N` consumers that each receive
+/// every message. Readers are ordinary consumers (their usual loop and sequence check); only the
+/// producer's endpoint differs, sending each message to all of them.
+public protocol FanOutMechanism: Mechanism {
+    /// How the producer reaches every reader, for the README and `ipcbench list`.
+    var fanOutShape: String { get }
+    /// The variants that have a fan-out shape (others give unavailable rows).
+    func fanOutVariants(for mode: Mode) -> [String]
+    /// Parent side: creates what the producer and each reader open. Descriptors are not supported.
+    func prepareFanOut(workspace: String, readers: Int, options: EndpointOptions) throws -> FanOutRendezvous
+    /// Producer worker: opens its side towards every reader (each already listening).
+    func connectToReaders(_ rendezvous: Rendezvous, readers: Int, options: EndpointOptions) throws -> any MessageEndpoint
+    /// Reader worker: opens its side (by default as the mechanism's ordinary consumer).
+    func listenAsReader(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener
+}
+
+extension FanOutMechanism {
+    public func listenAsReader(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
+        try listen(rendezvous, options: options)
+    }
+}

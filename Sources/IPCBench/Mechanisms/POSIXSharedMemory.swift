@@ -73,7 +73,7 @@ public struct POSIXSharedMemoryMechanism: Mechanism {
     }
 
     /// Creates a new object under a fresh unguessable name (a taken name is someone else's: skipped).
-    private static func createObject() throws -> (name: String, descriptor: Int32) {
+    static func createObject() throws -> (name: String, descriptor: Int32) {
         for _ in 0..<16 {
             let name = OwnedNames.posixName("ring")
             let descriptor = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)

@@ -118,3 +118,31 @@ struct StreamServerListener: ServerListener {
         return try StreamServerEndpoint(connections: connections, options: options)
     }
 }
+
+/// The producer of a fan-out cell over stream sockets: each message is built once in a private
+/// buffer and written to every reader's connection (the same message sent N times, N copies into
+/// the kernel).
+final class StreamFanOutEndpoint: MessageEndpoint {
+    private let connections: [Int32]
+    private let sendBuffer: UnsafeMutableRawBufferPointer
+
+    init(connections: [Int32], options: EndpointOptions) {
+        self.connections = connections
+        sendBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
+        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit { sendBuffer.deallocate() }
+
+    func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        fill(message)
+        for connection in connections { try Descriptor.writeAll(connection, UnsafeRawBufferPointer(message)) }
+    }
+
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+        throw IPCError.setup("a fan-out producer receives nothing: --readers measures streaming")
+    }
+
+    func close() { connections.forEach { Glibc.close($0) } }
+}

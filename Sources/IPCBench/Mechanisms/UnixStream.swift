@@ -2,7 +2,7 @@ import Glibc
 
 /// UNIX domain stream socket bound to a path in the cell's private directory; the producer
 /// connects by that path.
-public struct UnixStreamMechanism: FanInMechanism {
+public struct UnixStreamMechanism: FanInMechanism, FanOutMechanism {
     public init() {}
     public let id = "unix-stream"
     public let summary = "UNIX domain SOCK_STREAM socket, bound to a path, connected by name"
@@ -43,5 +43,32 @@ public struct UnixStreamMechanism: FanInMechanism {
     public func listenForClients(_ rendezvous: Rendezvous, clients: Int, options: EndpointOptions) throws -> any ServerListener {
         let fd = try Socket.listeningUnixStream(path: try rendezvous.require("path"), backlog: Int32(clients))
         return StreamServerListener(descriptor: fd, clients: clients, options: options)
+    }
+
+    public let fanOutShape = "a socket per reader, each listening on its own path; the producer builds each message once and writes it to every connection"
+
+    public func fanOutVariants(for mode: Mode) -> [String] { variants(for: mode) }
+
+    public func prepareFanOut(workspace: String, readers: Int, options: EndpointOptions) throws -> FanOutRendezvous {
+        let paths = (0..<readers).map { "\(workspace)/reader-\($0).sock" }
+        var producer = Rendezvous()
+        for (index, path) in paths.enumerated() { producer.parameters["path-\(index)"] = path }
+        return FanOutRendezvous(producer: producer, readers: paths.map { Rendezvous(parameters: ["path": $0]) })
+    }
+
+    public func connectToReaders(_ rendezvous: Rendezvous, readers: Int, options: EndpointOptions) throws -> any MessageEndpoint {
+        var connections: [Int32] = []
+        do {
+            for index in 0..<readers {
+                let path = try rendezvous.require("path-\(index)")
+                let fd = try Socket.make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
+                connections.append(fd)
+                try Socket.connect(fd, Socket.unixAddress(path), path)
+            }
+        } catch {
+            connections.forEach { Glibc.close($0) }
+            throw error
+        }
+        return StreamFanOutEndpoint(connections: connections, options: options)
     }
 }

@@ -88,6 +88,14 @@ public struct PairLayout: Sendable, Equatable {
         return PairLayout(pairs: pairs, sharing: machine.sharing(pairs.map { [$0.producer!] } + [[server]]))
     }
 
+    /// `--readers`: the producer at `placement`'s producer CPU, reader 0 at its consumer CPU, the
+    /// other readers spread over the CPUs left as clients are (each reader a "pair" with the producer).
+    public static func fanOut(_ count: Int, around placement: Placement, topology: Topology?, allowed: [Int]) -> PairLayout {
+        var mirrored = fanIn(count, around: Placement(producerCPU: placement.consumerCPU, consumerCPU: placement.producerCPU), topology: topology, allowed: allowed)
+        mirrored.pairs = mirrored.pairs.map { PairCPUs(producer: $0.consumer, consumer: $0.producer) }
+        return mirrored
+    }
+
     /// "0>1 2>3": producer>consumer CPU of each pair (empty when unpinned), for the CSV.
     public var text: String {
         guard sharing != .unpinned else { return "" }

@@ -8,7 +8,7 @@ public final class CSVReport {
 
     public static let columns: [String] =
         ["run_id", "mechanism", "variant", "wait", "copies", "produce", "touch", "mode", "paced_rate_per_s", "message_bytes", "messages", "repetitions",
-         "placement", "producer_cpu", "consumer_cpu", "memory_node", "pairs", "clients", "pair_sharing", "pair_cpus"]
+         "placement", "producer_cpu", "consumer_cpu", "memory_node", "pairs", "clients", "readers", "pair_sharing", "pair_cpus"]
         + latencyStatistics.map { "rtt_half_\($0)_ns" }
         + latencyStatistics.map { "one_way_\($0)_ns" }
         + ["msgs_per_s", "bytes_per_s", "cv", "ci95_low", "ci95_high", "headline_per_repetition", "drift_percent", "drifted", "pair_spread_percent"]
@@ -85,7 +85,7 @@ public final class CSVReport {
             String(cell.messageBytes), measured ? String(outcome.messages) : "", String(outcome.repetitions),
             cell.placement.name, cpu(cell.placement.producerCPU ?? outcome.producerCPUSeen),
             cpu(cell.placement.consumerCPU ?? outcome.consumerCPUSeen), outcome.memoryNode.map(String.init) ?? "",
-            String(cell.pairs), String(cell.clients), layout?.sharing.rawValue ?? "", layout?.text ?? "",
+            String(cell.pairs), String(cell.clients), String(cell.readers), layout?.sharing.rawValue ?? "", layout?.text ?? "",
         ]
             + latency(outcome.halfRoundTrip) + latency(outcome.oneWay)
             + [number(outcome.messagesPerSecond), number(outcome.bytesPerSecond), number(outcome.coefficientOfVariation, decimals: 4),

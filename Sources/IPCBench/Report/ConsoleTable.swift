@@ -8,7 +8,7 @@ public enum ConsoleTable {
             let cell = outcome.cell
             rows.append([
                 cell.mechanism.id, cell.variant, cell.wait.rawValue, cell.mode.rawValue, ByteSize.format(cell.messageBytes),
-                cell.placement.name + (cell.pairs > 1 ? " ×\(cell.pairs)" : cell.clients > 1 ? " \(cell.clients)→1" : ""), String(cell.copies),
+                cell.placement.name + (cell.pairs > 1 ? " ×\(cell.pairs)" : cell.clients > 1 ? " \(cell.clients)→1" : cell.readers > 1 ? " 1→\(cell.readers)" : ""), String(cell.copies),
                 duration(outcome.oneWay?.p50), duration(outcome.oneWay?.p99), duration(outcome.halfRoundTrip?.p50),
                 rate(outcome.messagesPerSecond), outcome.bytesPerSecond.map { String(format: "%.2f", $0 / 1e9) } ?? "",
                 DisplayText.printable(outcome.status.text),

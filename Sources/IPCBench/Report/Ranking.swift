@@ -25,7 +25,7 @@ public enum Ranking {
         var order: [String] = []
         var members: [String: [CellOutcome]] = [:]
         for outcome in measured {
-            let key = "\(outcome.cell.mode.rawValue)|\(outcome.cell.messageBytes)|\(outcome.cell.placement.name)|\(outcome.cell.pairs)|\(outcome.cell.clients)"
+            let key = "\(outcome.cell.mode.rawValue)|\(outcome.cell.messageBytes)|\(outcome.cell.placement.name)|\(outcome.cell.pairs)|\(outcome.cell.clients)|\(outcome.cell.readers)"
             if members[key] == nil { order.append(key) }
             members[key, default: []].append(outcome)
         }
@@ -51,7 +51,8 @@ public enum Ranking {
                 }
                 entries.append(entry)
             }
-            let pairs = first.cell.pairs > 1 ? ", \(first.cell.pairs) pairs" : first.cell.clients > 1 ? ", \(first.cell.clients) clients" : ""
+            let pairs = first.cell.pairs > 1 ? ", \(first.cell.pairs) pairs" : first.cell.clients > 1 ? ", \(first.cell.clients) clients"
+                : first.cell.readers > 1 ? ", \(first.cell.readers) readers" : ""
             return Group(mode: first.cell.mode, messageBytes: first.cell.messageBytes, placement: first.cell.placement.name + pairs, entries: entries)
         }
     }

@@ -50,7 +50,7 @@ public struct RunComparison: Sendable {
     /// The columns two rows must agree on to be the same cell; see `valueBefore` for files from
     /// before some of them.
     public static let matchColumns = [
-        "mechanism", "variant", "wait", "mode", "message_bytes", "placement", "pairs", "clients", "pair_sharing", "touch", "produce", "paced_rate_per_s",
+        "mechanism", "variant", "wait", "mode", "message_bytes", "placement", "pairs", "clients", "readers", "pair_sharing", "touch", "produce", "paced_rate_per_s",
     ]
 
     /// Matches the ok rows of `candidate` with those of `baseline` and judges each pair. Throws
@@ -100,7 +100,7 @@ public struct RunComparison: Sendable {
         switch column {
         case "wait": "block"
         case "produce": "write"
-        case "pairs", "clients": "1"
+        case "pairs", "clients", "readers": "1"
         case "pair_sharing": row["placement"] == "unpinned" ? "unpinned" : "none"
         default: ""
         }
@@ -110,6 +110,7 @@ public struct RunComparison: Sendable {
     static func placementText(_ row: [String: String]) -> String {
         let placement = row["placement"] ?? ""
         if let clients = row["clients"].flatMap({ Int($0) }), clients > 1 { return "\(placement), \(clients) clients" }
+        if let readers = row["readers"].flatMap({ Int($0) }), readers > 1 { return "\(placement), \(readers) readers" }
         guard let pairs = row["pairs"].flatMap({ Int($0) }), pairs > 1 else { return placement }
         return "\(placement), \(pairs) pairs"
     }

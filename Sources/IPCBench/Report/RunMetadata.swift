@@ -73,6 +73,8 @@ public struct RunMetadata: Codable, Sendable {
         public var pairs: [Int] = [1]
         /// `--clients`: how many producers one consumer serves in each cell (a list: a sweep).
         public var clients: [Int] = [1]
+        /// `--readers`: how many consumers receive every message in each cell (a list: a sweep).
+        public var readers: [Int] = [1]
         /// How several pairs are placed (`PairLayout.policy`); nil when every cell has one pair.
         public var pairPlacementPolicy: String?
 
@@ -80,7 +82,7 @@ public struct RunMetadata: Codable, Sendable {
             case mechanisms, modes, variants, waits, spinThenBlockMicroseconds, waitTimeoutSeconds, messageBytes, produce, touch, placements, repetitions
             case repetitionOrder
             case durationSecondsPerRepetition, maximumMessagesPerRepetition, warmupMessages, cellTimeoutSeconds
-            case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode, spinPausesPerPoll, pairs, clients, pairPlacementPolicy
+            case targetRelativeCI = "target_relative_ci", pacedRatePerSecond, memoryNode, spinPausesPerPoll, pairs, clients, readers, pairPlacementPolicy
         }
     }
 
@@ -175,8 +177,8 @@ public struct RunMetadata: Codable, Sendable {
             cellTimeoutSeconds: configuration.limits.cellTimeoutSeconds, targetRelativeCI: configuration.targetRelativeCI,
             pacedRatePerSecond: configuration.pacedRate, memoryNode: configuration.memoryNode?.description,
             spinPausesPerPoll: configuration.spinPausesPerPoll, pairs: configuration.pairCounts,
-            clients: configuration.clientCounts,
-            pairPlacementPolicy: (configuration.pairCounts + configuration.clientCounts).contains { $0 > 1 } ? PairLayout.policy : nil)
+            clients: configuration.clientCounts, readers: configuration.readerCounts,
+            pairPlacementPolicy: (configuration.pairCounts + configuration.clientCounts + configuration.readerCounts).contains { $0 > 1 } ? PairLayout.policy : nil)
         csvColumns = CSVReport.columns
     }
 
