@@ -121,13 +121,15 @@ struct FanInTests {
         #expect(TestSupport.entries(in: scratch).sorted() == ["out.csv", "out.metadata.json"])
     }
 
-    @Test("`ipcbench list` names every many-to-one shape")
+    @Test("`ipcbench list` names every many-to-one and one-to-many shape")
     func listed() throws {
         let result = try TestSupport.runCLI(["list"])
-        let shapes = result.stdout.components(separatedBy: "Many-to-one shapes (--clients").last ?? ""
+        let after = result.stdout.components(separatedBy: "Many-to-one shapes (--clients").last ?? ""
+        let parts = after.components(separatedBy: "One-to-many shapes (--readers")
+        #expect(parts.count == 2, "\(result.stdout)")
         for mechanism in MechanismRegistry.all {
-            let listed = shapes.contains("  \(mechanism.id) ")
-            #expect(listed == (mechanism is any FanInMechanism), "\(mechanism.id)")
+            #expect(parts[0].contains("  \(mechanism.id) ") == (mechanism is any FanInMechanism), "\(mechanism.id)")
+            #expect(parts.last!.contains("  \(mechanism.id) ") == (mechanism is any FanOutMechanism), "\(mechanism.id)")
         }
     }
 
