@@ -134,13 +134,17 @@ class Row:
     # the column). With more than one, pairs is 1, bytes_per_s and msgs_per_s are the server's totals over the
     # clients and the percentiles are merged over them; pair_cpus lists client>server for each client.
     clients: int = 1
+    # `--readers`: how many consumers each received every message of one producer (1 in CSVs from before the
+    # column). With more than one, bytes_per_s and msgs_per_s are what all readers received together.
+    # Such rows are drawn in no plot yet (the scaling plots cover pairs and clients).
+    readers: int = 1
     pair_sharing: str = "none"  # none, smt (pairs share physical cores), cpu (more workers than CPUs)
     pair_cpus: str = ""  # producer>consumer CPU of each pair, e.g. "0>1 2>3"; empty when unpinned
 
     @property
     def single(self) -> bool:
         """One producer and one consumer: the figures every plot but the scaling ones draw."""
-        return self.pairs == 1 and self.clients == 1
+        return self.pairs == 1 and self.clients == 1 and self.readers == 1
 
     @property
     def ok(self) -> bool:
@@ -159,14 +163,14 @@ class Row:
 
     def cell_key(self) -> tuple:
         return (self.mechanism, self.variant, self.wait, self.copies, self.produce, self.touch, self.mode, self.size,
-                self.placement, self.paced_rate, self.pairs, self.clients)
+                self.placement, self.paced_rate, self.pairs, self.clients, self.readers)
 
     def compare_key(self) -> tuple:
         """The columns `ipcbench compare` matches two runs' rows on (RunComparison.matchColumns), with the
         number of pairs and of clients: an aggregate over four pairs, or a server's total over four clients, is
         never compared with one pair's figure."""
         return (self.mechanism, self.variant, self.wait, self.mode, self.size, self.placement, self.touch, self.produce,
-                self.paced_rate, self.pairs, self.clients)
+                self.paced_rate, self.pairs, self.clients, self.readers)
 
 
 @dataclass
@@ -283,6 +287,10 @@ def make_row(record: dict[str, str], path: str, line: int, run_index: int) -> Ro
     clients = parse_number(record.get("clients", ""), path, line, "clients")
     if clients is not None and (clients < 1 or clients != int(clients)):
         raise InputError(f"{path}:{line}: column 'clients' must be a whole number of at least 1, found {record['clients']!r}")
+    # CSVs from before `--readers`: one consumer per producer.
+    readers = parse_number(record.get("readers", ""), path, line, "readers")
+    if readers is not None and (readers < 1 or readers != int(readers)):
+        raise InputError(f"{path}:{line}: column 'readers' must be a whole number of at least 1, found {record['readers']!r}")
     return Row(
         run=run_index, line=line, mechanism=mechanism, variant=record["variant"].strip(),
         copies=None if copies is None else int(copies), touch=record.get("touch", "").strip(),
@@ -292,7 +300,8 @@ def make_row(record: dict[str, str], path: str, line: int, run_index: int) -> Ro
         size=int(size), placement=record["placement"].strip() or "(unspecified)",
         status=record["status"].strip(), values=values, paced_rate=record.get("paced_rate_per_s", "").strip(),
         headline_per_repetition=record.get("headline_per_repetition"),
-        pairs=1 if pairs is None else int(pairs), clients=1 if clients is None else int(clients), pair_sharing=(record.get("pair_sharing") or "none").strip(),
+        pairs=1 if pairs is None else int(pairs), clients=1 if clients is None else int(clients),
+        readers=1 if readers is None else int(readers), pair_sharing=(record.get("pair_sharing") or "none").strip(),
         pair_cpus=record.get("pair_cpus", "").strip(),
     )
 
@@ -821,13 +830,15 @@ def run_letter(index: int) -> str:
     return chr(ord("A") + index) if index < 26 else f"R{index + 1}"
 
 
-# Row.compare_key() is (mechanism, variant, wait, mode, size, placement, touch, produce, paced rate, pairs, clients).
+# Row.compare_key() is (mechanism, variant, wait, mode, size, placement, touch, produce, paced rate, pairs, clients,
+# readers).
 COMPARE_KEY_NAMES = ["mechanism", "variant", "wait", "mode", "size", "placement", "touch", "produce", "paced rate/s",
-                     "pairs", "clients"]
+                     "pairs", "clients", "readers"]
 PAIRS_INDEX = COMPARE_KEY_NAMES.index("pairs")
 CLIENTS_INDEX = COMPARE_KEY_NAMES.index("clients")
+READERS_INDEX = COMPARE_KEY_NAMES.index("readers")
 # Shown only when some cell has more than one (CSVs from before `--pairs` / `--clients` have no such column).
-COUNT_COLUMNS = ("pairs", "clients")
+COUNT_COLUMNS = ("pairs", "clients", "readers")
 
 
 def series_key(key: tuple) -> tuple:
@@ -845,16 +856,19 @@ def comparison_varying_columns(comparison: RunsComparison) -> set[str]:
         varying.add("pairs")
     if any(cell.key[CLIENTS_INDEX] > 1 for cell in cells):
         varying.add("clients")
+    if any(cell.key[READERS_INDEX] > 1 for cell in cells):
+        varying.add("readers")
     return varying
 
 
 def series_label(series: tuple, varying: set[str]) -> str:
-    mechanism, variant, wait, mode, placement, touch, produce, paced, pairs, clients = series
+    mechanism, variant, wait, mode, placement, touch, produce, paced, pairs, clients, readers = series
     text = f"{mechanism} {variant} · {placement}"
     extras = [f"wait {wait}" if "wait" in varying else "", f"produce {produce}" if "produce" in varying else "",
               f"touch {touch}" if "touch" in varying else "", f"paced {paced}/s" if paced else "",
               (f"{pairs} pair" + ("s" if pairs > 1 else "")) if "pairs" in varying else "",
-              (f"{clients} client" + ("s" if clients > 1 else "")) if "clients" in varying else ""]
+              (f"{clients} client" + ("s" if clients > 1 else "")) if "clients" in varying else "",
+              (f"{readers} reader" + ("s" if readers > 1 else "")) if "readers" in varying else ""]
     return text + "".join(f" · {extra}" for extra in extras if extra)
 
 
@@ -998,9 +1012,10 @@ class Plotter:
         self.naming = name_series([row for run in runs for row in run.rows if row.ok and row.single])
         several = len(self.all_ok) - len(self.ok)
         if several:
-            notes.append(f"{several} ok cell(s) ran several pairs or clients at once (--pairs, --clients): rows with "
-                         "several pairs or clients are drawn only in the scaling plots; the other plots show the cells "
-                         "of one pair and one client" + ("" if self.ok else ", and there are none"))
+            notes.append(f"{several} ok cell(s) ran several pairs or clients at once (--pairs, --clients) or several "
+                         "readers (--readers): rows with several pairs or clients are drawn only in the scaling plots, "
+                         "rows with several readers in none yet; the other plots show the cells of one pair and one "
+                         "client" + ("" if self.ok else ", and there are none"))
         self.placement = self.choose_placement()
         self.wait = self.choose_wait()
         self.size = self.choose_size()
@@ -1653,7 +1668,7 @@ class Plotter:
         other = "clients" if axis == "pairs" else "pairs"
         grouped: dict[tuple, dict[int, Row]] = {}
         for row in self.all_ok:
-            if getattr(row, other) != 1:
+            if getattr(row, other) != 1 or row.readers != 1:
                 continue
             key = (row.mechanism, row.variant, row.copies, row.wait, row.produce, row.touch, row.paced_rate, row.mode,
                    row.size, row.placement)

@@ -863,6 +863,21 @@ def test_scaling_plot_marks_the_cpus_at_one_pair_per_cpu_for_same_cpu_pairs(tmp_
         assert "pairs = 4 CPUs" in panel["texts"] and "2 × pairs = 4 CPUs" not in panel["texts"]
 
 
+def test_rows_of_several_readers_stay_out_of_every_plot(tmp_path, monkeypatch):
+    """--readers rows (what all readers received together) are not one consumer's figures."""
+    plot = plot_module()
+    base = pairs_rows(pair_counts=(1,), sizes=SIZES)
+    single = write_csv(tmp_path / "single.csv", base, columns=PAIRS_COLUMNS + ["readers"])
+    fanned = [r | {"readers": "3", "bytes_per_s": str(float(r["bytes_per_s"]) * 3) if r["bytes_per_s"] else ""} for r in base]
+    mixed = write_csv(tmp_path / "mixed.csv", base + fanned, columns=PAIRS_COLUMNS + ["readers"])
+    figures = {}
+    for path in (single, mixed):
+        figures[path.name] = {f["name"]: f for f in draw_all(plot, tmp_path, [path], monkeypatch)}
+    assert figures["single.csv"].keys() == figures["mixed.csv"].keys()
+    for name in figures["single.csv"]:
+        assert figures["single.csv"][name]["panels"] == figures["mixed.csv"][name]["panels"], name
+
+
 def test_scaling_plot_one_panel_and_no_cpu_line_without_metadata(tmp_path, monkeypatch):
     rows = [r for r in pairs_rows() if r["mode"] == "throughput"]
     results = write_csv(tmp_path / "results.csv", rows, columns=PAIRS_COLUMNS)
