@@ -79,17 +79,8 @@ extension POSIXSharedMemoryMechanism: FanOutMechanism {
     }
 
     private static func mapBroadcast(_ rendezvous: Rendezvous) throws -> (SegmentMapping, BroadcastLayout) {
-        let name = try rendezvous.require("shm-name")
         let layout = try BroadcastLayout(rendezvous)
-        let descriptor = shm_open(name, O_RDWR | O_CLOEXEC, 0)
-        guard descriptor >= 0 else { throw IPCError.lastSystemError("shm_open", name) }
-        defer { Glibc.close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw IPCError.lastSystemError("fstat", name) }
-        guard Int(info.st_size) >= layout.segmentBytes else {
-            throw IPCError.setup("shared memory object \(name) holds \(info.st_size) bytes, the broadcast ring needs \(layout.segmentBytes)")
-        }
-        return (try SegmentMapping.map(descriptor: descriptor, bytes: layout.segmentBytes, context: name), layout)
+        return (try mapObject(rendezvous.require("shm-name"), bytes: layout.segmentBytes, holding: "the broadcast ring"), layout)
     }
 }
 

@@ -84,17 +84,22 @@ public struct POSIXSharedMemoryMechanism: Mechanism {
     }
 
     private func open(_ rendezvous: Rendezvous, _ options: EndpointOptions, role: Role) throws -> any MessageEndpoint {
-        let name = try rendezvous.require("shm-name")
         let layout = try RingLayout(rendezvous)
+        let mapping = try Self.mapObject(rendezvous.require("shm-name"), bytes: layout.segmentBytes, holding: "the ring")
+        return try SharedRing.endpoint(mapping: mapping, layout: layout, rendezvous: rendezvous, options: options, role: role, mechanism: id)
+    }
+
+    /// Opens the shared memory object `name` by name and maps its first `bytes`, refusing one too
+    /// small for what it should hold.
+    static func mapObject(_ name: String, bytes: Int, holding what: String) throws -> SegmentMapping {
         let descriptor = shm_open(name, O_RDWR | O_CLOEXEC, 0)
         guard descriptor >= 0 else { throw IPCError.lastSystemError("shm_open", name) }
         defer { Glibc.close(descriptor) }
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw IPCError.lastSystemError("fstat", name) }
-        guard Int(info.st_size) >= layout.segmentBytes else {
-            throw IPCError.setup("shared memory object \(name) holds \(info.st_size) bytes, the ring needs \(layout.segmentBytes)")
+        guard Int(info.st_size) >= bytes else {
+            throw IPCError.setup("shared memory object \(name) holds \(info.st_size) bytes, \(what) needs \(bytes)")
         }
-        let mapping = try SegmentMapping.map(descriptor: descriptor, bytes: layout.segmentBytes, context: name)
-        return try SharedRing.endpoint(mapping: mapping, layout: layout, rendezvous: rendezvous, options: options, role: role, mechanism: id)
+        return try SegmentMapping.map(descriptor: descriptor, bytes: bytes, context: name)
     }
 }

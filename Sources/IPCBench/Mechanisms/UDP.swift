@@ -33,18 +33,22 @@ public struct UDPMechanism: Mechanism {
         Rendezvous()
     }
 
-    public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
+    /// The consumer's (or fan-in server's) socket: bound, its receive buffer sized for the variant.
+    static func boundSocket(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> (descriptor: Int32, port: UInt16) {
         let (address, name) = try NetworkParameters.bindAddress(rendezvous)
         let fd = try Socket.make(AF_INET, Int32(SOCK_DGRAM.rawValue))
-        let port: UInt16
         do {
-            try Socket.setOption(fd, SOL_SOCKET, SO_RCVBUF, Self.receiveBufferRequest(options.variant), "SO_RCVBUF")
+            try Socket.setOption(fd, SOL_SOCKET, SO_RCVBUF, receiveBufferRequest(options.variant), "SO_RCVBUF")
             try Socket.bind(fd, address, name)
-            port = try Socket.localPort(fd)
+            return (fd, try Socket.localPort(fd))
         } catch {
             Glibc.close(fd)
             throw error
         }
+    }
+
+    public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
+        let (fd, port) = try Self.boundSocket(rendezvous, options: options)
         return ImmediateListener(published: [NetworkParameters.port: String(port)]) {
             do {
                 try UDPHandshake.awaitProducer(fd, secret: options.peerSecret)

@@ -14,17 +14,7 @@ extension UDPMechanism: FanInMechanism {
     }
 
     public func listenForClients(_ rendezvous: Rendezvous, clients: Int, options: EndpointOptions) throws -> any ServerListener {
-        let (address, name) = try NetworkParameters.bindAddress(rendezvous)
-        let fd = try Socket.make(AF_INET, Int32(SOCK_DGRAM.rawValue))
-        let port: UInt16
-        do {
-            try Socket.setOption(fd, SOL_SOCKET, SO_RCVBUF, Self.receiveBufferRequest(options.variant), "SO_RCVBUF")
-            try Socket.bind(fd, address, name)
-            port = try Socket.localPort(fd)
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        let (fd, port) = try Self.boundSocket(rendezvous, options: options)
         return UDPServerListener(descriptor: fd, clients: clients, options: options, published: [NetworkParameters.port: String(port)])
     }
 }
