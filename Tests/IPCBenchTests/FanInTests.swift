@@ -67,7 +67,9 @@ struct FanInTests {
             let name = "\(outcome.cell.mechanism.id) \(outcome.cell.mode)"
             #expect(outcome.status == .ok, "\(name): \(outcome.status.text)")
             #expect(outcome.cell.clients == 3 && outcome.cell.pairs == 1, "\(name)")
-            #expect(outcome.messages == 30_000, "\(name): \(outcome.messages)")
+            // UDP streaming may lose datagrams (counted as lost); everything else arrives.
+            let udpStream = outcome.cell.mechanism.id == "udp" && outcome.cell.mode == .throughput
+            #expect(outcome.messages + (udpStream ? outcome.lost : 0) == 30_000, "\(name): \(outcome.messages) + \(outcome.lost) lost")
             // UDP on loopback may lose datagrams only when a buffer overflows; ping-pong has one in flight per client.
             #expect((outcome.cell.mechanism.id == "udp" && outcome.cell.mode == .throughput || outcome.lost == 0)
                     && outcome.reordered == 0 && outcome.corrupt == 0, "\(name): \(outcome.lost) lost")

@@ -66,7 +66,9 @@ struct FanOutTests {
         #expect(failure.hasPrefix("failed: ") && failure.contains("reader 1") && failure.contains("SIGKILL"), "\(failure)")
         #expect(rows.last?["mechanism"] == "unix-stream" && rows.last?["status"] == "ok" && rows.last?["readers"] == "3", "\(rows.last ?? [:])")
         #expect(TestSupport.entries(in: scratch).sorted() == ["out.csv", "out.metadata.json"])
-        #expect(Leftovers.find().found.isEmpty, "\(Leftovers.find().found)")
+        // Another test's run may hold a run lock meanwhile; no IPC object or name may be left.
+        let left = Leftovers.find().found.filter { !"\($0)".hasPrefix("run lock") }
+        #expect(left.isEmpty, "\(left)")
     }
 
     @Test("--readers is not combined with --pairs or --clients")
