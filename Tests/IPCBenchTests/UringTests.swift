@@ -7,7 +7,8 @@ import Testing
 /// Issue 20: io_uring as wait strategies (`uring`, `uring-sqpoll`) and ring-to-ring messages (`uring-msg`).
 @Suite("io_uring")
 struct UringTests {
-    static let descriptorMechanisms = ["pipe", "fifo", "unix-stream", "tcp", "unix-dgram", "unix-seqpacket"]
+    /// unix-dgram is left out: its uring rows are unavailable (the kernel's empty-datagram retry).
+    static let descriptorMechanisms = ["pipe", "fifo", "unix-stream", "tcp", "unix-seqpacket"]
     static let strategies: [WaitStrategy] = [.uring, .uringSQPoll]
 
     static func requireUring() throws {
@@ -26,7 +27,7 @@ struct UringTests {
 
     /// uring-sqpoll adds four busy threads to a 2-CPU machine, so it runs on one mechanism per code
     /// path (stream reads and writes; datagram recv and send), uring on all.
-    static let submissionPollingMechanisms = ["pipe", "unix-dgram"]
+    static let submissionPollingMechanisms = ["pipe", "unix-seqpacket"]
 
     @Test("uring moves 10,000 verified messages per cell on every descriptor mechanism that takes it, and uring-sqpoll on each code path, in both modes",
           arguments: descriptorMechanisms)
