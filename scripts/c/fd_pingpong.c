@@ -19,7 +19,7 @@
  *             send buffer whose header it writes (sequence | (1 << 62), the request's send time; the
  *             payload is not rewritten), and only then counts the one-way delay and the sequence.
  * WARMUP untimed round trips come first; after the timed ones the producer sends a full-size end marker.
- * Channels: see stream_channel.h. Build: cc -O3 -o fd_pingpong fd_pingpong.c (what compare-with-c does).
+ * Channels: see stream_channel.h. Build: clang -O3 -o fd_pingpong fd_pingpong.c (compare-with-c uses the Swift toolchain's clang).
  */
 #include "stream_channel.h"
 

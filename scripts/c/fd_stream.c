@@ -16,7 +16,7 @@
  *   elapsed   = consumer's clock after the end marker - producer's clock before the first timed message
  *             (CLOCK_MONOTONIC, shared by both processes), over MESSAGES * SIZE bytes.
  * The pipe keeps its default size, as ipcbench's pipe mechanism does (no F_SETPIPE_SZ).
- * Build: cc -O3 -o fd_stream fd_stream.c (what compare-with-c does).
+ * Build: clang -O3 -o fd_stream fd_stream.c (compare-with-c uses the Swift toolchain's clang).
  */
 #include "stream_channel.h"
 

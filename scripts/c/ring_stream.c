@@ -29,7 +29,7 @@
  * that stamp (acquire) and releases the slot by storing (release) the tail. The producer reads the tail
  * only when its last-seen copy says the ring is full. The segment is MAP_SHARED shmem, faulted in
  * (MADV_POPULATE_WRITE) by each side before the barrier, like ipcbench's POSIX shared memory.
- * Build: cc -O3 -o ring_stream ring_stream.c (what compare-with-c does).
+ * Build: clang -O3 -o ring_stream ring_stream.c (compare-with-c uses the Swift toolchain's clang).
  */
 #include "common.h"
 #include <stdatomic.h>

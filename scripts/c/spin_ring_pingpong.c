@@ -24,7 +24,7 @@
  *   MEASURE=0 drops the clock reads and counts: the bare exchange.
  *   CLOCK  tsc or mono (default tsc on x86): the clock ipcbench's latency loops read (latency_clock).
  * Prints the mean round trip (rt_ns) over ITERS timed round trips, after WARMUP untimed ones.
- * Build: cc -O3 -o spin_ring_pingpong spin_ring_pingpong.c (what compare-with-c does).
+ * Build: clang -O3 -o spin_ring_pingpong spin_ring_pingpong.c (compare-with-c uses the Swift toolchain's clang).
  */
 #include "common.h"
 #include <stdatomic.h>
