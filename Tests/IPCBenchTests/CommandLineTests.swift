@@ -182,7 +182,7 @@ struct CommandLineTests {
         #expect(messages <= 1000 && messages > 500, "0.5 s at 2000/s has 1000 send slots; sent \(messages)")
     }
 
-    @Test("--spin-pauses sets the spinning waiters' pace for every cell and is recorded in the metadata")
+    @Test("--spin-pauses sets the spinning waiters' pace for every cell and is recorded in the metadata and each row")
     func spinPauses() throws {
         let scratch = TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -200,6 +200,7 @@ struct CommandLineTests {
         #expect(rows.count == 8)
         for row in rows {
             #expect(row["status"] == "ok" && row["messages"] == "2000" && row["lost"] == "0" && row["corrupt"] == "0", "\(row)")
+            #expect(row["spin_pauses"] == "0", "\(row)")
         }
         let metadataPath = scratch + "/spin.metadata.json"
         let metadata = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: metadataPath))) as? [String: Any])

@@ -33,4 +33,6 @@ public struct Cell: Sendable {
 
     public var options: EndpointOptions { EndpointOptions(mode: mode, messageBytes: messageBytes, variant: variant, wait: wait) }
     public var copies: Int { mechanism.copies(for: variant) }
+    /// Whether its waiters spin on shared memory (the rings' spin variants).
+    public var spins: Bool { mechanism.sharesMemory && variant.hasSuffix("/spin") }
 }

@@ -46,6 +46,8 @@ public struct CellOutcome: Sendable {
     /// and after it ran — the floor its figures should be read against.
     public var floorBefore: Double?
     public var floorAfter: Double?
+    /// Spinning cells: pauses between two polls of the spinning waiters (median over repetitions).
+    public var spinPausesPerPoll: Int?
     /// How busy the machine was around the cell.
     public var machineLoad = MachineLoad()
     /// Each worker's CPU time and context switches in its timed loops, summed over repetitions.

@@ -102,6 +102,8 @@ public enum SuiteRunner {
         var loads: [MachineLoad.Observation] = []
         var floorsBefore: [Double] = []
         var floorsAfter: [Double] = []
+        /// Spinning cells: the pauses per poll each repetition's waiters used.
+        var spinPaces: [Int] = []
         /// When the first repetition started (the --target-ci time budget counts from it).
         var started: UInt64 = 0
 
@@ -149,6 +151,12 @@ public enum SuiteRunner {
             let load = MachineLoad.begin()
             let floorBefore = SuiteRunner.floorProbe(cell)
             task.options.cacheLineRoundTripNanoseconds = floorBefore
+            if cell.spins {
+                // Recorded in the row: --spin-pauses, else the pace SpinNotifier picks from the floor.
+                let pace = task.options.spinPausesPerPoll ?? SpinNotifier.defaultPausesPerPoll(cacheLineRoundTrip: floorBefore)
+                task.options.spinPausesPerPoll = pace
+                spinPaces.append(pace)
+            }
             do {
                 runs.append(try pairs(cell, task, configuration.limits))
             } catch IPCError.interrupted {
@@ -181,6 +189,8 @@ public enum SuiteRunner {
             outcome.machineLoad = MachineLoad(combining: loads)
             outcome.floorBefore = Statistics.median(floorsBefore)
             outcome.floorAfter = Statistics.median(floorsAfter)
+            let paces: [Double] = spinPaces.map { Double($0) }
+            if let pace = Statistics.median(paces) { outcome.spinPausesPerPoll = Int(pace.rounded()) }
             return outcome
         }
     }

@@ -126,19 +126,21 @@ struct SpinNotifier: RingNotifier {
         var start: UInt64 = 0
     }
 
-    /// A sparser poll pulls the line back from the writer less often, but notices a message later.
-    /// Which wins depends on how far apart the host put the two vCPUs. Measured on a 2-vCPU AMD EPYC
-    /// guest (scripts/ab-spin; output in the git history at 9b17b3a, results/vm-epyc-2026-12-03/
-    /// ab-spin.txt: 16-byte ping-pong, p50 round trip ÷ the cache-line floor probed around the cell,
-    /// steady rounds, interleaved):
-    /// - floor 74–150 ns: 0 pauses 0.98, 1 pause 0.58–0.68, 2 0.92, 3 1.10–1.15, 5 1.62;
-    /// - floor ≈380–450 ns: 0 pauses 1.49, 1 pause 1.01, 2 0.89, 3 0.74–0.82, 5 0.79.
-    /// (Below 1: the probe polls without pausing, which its own writer pays for.) So the ring polls
-    /// after every pause when a line crosses in under 150 ns round trip, else after every third.
-    /// `pausesPerPoll` (`--spin-pauses`) overrides the choice, to tune for another host.
+    /// A sparser poll pulls the line back from the writer less often, but notices a message later;
+    /// which wins depends on the CPU's PAUSE and on how far apart the host put the two CPUs.
+    /// `pausesPerPoll` (`--spin-pauses`) overrides `defaultPausesPerPoll`; the row's `spin_pauses`
+    /// says which pace a cell ran at.
     init(cacheLineRoundTrip: Double?, pausesPerPoll override: Int? = nil, yieldAfterNanoseconds: UInt64) {
-        pausesPerPoll = override ?? ((cacheLineRoundTrip ?? 0) < 150 ? 1 : 3)
+        pausesPerPoll = override ?? Self.defaultPausesPerPoll(cacheLineRoundTrip: cacheLineRoundTrip)
         self.yieldAfterNanoseconds = yieldAfterNanoseconds
+    }
+
+    /// 1 pause where a line crosses in under 150 ns round trip, else 3. Measured on a 2-vCPU AMD
+    /// EPYC guest with scripts/ab-spin (results/vm-epyc-2026-12-03/ab-spin.txt in the history at
+    /// 9b17b3a); on the Intel Xeon guest the best pace moved between runs (results/DECISIONS.md).
+    static func defaultPausesPerPoll(cacheLineRoundTrip: Double?) -> Int {
+        guard let roundTrip = cacheLineRoundTrip, roundTrip >= 150 else { return 1 }
+        return 3
     }
 
     @inline(__always)

@@ -16,7 +16,7 @@ public final class CSVReport {
            "producer_cpu_ns_per_msg", "consumer_cpu_ns_per_msg", "cpu_ns_per_kib",
            "producer_cpu_utilization", "consumer_cpu_utilization",
            "voluntary_switches_per_msg", "involuntary_switches_per_msg"]
-        + ["load_before", "steal_percent", "others_cpu_percent", "floor_rtt_before_ns", "floor_rtt_after_ns"]
+        + ["load_before", "steal_percent", "others_cpu_percent", "floor_rtt_before_ns", "floor_rtt_after_ns", "spin_pauses"]
         + ["remote"]
         + ["lost", "reordered", "corrupt", "status"]
 
@@ -79,6 +79,7 @@ public final class CSVReport {
         let measured = outcome.status.isOK || outcome.messages > 0
         // A placement this machine cannot offer has no CPUs to describe.
         let layout = cell.placement.unavailableReason == nil ? cell.layout ?? PairLayout(single: cell.placement) : nil
+        let spinPauses: String = outcome.spinPausesPerPoll.map { String($0) } ?? ""
         return [
             runID, cell.mechanism.id, cell.variant, cell.wait.rawValue, String(cell.copies), cell.produce.rawValue, cell.touch.rawValue, cell.mode.rawValue,
             cell.pacedRate.map { number($0, decimals: 0) } ?? "",
@@ -95,7 +96,7 @@ public final class CSVReport {
             + cpuFields(outcome, number)
             + [number(outcome.machineLoad.loadAverageBefore, decimals: 2), number(outcome.machineLoad.stealPercent, decimals: 2),
                number(outcome.machineLoad.othersPercent, decimals: 2),
-               number(outcome.floorBefore), number(outcome.floorAfter)]
+               number(outcome.floorBefore), number(outcome.floorAfter), spinPauses]
             + [DisplayText.csvCell(cell.remote ?? "")]
             + [String(outcome.lost), String(outcome.reordered), String(outcome.corrupt), DisplayText.csvCell(outcome.status.text)]
     }
