@@ -59,10 +59,10 @@ struct FanInTests {
         return SuiteRunner.run(configuration) { _, _, _ in }
     }
 
-    @Test("UNIX stream, TCP, POSIX mq and UDP: 3 clients at once, 10,000 verified messages per client in both modes")
+    @Test("FIFO, UNIX stream, TCP, POSIX mq and UDP: 3 clients at once, 10,000 verified messages per client in both modes")
     func realClients() {
-        let outcomes = Self.run(["unix-stream", "tcp", "posix-mq", "udp"], clients: 3)
-        #expect(outcomes.count == 8)
+        let outcomes = Self.run(["fifo", "unix-stream", "tcp", "posix-mq", "udp"], clients: 3)
+        #expect(outcomes.count == 10)
         for outcome in outcomes {
             let name = "\(outcome.cell.mechanism.id) \(outcome.cell.mode)"
             #expect(outcome.status == .ok, "\(name): \(outcome.status.text)")
@@ -88,7 +88,8 @@ struct FanInTests {
 
     @Test("Each client's sequence is checked on its own: one message dropped by one client is one lost message")
     func perClientSequence() {
-        let outcomes = Self.run(["unix-stream", "posix-mq"], clients: 3, modes: [.throughput], fault: .drop)
+        let outcomes = Self.run(["fifo", "unix-stream", "posix-mq"], clients: 3, modes: [.throughput], fault: .drop)
+        #expect(outcomes.count == 3)
         for outcome in outcomes {
             #expect(outcome.lost == 1 && outcome.reordered == 0, "\(outcome.cell.mechanism.id): \(outcome.lost) lost, \(outcome.reordered) reordered")
             #expect(outcome.status.text.contains("1 lost"), "\(outcome.status.text)")
@@ -103,15 +104,32 @@ struct FanInTests {
         configuration.clientCounts = [2]
         configuration.waits = [.block, .poll]
         let reasons = configuration.cells.map { SuiteRunner.unavailableReason($0) }
-        #expect(reasons[0]?.contains("pipe has no many-to-one shape for --clients (yet); these do: unix-stream, tcp, posix-mq, udp") == true, "\(reasons)")
+        #expect(reasons[0]?.contains("pipe has no many-to-one shape for --clients (yet); these do: fifo, unix-stream, tcp, posix-mq, udp") == true, "\(reasons)")
         #expect(reasons[2] == nil)
         #expect(reasons[3]?.contains("blocking waits only") == true, "\(reasons)")
     }
 
-    @Test("A killed client fails the row and names it; the next row runs; nothing is left")
-    func killedClient() throws {
+    @Test("FIFO fan-in refuses messages above PIPE_BUF, which several writers could interleave, and takes PIPE_BUF itself")
+    func fifoAtomicWrites() {
+        var configuration = RunConfiguration(
+            mechanisms: [FIFOMechanism()], modes: [.throughput], sizes: [Int(PIPE_BUF), Int(PIPE_BUF) + 1], placement: TestSupport.placement,
+            repetitions: 1, durationSeconds: 0, maximumMessages: 10, limits: TestSupport.limits)
+        configuration.clientCounts = [1, 2]
+        let reasons = configuration.cells.map { ($0.clients, $0.messageBytes, SuiteRunner.unavailableReason($0)) }
+        for (clients, size, reason) in reasons {
+            if clients > 1 && size > Int(PIPE_BUF) {
+                #expect(reason?.contains("only writes of up to PIPE_BUF (\(PIPE_BUF) bytes) reach a FIFO whole") == true, "\(reasons)")
+            } else {
+                #expect(reason == nil, "\(clients) clients, \(size) bytes: \(reason ?? "")")
+            }
+        }
+        #expect(reasons.count == 4)
+    }
+
+    @Test("A killed client fails the row and names it; the next row runs; nothing is left", arguments: ["unix-stream", "fifo"])
+    func killedClient(mechanism: String) throws {
         let (result, rows, injected, scratch) = try TestSupport.runKillingOneWorker(
-            ["--clients", "3", "--placements", "cross-cpu", "--mechanisms", "unix-stream,posix-mq", "--sizes", "64", "--mode", "latency",
+            ["--clients", "3", "--placements", "cross-cpu", "--mechanisms", "\(mechanism),posix-mq", "--sizes", "64", "--mode", "latency",
              "--duration", "3", "--repetitions", "1", "--cell-timeout", "30"], role: .producer, count: 3)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         #expect(injected, "could not find three clients")

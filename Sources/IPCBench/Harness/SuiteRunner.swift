@@ -219,13 +219,14 @@ public enum SuiteRunner {
             return "uring-sqpoll needs CPUs for its kernel polling threads: with workers sharing a CPU every hand-off waits for the scheduler"
         }
         if cell.clients > 1 {
-            guard cell.mechanism is any FanInMechanism else {
+            guard let fanIn = cell.mechanism as? any FanInMechanism else {
                 let shapes = MechanismRegistry.all.filter { $0 is any FanInMechanism }.map(\.id).joined(separator: ", ")
                 return "\(cell.mechanism.id) has no many-to-one shape for --clients (yet); these do: \(shapes)"
             }
             if cell.wait != .block {
                 return "--clients serves with blocking waits only (the server waits on epoll or on its request queue); --wait \(cell.wait.rawValue) is for pairs"
             }
+            if let reason = fanIn.fanInUnavailableReason(messageBytes: cell.messageBytes) { return reason }
         }
         if cell.readers > 1 {
             guard let fanOut = cell.mechanism as? any FanOutMechanism else {

@@ -2,7 +2,7 @@ import Glibc
 
 /// Named pipes (FIFOs), one per direction, created in the cell's private directory and opened by
 /// path in each worker, as unrelated processes would.
-public struct FIFOMechanism: Mechanism {
+public struct FIFOMechanism: FanInMechanism {
     public init() {}
     public let id = "fifo"
     public let summary = "named FIFO pair (mkfifo), opened by path by each worker"
@@ -38,11 +38,110 @@ public struct FIFOMechanism: Mechanism {
         return try StreamEndpoint(readDescriptor: readEnd, writeDescriptor: writeEnd, options: options)
     }
 
-    private static func open(_ path: String, _ flags: Int32) throws -> Int32 {
+    public let fanInShape = "one request FIFO that every client writes to (each message in one write of at most PIPE_BUF bytes, which the kernel keeps whole), and a reply FIFO per client"
+
+    /// Only writes of up to PIPE_BUF bytes are atomic: larger messages from several clients could
+    /// interleave in the request FIFO, and no reader could take them apart again.
+    public func fanInUnavailableReason(messageBytes: Int) -> String? {
+        guard messageBytes > Self.atomicWriteBytes else { return nil }
+        return "fifo fan-in: only writes of up to PIPE_BUF (\(Self.atomicWriteBytes) bytes) reach a FIFO whole; larger messages from several clients could interleave"
+    }
+
+    static let atomicWriteBytes = Int(PIPE_BUF)
+
+    public func prepareFanIn(workspace: String, clients: Int, options: EndpointOptions) throws -> FanInRendezvous {
+        let requests = workspace + "/to-consumer.fifo"
+        var server = Rendezvous(parameters: ["to-consumer": requests])
+        var paths = [requests]
+        for client in 0..<clients {
+            let replies = workspace + "/to-producer-\(client).fifo"
+            server.parameters["to-producer-\(client)"] = replies
+            paths.append(replies)
+        }
+        for path in paths where mkfifo(path, 0o600) != 0 {
+            throw IPCError.lastSystemError("mkfifo", path)
+        }
+        let clientRendezvous = (0..<clients).map { client in
+            Rendezvous(parameters: ["to-consumer": requests, "to-producer": server.parameters["to-producer-\(client)"]!])
+        }
+        return FanInRendezvous(server: server, clients: clientRendezvous)
+    }
+
+    /// Opens nothing until `accept()`: opening a FIFO waits for its other end, and the clients open
+    /// theirs in the same order (the request FIFO, then their reply FIFO).
+    public func listenForClients(_ rendezvous: Rendezvous, clients: Int, options: EndpointOptions) throws -> any ServerListener {
+        FIFOServerListener(requests: try rendezvous.require("to-consumer"),
+                           replies: try (0..<clients).map { try rendezvous.require("to-producer-\($0)") }, options: options)
+    }
+
+    static func open(_ path: String, _ flags: Int32) throws -> Int32 {
         while true {
             let fd = Glibc.open(path, flags | O_CLOEXEC)
             if fd >= 0 { return fd }
             if errno != EINTR { throw IPCError.lastSystemError("open", path) }
         }
+    }
+}
+
+struct FIFOServerListener: ServerListener {
+    let requests: String
+    let replies: [String]
+    let options: EndpointOptions
+    let published: [String: String] = [:]
+
+    func accept() throws -> any ServerEndpoint {
+        var opened: [Int32] = []
+        do {
+            let requestEnd = try FIFOMechanism.open(requests, O_RDONLY)
+            opened.append(requestEnd)
+            for path in replies { opened.append(try FIFOMechanism.open(path, O_WRONLY)) }
+            return FIFOServer(requestEnd: requestEnd, replyEnds: Array(opened.dropFirst()), messageBytes: options.messageBytes)
+        } catch {
+            opened.forEach { _ = Glibc.close($0) }
+            throw error
+        }
+    }
+}
+
+/// The server of a FIFO fan-in: every client's messages arrive whole (one write each, at most
+/// PIPE_BUF bytes) in the one request FIFO; the client number in the header routes the reply.
+final class FIFOServer: ServerEndpoint {
+    private let requestEnd: Int32
+    private let replyEnds: [Int32]
+    private let sendBuffer: UnsafeMutableRawBufferPointer
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+
+    init(requestEnd: Int32, replyEnds: [Int32], messageBytes: Int) {
+        self.requestEnd = requestEnd
+        self.replyEnds = replyEnds
+        sendBuffer = .allocate(byteCount: messageBytes, alignment: 64)
+        receiveBuffer = .allocate(byteCount: messageBytes, alignment: 64)
+        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit {
+        sendBuffer.deallocate()
+        receiveBuffer.deallocate()
+    }
+
+    /// The route is the client number the header carries (out of range: the harness drops it); nil
+    /// once every client has closed its end.
+    func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Int? {
+        let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
+        guard try Descriptor.readExactly(requestEnd, into: message) else { return nil }
+        consume(UnsafeRawBufferPointer(message))
+        return MessageFormat.client(ofSequence: MessageFormat.sequence(of: UnsafeRawBufferPointer(message)))
+    }
+
+    func send(to route: Int, size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        fill(message)
+        try Descriptor.writeAll(replyEnds[route], UnsafeRawBufferPointer(message))
+    }
+
+    func close() {
+        _ = Glibc.close(requestEnd)
+        replyEnds.forEach { _ = Glibc.close($0) }
     }
 }
