@@ -59,8 +59,9 @@ struct PeerProofTests {
         return sent
     }
 
-    @Test("A stranger spraying datagrams at every new loopback UDP port does not break any udp cell")
-    func strangerDatagramsAreDropped() throws {
+    @Test("A stranger spraying datagrams at every new loopback UDP port does not break any udp cell, pair or fan-in server",
+          arguments: [[], ["--clients", "3"]])
+    func strangerDatagramsAreDropped(shape: [String]) throws {
         let scratch = TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let existing = Self.boundLoopbackUDPPorts()
@@ -81,12 +82,13 @@ struct PeerProofTests {
         attacker.start()
         let result = try TestSupport.runCLI(
             ["run", "--mechanisms", "udp", "--sizes", "16,48", "--mode", "latency,throughput", "--placements", "cross-cpu",
-             "--repetitions", "3", "--messages", "500", "--cell-timeout", "20", "--quiet", "--out", scratch + "/udp.csv"])
+             "--repetitions", "3", "--messages", "500", "--cell-timeout", "20", "--quiet", "--out", scratch + "/udp.csv"] + shape)
         stop.store(true, ordering: .relaxed)
         Thread.sleep(forTimeInterval: 0.1)
         #expect(result.status == 0, "\(result.stderr)")
         let rows = try TestSupport.readCSV(scratch + "/udp.csv")
-        #expect(rows.count == 4 && rows.allSatisfy { $0["status"] == "ok" }, "\(rows.map { $0["status"] ?? "" })")
+        #expect(rows.count == 4 && rows.allSatisfy { $0["status"] == "ok" && $0["clients"] == (shape.isEmpty ? "1" : "3") },
+                "\(rows.map { $0["status"] ?? "" })")
         #expect(sprayed.load(ordering: .relaxed) >= 1, "the stranger never got to send")
     }
 
@@ -149,8 +151,9 @@ struct PeerProofTests {
         return fd
     }
 
-    @Test("A stranger polling for new loopback listeners and connecting first does not break any tcp cell")
-    func strangerConnectingFirstIsRefused() throws {
+    @Test("A stranger polling for new loopback listeners and connecting first does not break any tcp cell, pair or fan-in server",
+          arguments: [[], ["--clients", "3"]])
+    func strangerConnectingFirstIsRefused(shape: [String]) throws {
         let scratch = TestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let existing = Self.listeningLoopbackPorts()
@@ -168,7 +171,7 @@ struct PeerProofTests {
         attacker.start()
         let result = try TestSupport.runCLI(
             ["run", "--mechanisms", "tcp", "--sizes", "64", "--mode", "latency,throughput", "--placements", "cross-cpu",
-             "--repetitions", "5", "--messages", "500", "--cell-timeout", "20", "--quiet", "--out", scratch + "/tcp.csv"])
+             "--repetitions", "5", "--messages", "500", "--cell-timeout", "20", "--quiet", "--out", scratch + "/tcp.csv"] + shape)
         stop.store(true, ordering: .relaxed)
         Thread.sleep(forTimeInterval: 0.1)
         let strangers = connections.withLock { fds in
@@ -177,7 +180,8 @@ struct PeerProofTests {
         }
         #expect(result.status == 0, "\(result.stderr)")
         let rows = try TestSupport.readCSV(scratch + "/tcp.csv")
-        #expect(rows.count == 2 && rows.allSatisfy { $0["status"] == "ok" }, "\(rows.map { $0["status"] ?? "" })")
+        #expect(rows.count == 2 && rows.allSatisfy { $0["status"] == "ok" && $0["clients"] == (shape.isEmpty ? "1" : "3") },
+                "\(rows.map { $0["status"] ?? "" })")
         // The attack must have happened for the test to mean anything (it connects within
         // microseconds of each listen; the producer is a process start away).
         #expect(strangers >= 1, "the stranger never got to connect")
