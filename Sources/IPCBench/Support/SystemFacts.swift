@@ -80,7 +80,7 @@ public enum SystemFacts {
     /// executable is in no checkout. (A commit that changes no source leaves the binary current.)
     public static func sourcesChangedSinceBuild(executable: String = "/proc/self/exe", limit: Int = 5) -> [String] {
         guard let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: executable),
-              let built = (try? FileManager.default.attributesOfItem(atPath: resolved))?[.modificationDate] as? Date
+              let built = modificationTime(ofRegularFile: resolved)
         else { return [] }
         var directory = URL(fileURLWithPath: resolved).deletingLastPathComponent()
         while directory.path != "/", !FileManager.default.fileExists(atPath: directory.appendingPathComponent(".git").path) {
@@ -94,13 +94,19 @@ public enum SystemFacts {
         }
         var changed: [String] = []
         for path in candidates.sorted() where changed.count < limit {
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: root + "/" + path),
-                  attributes[.type] as? FileAttributeType == .typeRegular,
-                  let modified = attributes[.modificationDate] as? Date, modified > built
-            else { continue }
+            guard let modified = modificationTime(ofRegularFile: root + "/" + path), modified > built else { continue }
             changed.append(path)
         }
         return changed
+    }
+
+    /// A regular file's modification time in ns (lstat: a symbolic link is not followed), or nil.
+    /// lstat rather than FileManager's attributes, which look up the owner's and group's names in
+    /// /etc/passwd and /etc/group for every file (250 reads of each at every start).
+    static func modificationTime(ofRegularFile path: String) -> Int? {
+        var status = stat()
+        guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { return nil }
+        return status.st_mtim.tv_sec * 1_000_000_000 + status.st_mtim.tv_nsec
     }
 
     public static func sourceCommit(executable: String = "/proc/self/exe") -> String? {
