@@ -21,11 +21,8 @@ public final class DatagramEndpoint: MessageEndpoint {
         self.descriptor = descriptor
         self.connectsToFirstSender = connectsToFirstSender
         self.zeroLengthMeansClosed = zeroLengthMeansClosed
-        sendBuffer = .allocate(byteCount: maximumMessageBytes, alignment: 64)
-        receiveBuffer = .allocate(byteCount: maximumMessageBytes, alignment: 64)
-        // Touch every page now so first-touch faults stay out of the timed loop.
-        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        sendBuffer = .prefaulted(byteCount: maximumMessageBytes)
+        receiveBuffer = .prefaulted(byteCount: maximumMessageBytes)
     }
 
     deinit {

@@ -114,10 +114,8 @@ final class FIFOServer: ServerEndpoint {
     init(requestEnd: Int32, replyEnds: [Int32], messageBytes: Int) {
         self.requestEnd = requestEnd
         self.replyEnds = replyEnds
-        sendBuffer = .allocate(byteCount: messageBytes, alignment: 64)
-        receiveBuffer = .allocate(byteCount: messageBytes, alignment: 64)
-        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        sendBuffer = .prefaulted(byteCount: messageBytes)
+        receiveBuffer = .prefaulted(byteCount: messageBytes)
     }
 
     deinit {

@@ -51,13 +51,9 @@ final class LossyDatagramEndpoint: MessageEndpoint {
         // strategy: O_NONBLOCK, and the waiter waits up to the timer's deadline (receiveDatagram).
         try Datagram.setTimeout(descriptor, SO_RCVTIMEO, milliseconds: receiveTimeoutMilliseconds)
         waiter = try ReadinessWaiter(options: options, readDescriptor: descriptor, writeDescriptor: descriptor)
-        sendBuffer = .allocate(byteCount: maximumMessageBytes, alignment: 64)
-        receiveBuffer = .allocate(byteCount: max(maximumMessageBytes, MessageFormat.headerBytes), alignment: 64)
-        acknowledgement = .allocate(byteCount: MessageFormat.headerBytes, alignment: 64)
-        // Touch every page now so first-touch faults stay out of the timed loop.
-        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        acknowledgement.initializeMemory(as: UInt8.self, repeating: 0)
+        sendBuffer = .prefaulted(byteCount: maximumMessageBytes)
+        receiveBuffer = .prefaulted(byteCount: max(maximumMessageBytes, MessageFormat.headerBytes))
+        acknowledgement = .prefaulted(byteCount: MessageFormat.headerBytes)
     }
 
     deinit {

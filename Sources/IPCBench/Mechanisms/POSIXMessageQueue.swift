@@ -250,11 +250,8 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
             waiter = try ReadinessWaiter(options: options, readDescriptor: receiveQueue, writeDescriptor: sendQueue)
         }
         let messageBytes = options.messageBytes
-        sendBuffer = .allocate(byteCount: messageBytes, alignment: 64)
-        receiveBuffer = .allocate(byteCount: messageBytes, alignment: 64)
-        // Touch every page now so first-touch faults stay out of the timed loop.
-        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        sendBuffer = .prefaulted(byteCount: messageBytes)
+        receiveBuffer = .prefaulted(byteCount: messageBytes)
     }
 
     deinit {
@@ -346,10 +343,8 @@ final class POSIXMessageQueueServer: ServerEndpoint {
             opened.forEach { _ = ipcb_mq_close($0) }
             throw error
         }
-        sendBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
-        receiveBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
-        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        sendBuffer = .prefaulted(byteCount: options.messageBytes)
+        receiveBuffer = .prefaulted(byteCount: options.messageBytes)
     }
 
     deinit {

@@ -126,10 +126,8 @@ final class SignalEndpoint: MessageEndpoint {
                 throw error
             }
         }
-        sendBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
-        receiveBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
-        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        sendBuffer = .prefaulted(byteCount: options.messageBytes)
+        receiveBuffer = .prefaulted(byteCount: options.messageBytes)
     }
 
     deinit {

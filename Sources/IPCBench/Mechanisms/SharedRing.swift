@@ -674,11 +674,8 @@ struct RingChannel<Notifier: RingNotifier> {
         self.mapping = mapping
         self.privateWords = privateWords
         let privateBytes = copying ? messageBytes : 0
-        sendBuffer = .allocate(byteCount: privateBytes, alignment: 64)
-        receiveBuffer = .allocate(byteCount: privateBytes, alignment: 64)
-        // Touch the private buffers now so first-touch faults stay out of the timed loop.
-        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        sendBuffer = .prefaulted(byteCount: privateBytes)
+        receiveBuffer = .prefaulted(byteCount: privateBytes)
     }
 
     @inline(__always)

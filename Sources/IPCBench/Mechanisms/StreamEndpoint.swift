@@ -16,11 +16,8 @@ public final class StreamEndpoint: MessageEndpoint {
         self.writeDescriptor = writeDescriptor
         waiter = try ReadinessWaiter(options: options, readDescriptor: readDescriptor, writeDescriptor: writeDescriptor)
         let maximumMessageBytes = options.messageBytes
-        sendBuffer = .allocate(byteCount: maximumMessageBytes, alignment: 64)
-        receiveBuffer = .allocate(byteCount: maximumMessageBytes, alignment: 64)
-        // Touch every page now so first-touch faults stay out of the timed loop.
-        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        sendBuffer = .prefaulted(byteCount: maximumMessageBytes)
+        receiveBuffer = .prefaulted(byteCount: maximumMessageBytes)
     }
 
     deinit {

@@ -27,11 +27,8 @@ final class StreamServerEndpoint: ServerEndpoint {
             throw failure
         }
         readyRoutes = .allocate(capacity: Self.batch)
-        sendBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
-        receiveBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
-        // Every page touched now, so first-touch faults stay out of the timed loop.
-        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        sendBuffer = .prefaulted(byteCount: options.messageBytes)
+        receiveBuffer = .prefaulted(byteCount: options.messageBytes)
         for (route, fd) in connections.enumerated() {
             guard ipcb_epoll_add(epoll, fd, UInt64(route)) == 0 else {
                 let failure = IPCError.lastSystemError("epoll_ctl(EPOLL_CTL_ADD)")
@@ -128,8 +125,7 @@ final class StreamFanOutEndpoint: MessageEndpoint {
 
     init(connections: [Int32], options: EndpointOptions) {
         self.connections = connections
-        sendBuffer = .allocate(byteCount: options.messageBytes, alignment: 64)
-        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        sendBuffer = .prefaulted(byteCount: options.messageBytes)
     }
 
     deinit { sendBuffer.deallocate() }

@@ -190,11 +190,8 @@ final class SysVMessageEndpoint: MessageEndpoint {
         self.sendQueue = sendQueue
         self.receiveQueue = receiveQueue
         self.receiveType = receiveType
-        sendBuffer = .allocate(byteCount: Self.payloadOffset + maximumMessageBytes, alignment: 64)
-        receiveBuffer = .allocate(byteCount: Self.payloadOffset + maximumMessageBytes, alignment: 64)
-        // Touch every page now so first-touch faults stay out of the timed loop.
-        sendBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
+        sendBuffer = .prefaulted(byteCount: Self.payloadOffset + maximumMessageBytes)
+        receiveBuffer = .prefaulted(byteCount: Self.payloadOffset + maximumMessageBytes)
         // The type never changes: fill writes only the payload.
         sendBuffer.storeBytes(of: sendType, toByteOffset: Self.typeOffset, as: Int.self)
     }

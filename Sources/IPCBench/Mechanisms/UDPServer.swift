@@ -80,12 +80,9 @@ final class UDPServerEndpoint: ServerEndpoint {
         latency = options.mode == .latency
         try Datagram.setTimeout(descriptor, SO_RCVTIMEO, milliseconds: LossyDatagramEndpoint.idleTimeoutSeconds * 1000)
         stride = (max(options.messageBytes, MessageFormat.headerBytes) + 63) / 64 * 64
-        receiveBuffer = .allocate(byteCount: stride, alignment: 64)
-        replies = .allocate(byteCount: stride * clients.count, alignment: 64)
-        acknowledgement = .allocate(byteCount: MessageFormat.headerBytes, alignment: 64)
-        receiveBuffer.initializeMemory(as: UInt8.self, repeating: 0)
-        replies.initializeMemory(as: UInt8.self, repeating: 0)
-        acknowledgement.initializeMemory(as: UInt8.self, repeating: 0)
+        receiveBuffer = .prefaulted(byteCount: stride)
+        replies = .prefaulted(byteCount: stride * clients.count)
+        acknowledgement = .prefaulted(byteCount: MessageFormat.headerBytes)
         lastAnswered = .allocate(capacity: clients.count)
         lastAnswered.initialize(repeating: 0, count: clients.count)
         lastAttempt = .allocate(capacity: clients.count)

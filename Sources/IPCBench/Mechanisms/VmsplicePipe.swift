@@ -105,10 +105,8 @@ final class VmspliceProducerEndpoint: MessageEndpoint {
             throw IPCError.lastSystemError("mmap", "\(ringBytes)-byte vmsplice ring")
         }
         ring = mapped
-        replyBuffer = .allocate(byteCount: max(messageBytes, 1), alignment: 64)
-        // Fault every page in now so first-touch faults stay out of the timed loop.
+        replyBuffer = .prefaulted(byteCount: max(messageBytes, 1))
         memset(ring, 0x78, ringBytes)
-        replyBuffer.initializeMemory(as: UInt8.self, repeating: 0)
     }
 
     deinit {
