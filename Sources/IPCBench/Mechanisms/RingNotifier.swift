@@ -137,7 +137,7 @@ struct SpinNotifier: RingNotifier {
 
     /// 1 pause where a line crosses in under 150 ns round trip, else 3. Measured on a 2-vCPU AMD
     /// EPYC guest with scripts/ab-spin (results/vm-epyc-2026-12-03/ab-spin.txt in the history at
-    /// 9b17b3a); on the Intel Xeon guest the best pace moved between runs (results/DECISIONS.md).
+    /// 9b17b3a). On the Intel Xeon guest 1 pause was the worst and 2-3 the best (results/DECISIONS.md).
     static func defaultPausesPerPoll(cacheLineRoundTrip: Double?) -> Int {
         guard let roundTrip = cacheLineRoundTrip, roundTrip >= 150 else { return 1 }
         return 3
