@@ -48,9 +48,11 @@ struct FanInTests {
         #expect(outcome.bytesPerSecond == 8 * 64 / 8_000e-9)
     }
 
-    static func run(_ mechanisms: [String], clients: Int, modes: [Mode] = Mode.allCases, fault: InjectedFault? = nil) -> [CellOutcome] {
+    static func run(
+        _ mechanisms: [String], clients: Int, modes: [Mode] = Mode.allCases, variants: [String]? = nil, fault: InjectedFault? = nil
+    ) -> [CellOutcome] {
         var configuration = RunConfiguration(
-            mechanisms: mechanisms.map { MechanismRegistry.mechanism(id: $0)! }, modes: modes, sizes: [256], touch: .verify,
+            mechanisms: mechanisms.map { MechanismRegistry.mechanism(id: $0)! }, modes: modes, variants: variants, sizes: [256], touch: .verify,
             placement: TestSupport.placement, repetitions: 1, durationSeconds: 0, maximumMessages: 10_000, warmupMessages: 100,
             limits: TestSupport.limits, fault: fault)
         configuration.clientCounts = [clients]
@@ -76,6 +78,26 @@ struct FanInTests {
         }
     }
 
+    @Test("shm-posix: a ring per client polled by the server, 3 clients, 10,000 verified messages each, in place and copied, both modes")
+    func ringClients() {
+        let outcomes = Self.run(["shm-posix"], clients: 3, variants: Self.spinningRings)
+        #expect(outcomes.count == 4)
+        for outcome in outcomes {
+            let name = "\(outcome.cell.variant) \(outcome.cell.mode)"
+            #expect(outcome.status == .ok && outcome.cell.clients == 3, "\(name): \(outcome.status.text)")
+            #expect(outcome.messages == 30_000 && outcome.lost == 0 && outcome.reordered == 0 && outcome.corrupt == 0,
+                    "\(name): \(outcome.messages) messages, \(outcome.lost) lost, \(outcome.corrupt) corrupt")
+        }
+        #expect(Self.objects(inDevShmOf: getpid()).isEmpty)
+    }
+
+    static let spinningRings = ["in-place/spin", "copy/spin"]
+
+    /// This process's POSIX shared memory objects (OwnedNames.posixName puts the pid in each name).
+    static func objects(inDevShmOf pid: pid_t) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).filter { OwnedNames.ownerPID(ofName: $0) == pid }
+    }
+
     @Test("UDP: a client that loses datagrams re-sends its pings; the server answers again and counts each as lost")
     func udpLoss() {
         let outcomes = Self.run(["udp"], clients: 3, modes: [.latency], fault: .drop)
@@ -89,7 +111,8 @@ struct FanInTests {
     @Test("Each client's sequence is checked on its own: one message dropped by one client is one lost message")
     func perClientSequence() {
         let outcomes = Self.run(["fifo", "unix-stream", "posix-mq"], clients: 3, modes: [.throughput], fault: .drop)
-        #expect(outcomes.count == 3)
+            + Self.run(["shm-posix"], clients: 3, modes: [.throughput], variants: ["in-place/spin"], fault: .drop)
+        #expect(outcomes.count == 4)
         for outcome in outcomes {
             #expect(outcome.lost == 1 && outcome.reordered == 0, "\(outcome.cell.mechanism.id): \(outcome.lost) lost, \(outcome.reordered) reordered")
             #expect(outcome.status.text.contains("1 lost"), "\(outcome.status.text)")
@@ -104,9 +127,13 @@ struct FanInTests {
         configuration.clientCounts = [2]
         configuration.waits = [.block, .poll]
         let reasons = configuration.cells.map { SuiteRunner.unavailableReason($0) }
-        #expect(reasons[0]?.contains("pipe has no many-to-one shape for --clients (yet); these do: fifo, unix-stream, tcp, posix-mq, udp") == true, "\(reasons)")
+        #expect(reasons[0]?.contains("pipe has no many-to-one shape for --clients (yet); these do: fifo, unix-stream, tcp, posix-mq, udp, shm-posix") == true, "\(reasons)")
         #expect(reasons[2] == nil)
         #expect(reasons[3]?.contains("blocking waits only") == true, "\(reasons)")
+        // A ring server polls its clients' rings: nothing to sleep on for several semaphores at once.
+        let ring = POSIXSharedMemoryMechanism()
+        #expect(ring.fanInUnavailableReason(variant: "in-place/semaphore", messageBytes: 64)?.contains("only the spin variants (copy/spin, in-place/spin)") == true)
+        #expect(Self.spinningRings.allSatisfy { ring.fanInUnavailableReason(variant: $0, messageBytes: 64) == nil })
     }
 
     @Test("FIFO fan-in refuses messages above PIPE_BUF, which several writers could interleave, and takes PIPE_BUF itself")
@@ -126,11 +153,13 @@ struct FanInTests {
         #expect(reasons.count == 4)
     }
 
-    @Test("A killed client fails the row and names it; the next row runs; nothing is left", arguments: ["unix-stream", "fifo"])
+    @Test("A killed client fails the row and names it; the next row runs; nothing is left", arguments: ["unix-stream", "fifo", "shm-posix"])
     func killedClient(mechanism: String) throws {
+        // shm-posix serves several clients with its spin variant only; posix-mq's one variant follows.
+        let variants = mechanism == "shm-posix" ? ["--variants", "in-place/spin,mq_send/mq_receive"] : []
         let (result, rows, injected, scratch) = try TestSupport.runKillingOneWorker(
             ["--clients", "3", "--placements", "cross-cpu", "--mechanisms", "\(mechanism),posix-mq", "--sizes", "64", "--mode", "latency",
-             "--duration", "3", "--repetitions", "1", "--cell-timeout", "30"], role: .producer, count: 3)
+             "--duration", "3", "--repetitions", "1", "--cell-timeout", "30"] + variants, role: .producer, count: 3)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         #expect(injected, "could not find three clients")
         #expect(result.status == 1, "\(result.stderr)")
@@ -139,6 +168,7 @@ struct FanInTests {
         #expect(failure.hasPrefix("failed: ") && failure.contains("client") && failure.contains("SIGKILL"), "\(failure)")
         #expect(rows.last?["mechanism"] == "posix-mq" && rows.last?["status"] == "ok" && rows.last?["clients"] == "3", "\(rows.last ?? [:])")
         #expect(TestSupport.entries(in: scratch).sorted() == ["out.csv", "out.metadata.json"])
+        #expect(Self.objects(inDevShmOf: result.pid).isEmpty, "\(Self.objects(inDevShmOf: result.pid))")
     }
 
     @Test("`ipcbench list` names every many-to-one and one-to-many shape")

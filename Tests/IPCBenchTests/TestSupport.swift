@@ -46,6 +46,8 @@ enum TestSupport {
         var status: Int32
         var stdout: String
         var stderr: String
+        /// The process that ran (gone by now): names it created carry this pid (OwnedNames).
+        var pid: pid_t = 0
     }
 
     /// Runs `ipcbench` with arguments; `whileRunning` gets the pid once it has started. With `shell`,
@@ -74,7 +76,9 @@ enum TestSupport {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+        return CommandResult(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self),
+            pid: process.processIdentifier)
     }
 
     /// Runs `ipcbench run` with `arguments` (and `--out`) in a scratch TMPDIR, SIGKILLs the second of

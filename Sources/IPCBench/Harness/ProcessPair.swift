@@ -100,6 +100,8 @@ public enum ProcessPair {
         server.cpu = layout.pairs.first?.consumer
         server.clients = count
         server.rendezvous = rendezvous.server
+        // A polling server (the shm-posix rings) must give its CPU up to a client that shares it.
+        server.options.peerSharesCPU = (0..<count).contains { layout.sharesCPU(pair: $0) }
         if template.fault != .exitEarly, template.fault != .stall { server.fault = nil }
         group.consumers.append(.init(name: "server", task: server, inherited: [], secret: secret))
         for index in 0..<count {

@@ -226,7 +226,7 @@ public enum SuiteRunner {
             if cell.wait != .block {
                 return "--clients serves with blocking waits only (the server waits on epoll or on its request queue); --wait \(cell.wait.rawValue) is for pairs"
             }
-            if let reason = fanIn.fanInUnavailableReason(messageBytes: cell.messageBytes) { return reason }
+            if let reason = fanIn.fanInUnavailableReason(variant: cell.variant, messageBytes: cell.messageBytes) { return reason }
         }
         if cell.readers > 1 {
             guard let fanOut = cell.mechanism as? any FanOutMechanism else {

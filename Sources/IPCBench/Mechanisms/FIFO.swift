@@ -42,7 +42,7 @@ public struct FIFOMechanism: FanInMechanism {
 
     /// Only writes of up to PIPE_BUF bytes are atomic: larger messages from several clients could
     /// interleave in the request FIFO, and no reader could take them apart again.
-    public func fanInUnavailableReason(messageBytes: Int) -> String? {
+    public func fanInUnavailableReason(variant: String, messageBytes: Int) -> String? {
         guard messageBytes > Self.atomicWriteBytes else { return nil }
         return "fifo fan-in: only writes of up to PIPE_BUF (\(Self.atomicWriteBytes) bytes) reach a FIFO whole; larger messages from several clients could interleave"
     }

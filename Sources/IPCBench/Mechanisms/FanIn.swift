@@ -61,12 +61,12 @@ public protocol FanInMechanism: Mechanism {
     func prepareFanIn(workspace: String, clients: Int, options: EndpointOptions) throws -> FanInRendezvous
     /// Consumer worker: opens its side for `clients` producers without waiting for them.
     func listenForClients(_ rendezvous: Rendezvous, clients: Int, options: EndpointOptions) throws -> any ServerListener
-    /// Why messages of this size cannot be served many-to-one (nil: they can).
-    func fanInUnavailableReason(messageBytes: Int) -> String?
+    /// Why this variant or messages of this size cannot be served many-to-one (nil: they can).
+    func fanInUnavailableReason(variant: String, messageBytes: Int) -> String?
 }
 
 extension FanInMechanism {
-    public func fanInUnavailableReason(messageBytes: Int) -> String? { nil }
+    public func fanInUnavailableReason(variant: String, messageBytes: Int) -> String? { nil }
 }
 
 /// What the parent creates for a fan-out cell: the producer's rendezvous (everything, for teardown

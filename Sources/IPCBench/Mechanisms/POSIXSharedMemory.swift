@@ -1,10 +1,8 @@
 import CIPCShim
 import Glibc
 
-/// Numbers the segments this process creates, so each cell's name is unique.
-
 /// A shared-memory ring (see SharedRing.swift) in a POSIX shared memory object. The parent creates
-/// it with a unique name (`/ipcbench-<pid>-<n>`; O_CREAT | O_EXCL, mode 0600), sizes, allocates and
+/// it under a fresh unguessable name (OwnedNames.posixName; O_CREAT | O_EXCL, mode 0600), sizes, allocates and
 /// initialises it; each worker opens it by name and maps it, as unrelated processes would; the
 /// parent unlinks it in teardown, whatever the outcome.
 public struct POSIXSharedMemoryMechanism: Mechanism {
@@ -67,8 +65,9 @@ public struct POSIXSharedMemoryMechanism: Mechanism {
         try SharedRing.connected(try open(rendezvous, options, role: .producer))
     }
 
+    /// Every object the rendezvous names (a pair's one, or a fan-in cell's one per client).
     public func teardown(_ rendezvous: Rendezvous) {
-        if let name = rendezvous.parameters["shm-name"] { shm_unlink(name) }
+        for (key, name) in rendezvous.parameters where key.hasPrefix("shm-name") { shm_unlink(name) }
         SharedRing.teardownNotification(rendezvous)
     }
 
