@@ -100,8 +100,9 @@ public enum ProcessPair {
         server.cpu = layout.pairs.first?.consumer
         server.clients = count
         server.rendezvous = rendezvous.server
-        // A polling server (the shm-posix rings) must give its CPU up to a client that shares it.
-        server.options.peerSharesCPU = (0..<count).contains { layout.sharesCPU(pair: $0) }
+        // A polling server (the shm-posix rings) gives its CPU up after every empty sweep only to a
+        // client that shares it; on a CPU of its own a yield would be a wasted system call.
+        server.options.peerSharesCPU = layout.unpinnedOverCommitted || layout.pairs.contains { $0.producer != nil && $0.producer == server.cpu }
         if template.fault != .exitEarly, template.fault != .stall { server.fault = nil }
         group.consumers.append(.init(name: "server", task: server, inherited: [], secret: secret))
         for index in 0..<count {
