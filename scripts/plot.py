@@ -22,6 +22,9 @@ plots and an index.html into DIR (default: beside the first CSV, `plots/` for `r
   scaling-clients     the same vs how many clients (producers) one server (consumer) served at once
                       (`ipcbench run --clients`): the server's throughput summed over the clients, p99 RTT/2 over
                       every client's messages (when some series was measured at two client counts or more)
+  scaling-readers     streaming to several readers of one producer (`ipcbench run --readers`): the bytes all
+                      readers received together, and the messages published per second (each reaching every
+                      reader), vs how many readers (when some series was measured at two reader counts or more)
   run-comparison      one metric (--metric) per series, one line per run (when several CSVs)
   compare-heatmap     each cell's ratio to the first run, per run (when several CSVs; also in compare.html)
 
@@ -37,11 +40,11 @@ Cells match on pairs and clients too (each a column of its own when some cell ra
 
 Only rows with status `ok` are plotted; the others are counted in the figures and index.html.
 
-Every plot but scaling and scaling-clients uses only the rows of one pair and one client (`pairs` 1
-and `clients` 1; a CSV without the columns has no others): a row of several pairs holds their summed
-throughput and percentiles merged over all of them, a row of several clients the server's total over
-them and percentiles merged over them, different figures. Rows with several pairs or clients are drawn
-only in the scaling plots. Scaling has a panel per mode (aggregate throughput; p99 RTT/2 with the p50
+Every plot but the three scaling ones uses only the rows of one pair, one client and one reader
+(`pairs`, `clients` and `readers` 1; a CSV without the columns has no others): a row of several pairs
+holds their summed throughput and percentiles merged over all of them, a row of several clients the
+server's total over them and percentiles merged over them, a row of several readers what they all
+received, different figures. Such rows are drawn only in the scaling plots. Scaling has a panel per mode (aggregate throughput; p99 RTT/2 with the p50
 dotted), x = pairs with ticks at the counts measured, log y only when the values span more than ×20.
 Its size, placement and wait are the other plots' (--size, --placement, --wait) where it has series
 there, else chosen by the same rules. A hollow marker is a point whose pairs share CPUs (`pair_sharing`
@@ -98,7 +101,7 @@ NUMERIC_COLUMNS = (
 )
 PLACEMENT_ORDER = ["same-cpu", "cross-cpu", "cross-numa"]
 PLOT_NAMES = ["latency-vs-size", "throughput-vs-size", "tail-latency", "copies", "placement", "wait", "scaling",
-              "scaling-clients", "run-comparison", "compare-heatmap"]
+              "scaling-clients", "scaling-readers", "run-comparison", "compare-heatmap"]
 WAIT_ORDER = ["block", "poll", "epoll", "sigio", "spin-then-block", "timed", "uring", "uring-sqpoll"]
 
 
@@ -136,7 +139,6 @@ class Row:
     clients: int = 1
     # `--readers`: how many consumers each received every message of one producer (1 in CSVs from before the
     # column). With more than one, bytes_per_s and msgs_per_s are what all readers received together.
-    # Such rows are drawn in no plot yet (the scaling plots cover pairs and clients).
     readers: int = 1
     pair_sharing: str = "none"  # none, smt (pairs share physical cores), cpu (more workers than CPUs)
     pair_cpus: str = ""  # producer>consumer CPU of each pair, e.g. "0>1 2>3"; empty when unpinned
@@ -841,6 +843,84 @@ READERS_INDEX = COMPARE_KEY_NAMES.index("readers")
 COUNT_COLUMNS = ("pairs", "clients", "readers")
 
 
+@dataclass(frozen=True)
+class ScalingPanel:
+    """One panel of a scaling plot: a figure of the rows of one mode against the count."""
+    mode: str
+    title: str
+    column: str
+    value: object  # Row -> float | None
+    kind: str  # "bytes", "messages" or "latency"
+    ylabel: str = ""
+
+
+@dataclass(frozen=True)
+class ScalingAxis:
+    """What a scaling plot says about its count (`--pairs`, `--clients`, `--readers`)."""
+    axis: str
+    name: str
+    noun: str
+    xlabel: str
+    panels: tuple
+    heading: str
+    explanation: str
+    sharing: str  # what hollow markers mean
+    alt: str
+    description: str  # with {size} and {where}
+    crowd: str = ""  # the workers that fill the CPUs: "clients + server"
+
+
+def per_reader(row) -> float | None:
+    """Messages the producer published per second: each reached every reader, and msgs_per_s counts them all."""
+    value = row.get("msgs_per_s")
+    return None if value is None else value / row.readers
+
+
+SCALING_AXES = {
+    "pairs": ScalingAxis(
+        "pairs", "scaling", "pair", "pairs running at once",
+        (ScalingPanel("throughput", "aggregate throughput vs pairs (sum over the pairs)", "bytes_per_s",
+                      lambda row: row.get("bytes_per_s"), "bytes", "aggregate throughput"),
+         ScalingPanel("latency", "p99 RTT/2 vs pairs (over every pair's messages)", "rtt_half_p99_ns",
+                      lambda row: row.get("rtt_half_p99_ns"), "latency")),
+        "Scaling with concurrent producer/consumer pairs",
+        "Each pair is a producer and a consumer of the same cell; throughput is the sum over the pairs, the latency "
+        "percentiles are over the messages of all pairs together.",
+        "pairs share CPUs", "Scaling with pairs",
+        "Aggregate payload bytes per second (throughput mode, summed over the pairs) and p99 half round trip (latency "
+        "mode, over every pair's messages; p50 dotted) against the number of producer/consumer pairs running at once, "
+        "one line per series, at {size} and {where}"),
+    "clients": ScalingAxis(
+        "clients", "scaling-clients", "client", "clients served by one server",
+        (ScalingPanel("throughput", "server throughput vs clients (sum over the clients)", "bytes_per_s",
+                      lambda row: row.get("bytes_per_s"), "bytes", "server throughput"),
+         ScalingPanel("latency", "p99 RTT/2 vs clients (over every client's messages)", "rtt_half_p99_ns",
+                      lambda row: row.get("rtt_half_p99_ns"), "latency")),
+        "Fan-in: one server (consumer) serving several clients (producers)",
+        "Each client is a producer of the same cell, all served by one consumer; throughput is the server's total "
+        "over the clients, the latency percentiles are over the messages of all clients together.",
+        "clients and server share CPUs", "Fan-in: clients per server",
+        "The server's payload bytes per second (throughput mode, summed over its clients) and p99 half round trip "
+        "(latency mode, over every client's messages; p50 dotted) against the number of clients (producers) one "
+        "server (consumer) serves at once, one line per series, at {size} and {where}",
+        "clients + server"),
+    "readers": ScalingAxis(
+        "readers", "scaling-readers", "reader", "readers of one producer",
+        (ScalingPanel("throughput", "delivered throughput vs readers (all readers together)", "bytes_per_s",
+                      lambda row: row.get("bytes_per_s"), "bytes", "delivered throughput"),
+         ScalingPanel("throughput", "published messages/s vs readers (each reached every reader)", "msgs_per_s",
+                      per_reader, "messages", "published")),
+        "Fan-out: one producer whose every message reaches several readers",
+        "Each reader is a consumer of the same cell and receives every message; delivered throughput is what all "
+        "readers received together, the published rate is that divided by the readers.",
+        "readers and producer share CPUs", "Fan-out: readers per producer",
+        "Payload bytes per second delivered to all readers together, and messages the producer published per second "
+        "(each reaching every reader), streaming, against the number of readers, one line per series, at {size} and "
+        "{where}",
+        "readers + producer"),
+}
+
+
 def series_key(key: tuple) -> tuple:
     """A compare key without its size: one heat-map row."""
     return key[:4] + key[5:]
@@ -1013,9 +1093,8 @@ class Plotter:
         several = len(self.all_ok) - len(self.ok)
         if several:
             notes.append(f"{several} ok cell(s) ran several pairs or clients at once (--pairs, --clients) or several "
-                         "readers (--readers): rows with several pairs or clients are drawn only in the scaling plots, "
-                         "rows with several readers in none yet; the other plots show the cells of one pair and one "
-                         "client" + ("" if self.ok else ", and there are none"))
+                         "readers (--readers): they are drawn only in the scaling plots; the other plots show the cells "
+                         "of one pair, one client and one reader" + ("" if self.ok else ", and there are none"))
         self.placement = self.choose_placement()
         self.wait = self.choose_wait()
         self.size = self.choose_size()
@@ -1662,13 +1741,13 @@ class Plotter:
 
     def scaling_series(self, axis: str = "pairs") -> dict[tuple, list[Row]]:
         """Ok rows by series (mechanism, variant, copies, wait, produce, touch, paced rate), mode, size and
-        placement, each list ordered by `axis` ("pairs" or "clients"): the series measured at two counts or
-        more. A pairs series has one client in every row; a clients series one pair in every row, its
-        one-client row the point at 1."""
-        other = "clients" if axis == "pairs" else "pairs"
+        placement, each list ordered by `axis` ("pairs", "clients" or "readers"): the series measured at two
+        counts or more. Every row of a series has 1 in the other two counts; its row with 1 in `axis` too is
+        the point at 1."""
+        others = [count for count in COUNT_COLUMNS if count != axis]
         grouped: dict[tuple, dict[int, Row]] = {}
         for row in self.all_ok:
-            if getattr(row, other) != 1 or row.readers != 1:
+            if any(getattr(row, other) != 1 for other in others):
                 continue
             key = (row.mechanism, row.variant, row.copies, row.wait, row.produce, row.touch, row.paced_rate, row.mode,
                    row.size, row.placement)
@@ -1686,8 +1765,8 @@ class Plotter:
 
     @staticmethod
     def scaling_line(ax, rows: list[Row], value, style: Style, axis: str = "pairs", **line) -> list[float]:
-        """One line over pairs (or clients); a point whose workers share CPUs gets a hollow marker. Returns the
-        values drawn."""
+        """One line over pairs (or clients, or readers); a point whose workers share CPUs gets a hollow marker.
+        Returns the values drawn."""
         points = [(getattr(row, axis), value(row), row.pair_sharing == "cpu") for row in rows if value(row) is not None]
         filled = [i for i, (_, _, shared) in enumerate(points) if not shared]
         ax.plot([p[0] for p in points], [p[1] for p in points], color=style.color, markevery=filled, **line)
@@ -1699,21 +1778,23 @@ class Plotter:
 
     def plot_scaling(self) -> None:
         """scaling: pairs on x (ipcbench run --pairs)."""
-        self.plot_scaling_over("pairs")
+        self.plot_scaling_over(SCALING_AXES["pairs"])
 
     def plot_scaling_clients(self) -> None:
         """scaling-clients: clients of one server on x (ipcbench run --clients)."""
-        self.plot_scaling_over("clients")
+        self.plot_scaling_over(SCALING_AXES["clients"])
 
-    def plot_scaling_over(self, axis: str) -> None:
-        pairs_axis = axis == "pairs"
-        name = "scaling" if pairs_axis else "scaling-clients"
+    def plot_scaling_readers(self) -> None:
+        """scaling-readers: readers of one producer on x (ipcbench run --readers)."""
+        self.plot_scaling_over(SCALING_AXES["readers"])
+
+    def plot_scaling_over(self, spec: ScalingAxis) -> None:
+        axis, name = spec.axis, spec.name
         if all(getattr(row, axis) == 1 for row in self.all_ok):
-            return  # a run without --pairs / --clients (or from before it): nothing to say
+            return  # a run without this option (or from before it): nothing to say
         series = self.scaling_series(axis)
         if not series:
-            self.skip(name, f"no series measured at two {'pair' if pairs_axis else 'client'} counts or more "
-                            f"(ipcbench run --{axis} 1,2,4)")
+            self.skip(name, f"no series measured at two {spec.noun} counts or more (ipcbench run --{axis} 1,2,4)")
             return
         # One placement, wait strategy and size, as the other plots choose them where these have such series.
         chosen = {}
@@ -1727,53 +1808,53 @@ class Plotter:
         size = chosen["size"]
         rows = [row for members in series.values() for row in members]
         naming = name_series(rows)
-        if pairs_axis:
-            panels = {"throughput": ("aggregate throughput vs pairs (sum over the pairs)", lambda row: row.get("bytes_per_s")),
-                      "latency": ("p99 RTT/2 vs pairs (over every pair's messages)", lambda row: row.get("rtt_half_p99_ns"))}
-        else:
-            panels = {"throughput": ("server throughput vs clients (sum over the clients)", lambda row: row.get("bytes_per_s")),
-                      "latency": ("p99 RTT/2 vs clients (over every client's messages)", lambda row: row.get("rtt_half_p99_ns"))}
-        modes = [mode for mode in panels if any(members[0].mode == mode and any(panels[mode][1](r) for r in members)
-                                                for members in series.values())]
-        if not modes:
-            self.skip(name, f"no bytes_per_s or rtt_half_p99_ns in the series measured at several {axis[:-1]} counts")
+        panels = [panel for panel in spec.panels if any(members[0].mode == panel.mode and any(panel.value(r) for r in members)
+                                                        for members in series.values())]
+        if not panels:
+            self.skip(name, f"no {' or '.join(sorted({p.column for p in spec.panels}))} in the series measured at "
+                            f"several {spec.noun} counts")
             return
         counts = sorted({getattr(row, axis) for row in rows})
         # The dotted line where the workers fill the CPUs the run could use, at `position(n)` on x.
-        if pairs_axis:
+        same_cpu = chosen["placement"] == "same-cpu"
+        if axis == "pairs":
             # Two workers per pair, one CPU per pair when both share it (same-cpu).
-            workers = 1 if chosen["placement"] == "same-cpu" else 2
+            workers = 1 if same_cpu else 2
             position = lambda n: n / workers  # noqa: E731
             marker_label = lambda n: f"{'2 × ' if workers == 2 else ''}pairs = {n} CPUs"  # noqa: E731
             allowed = self.allowed_cpu_counts(rows)
         else:
-            # The clients and the server, one CPU each; same-cpu puts every client on the server's CPU, so they
-            # never fill more than one and there is no such line.
+            # The many and their one peer, one CPU each; same-cpu puts them all on one CPU, so they never fill
+            # more than one and there is no such line.
             position = lambda n: n - 1  # noqa: E731
-            marker_label = lambda n: f"clients + server = {n} CPUs"  # noqa: E731
-            allowed = [] if chosen["placement"] == "same-cpu" else self.allowed_cpu_counts(rows)
+            marker_label = lambda n: f"{spec.crowd} = {n} CPUs"  # noqa: E731
+            allowed = [] if same_cpu else self.allowed_cpu_counts(rows)
         cpus = [n for n in allowed if counts[0] / 2 <= position(n) <= counts[-1] * 2]
         beyond = [n for n in allowed if n not in cpus]
-        fig, axes = self.plt.subplots(1, len(modes), figsize=(6.4 * len(modes) + 1.0, 4.8), layout="constrained",
+        fig, axes = self.plt.subplots(1, len(panels), figsize=(6.4 * len(panels) + 1.0, 4.8), layout="constrained",
                                       squeeze=False)
         from matplotlib.lines import Line2D
 
-        for ax, mode in zip(axes[0], modes):
-            title, value = panels[mode]
-            members = {naming.label(m[0]): m for m in series.values() if m[0].mode == mode}
-            if mode == "throughput":
-                scale, unit = self.throughput_unit([value(r) for m in members.values() for r in m if value(r)])
-                ylabel = f"{'aggregate' if pairs_axis else 'server'} throughput, {unit}"
+        for ax, panel in zip(axes[0], panels):
+            members = {naming.label(m[0]): m for m in series.values() if m[0].mode == panel.mode}
+            values = [panel.value(r) for m in members.values() for r in m if panel.value(r)]
+            if panel.kind == "bytes":
+                scale, unit = self.throughput_unit(values)
+                ylabel = f"{panel.ylabel}, {unit}"
+                formatter = lambda v, _=None: f"{v:g}"  # noqa: E731
+            elif panel.kind == "messages":
+                scale, unit = (1e6, "million messages/s") if max(values) >= 1e6 else (1e3, "thousand messages/s")
+                ylabel = f"{panel.ylabel}, {unit}"
                 formatter = lambda v, _=None: f"{v:g}"  # noqa: E731
             else:
                 scale, ylabel, formatter = 1e3, "RTT/2 (µs)", self.micro
             drawn, shared = [], False
             for label in naming.sorted(members):
                 style = naming.styles[label]
-                drawn += self.scaling_line(ax, members[label], lambda r: scaled(value(r), scale), style, axis,
+                drawn += self.scaling_line(ax, members[label], lambda r: scaled(panel.value(r), scale), style, axis,
                                            label=label, linestyle=style.linestyle, marker=style.marker, markersize=5,
                                            linewidth=1.6, zorder=3)
-                if mode == "latency":
+                if panel.kind == "latency":
                     drawn += self.scaling_line(ax, members[label], lambda r: scaled(r.get("rtt_half_p50_ns"), scale),
                                                style, axis, linestyle=":", linewidth=1.1, alpha=0.9, zorder=2)
                 shared |= any(r.pair_sharing == "cpu" for r in members[label])
@@ -1787,14 +1868,14 @@ class Plotter:
                 ax.set_ylim(0, high * 1.12)
                 ax.yaxis.set_major_formatter(self.ticker.FuncFormatter(formatter))
             ax.set_ylabel(ylabel)
-            ax.set_title(title, fontsize=10.5, fontweight="bold", loc="left")
+            ax.set_title(panel.title, fontsize=10.5, fontweight="bold", loc="left")
             ax.set_xscale("log", base=2)
             ax.xaxis.set_major_locator(self.ticker.FixedLocator(counts))
             ax.xaxis.set_major_formatter(self.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_locator(self.ticker.NullLocator())
             edges = counts + [position(n) for n in cpus]
             ax.set_xlim(min(edges) / 1.3, max(edges) * 1.3)
-            ax.set_xlabel("pairs running at once" if pairs_axis else "clients served by one server")
+            ax.set_xlabel(spec.xlabel)
             for n in cpus:
                 ax.axvline(position(n), color="0.35", linestyle=":", linewidth=1.2, zorder=1)
                 ax.annotate(marker_label(n), (position(n), 1), xycoords=ax.get_xaxis_transform(), xytext=(-3, -4),
@@ -1803,27 +1884,19 @@ class Plotter:
             # The key in the panel's own legend, after the series (a figure legend outside the panels is not
             # placed reliably together with the footnote).
             handles, labels = ax.get_legend_handles_labels()
-            if mode == "latency":
+            if panel.kind == "latency":
                 handles += [Line2D([], [], color="0.3", linewidth=1.6, marker="o", markersize=4),
                             Line2D([], [], color="0.3", linewidth=1.1, linestyle=":")]
                 labels += ["p99", "p50 (dotted)"]
             if shared:
                 handles.append(Line2D([], [], color="0.3", linestyle="none", marker="o", fillstyle="none"))
-                labels.append("hollow: pairs share CPUs" if pairs_axis else "hollow: clients and server share CPUs")
+                labels.append(f"hollow: {spec.sharing}")
             self.panel_legend(ax, handles, labels)
         where = f"placement {chosen['placement']}"
         if len({row.wait for row in self.all_ok}) > 1:
             where += f", wait {chosen['wait']}"
-        if pairs_axis:
-            heading = f"Scaling with concurrent producer/consumer pairs at {human_size(size)}"
-            notes = ["Each pair is a producer and a consumer of the same cell; throughput is the sum over the pairs, the "
-                     "latency percentiles are over the messages of all pairs together."]
-        else:
-            heading = f"Fan-in: one server (consumer) serving several clients (producers) at {human_size(size)}"
-            notes = ["Each client is a producer of the same cell, all served by one consumer; throughput is the "
-                     "server's total over the clients, the latency percentiles are over the messages of all clients "
-                     "together."]
-        fig.suptitle(f"{heading}\n{self.context()} · {where}", fontsize=11)
+        fig.suptitle(f"{spec.heading} at {human_size(size)}\n{self.context()} · {where}", fontsize=11)
+        notes = [spec.explanation]
         spreads = [(row.get("pair_spread_percent"), row) for row in rows
                    if getattr(row, axis) > 1 and row.get("pair_spread_percent") is not None]
         if spreads:
@@ -1831,29 +1904,22 @@ class Plotter:
             notes.append(f"The {axis}' own figures differed by up to {spread:.0f}% ((max − min) / mean; "
                          f"{naming.label(row)}, {row.mode}, {getattr(row, axis)} {axis}).")
         for n in beyond:
-            if pairs_axis:
+            if axis == "pairs":
                 notes.append(f"{'2 × ' if workers == 2 else ''}pairs = {n} allowed CPUs at {n / workers:g} pairs: "
                              "outside the pair counts measured.")
             else:
-                notes.append(f"clients + server = {n} allowed CPUs at {n - 1} clients: outside the client counts "
+                notes.append(f"{spec.crowd} = {n} allowed CPUs at {n - 1} {axis}: outside the {spec.noun} counts "
                              "measured.")
         self.footnote(fig, notes)
-        if pairs_axis:
-            self.save(fig, name, f"Scaling with pairs at {human_size(size)}",
-                      f"Aggregate payload bytes per second (throughput mode, summed over the pairs) and p99 half round trip "
-                      f"(latency mode, over every pair's messages; p50 dotted) against the number of producer/consumer "
-                      f"pairs running at once, one line per series, at {human_size(size)} and {where}. Hollow markers: "
-                      "more workers than CPUs, so pairs share CPUs" + (
-                          f"; dotted line: as many {'workers (2 × pairs)' if workers == 2 else 'same-CPU pairs'} as allowed CPUs."
-                          if cpus else "."))
+        if axis == "pairs":
+            line = f"as many {'workers (2 × pairs)' if workers == 2 else 'same-CPU pairs'} as allowed CPUs"
         else:
-            self.save(fig, name, f"Fan-in: clients per server at {human_size(size)}",
-                      f"The server's payload bytes per second (throughput mode, summed over its clients) and p99 half "
-                      f"round trip (latency mode, over every client's messages; p50 dotted) against the number of "
-                      f"clients (producers) one server (consumer) serves at once, one line per series, at "
-                      f"{human_size(size)} and {where}. Hollow markers: more workers than CPUs, so the clients and "
-                      "the server share CPUs" + ("; dotted line: as many workers (clients + server) as allowed CPUs."
-                                                 if cpus else "."))
+            line = f"as many workers ({spec.crowd.split(' = ')[0]}) as allowed CPUs"
+        self.save(fig, name, f"{spec.alt} at {human_size(size)}",
+                  spec.description.format(size=human_size(size), where=where)
+                  + f". Hollow markers: more workers than CPUs, so {spec.sharing}"
+                  + (f"; dotted line: {line}." if cpus else "."))
+
 
     # -- 8. run comparison
 
@@ -2047,7 +2113,8 @@ class Plotter:
 
     def plot_all(self) -> None:
         for plot in (self.plot_latency, self.plot_throughput, self.plot_tail, self.plot_copies, self.plot_placement,
-                     self.plot_wait, self.plot_scaling, self.plot_scaling_clients, self.plot_runs):
+                     self.plot_wait, self.plot_scaling, self.plot_scaling_clients, self.plot_scaling_readers,
+                     self.plot_runs):
             plot()
 
 

@@ -863,8 +863,9 @@ def test_scaling_plot_marks_the_cpus_at_one_pair_per_cpu_for_same_cpu_pairs(tmp_
         assert "pairs = 4 CPUs" in panel["texts"] and "2 × pairs = 4 CPUs" not in panel["texts"]
 
 
-def test_rows_of_several_readers_stay_out_of_every_plot(tmp_path, monkeypatch):
-    """--readers rows (what all readers received together) are not one consumer's figures."""
+def test_rows_of_several_readers_stay_out_of_the_other_plots(tmp_path, monkeypatch):
+    """--readers rows (what all readers received together) are not one consumer's figures: they appear in
+    scaling-readers alone."""
     plot = plot_module()
     base = pairs_rows(pair_counts=(1,), sizes=SIZES)
     single = write_csv(tmp_path / "single.csv", base, columns=PAIRS_COLUMNS + ["readers"])
@@ -873,9 +874,54 @@ def test_rows_of_several_readers_stay_out_of_every_plot(tmp_path, monkeypatch):
     figures = {}
     for path in (single, mixed):
         figures[path.name] = {f["name"]: f for f in draw_all(plot, tmp_path, [path], monkeypatch)}
-    assert figures["single.csv"].keys() == figures["mixed.csv"].keys()
+    assert figures["mixed.csv"].keys() - figures["single.csv"].keys() == {"scaling-readers"}
     for name in figures["single.csv"]:
         assert figures["single.csv"][name]["panels"] == figures["mixed.csv"][name]["panels"], name
+
+
+READERS_SERIES = [("unix-stream", "write/read", 2), ("shm-posix", "in-place/spin", 0)]
+
+
+def readers_row(mechanism, variant, copies, size, readers, placement="cross-cpu") -> dict:
+    """Streaming to `readers` readers on 2 CPUs: a socket per reader delivers about the same bytes in all
+    (the producer writes each message once per reader), the broadcast ring more as readers grow."""
+    r = row(mechanism, variant, copies, "throughput", size, placement)
+    factor = {"unix-stream": 1.0, "shm-posix": 1.0 + 0.5 * (readers - 1)}[mechanism]
+    for column in ("bytes_per_s", "msgs_per_s"):
+        r[column] = f"{float(r[column]) * factor:.1f}"
+    sharing = readers + 1 > 2 and placement != "same-cpu"
+    r.update(pairs="1", clients="1", readers=str(readers), pair_sharing="cpu" if sharing else "none",
+             pair_cpus=" ".join(f"0>{0 if placement == 'same-cpu' else 1}" for _ in range(readers)),
+             pair_spread_percent="" if readers == 1 else f"{2.0 * readers:.1f}")
+    return r
+
+
+def test_scaling_readers_plot(tmp_path, monkeypatch):
+    rows = [readers_row(m, v, c, size, n) for m, v, c in READERS_SERIES for size in (64, 65536) for n in (1, 2, 4)]
+    results = write_csv(tmp_path / "results.csv", rows, columns=CLIENTS_COLUMNS + ["readers"])
+    write_pairs_metadata(results, [0, 1])
+    result = run_plot(results)
+    assert result.returncode == 0, result.stderr
+    plots = tmp_path / "plots"
+    assert_png(plots / "scaling-readers.png")
+    assert not (plots / "scaling.png").exists() and not (plots / "scaling-clients.png").exists()
+    index = (plots / "index.html").read_text()
+    assert 'alt="Fan-out: readers per producer at 64 KiB"' in index
+    figure = next(f for f in draw_all(plot_module(), tmp_path, [results], monkeypatch) if f["name"] == "scaling-readers")
+    delivered, published = figure["panels"]
+    assert delivered["title"] == "delivered throughput vs readers (all readers together)"
+    assert published["title"] == "published messages/s vs readers (each reached every reader)"
+    assert "Fan-out" in figure["suptitle"] and "64 KiB" in figure["suptitle"]
+    for panel in (delivered, published):
+        assert panel["xticks"] == (1, 2, 4) and panel["xlabel"] == "readers of one producer"
+        assert "readers + producer = 2 CPUs" in panel["texts"]
+        hollow = [xy for xy in panel["data"] if isinstance(xy, tuple) and xy[0] == (2, 4)]
+        assert len(hollow) == len(READERS_SERIES)
+    for mechanism, *_ in READERS_SERIES:
+        mine = [r for r in rows if r["mechanism"] == mechanism and r["message_bytes"] == "65536"]
+        assert has_line(delivered, (1, 2, 4), [float(r["bytes_per_s"]) / 1e9 for r in mine])
+        # Published: what all readers received, divided by the readers.
+        assert has_line(published, (1, 2, 4), [float(r["msgs_per_s"]) / int(r["readers"]) / 1e3 for r in mine])
 
 
 def test_scaling_plot_one_panel_and_no_cpu_line_without_metadata(tmp_path, monkeypatch):
