@@ -1,7 +1,6 @@
 /* ring_stream.c - streaming through a spinning single-producer/single-consumer ring in shared memory,
  * laid out and driven as ipcbench's shm-posix throughput ring with the spin notifier
- * (Sources/IPCBench/Mechanisms/SharedRing.swift: RingLayout, RingChannel; RingNotifier.swift:
- * SpinNotifier), doing per message what ipcbench does with --produce write --touch read, so
+ * (Sources/IPCBench/Ring/: RingLayout.swift, RingChannel.swift, SpinNotifier.swift), doing per message what ipcbench does with --produce write --touch read, so
  * scripts/compare-with-c can hold `ipcbench run --mechanisms shm-posix --variants in-place/spin|copy/spin
  * --mode throughput` against plain C.
  *
