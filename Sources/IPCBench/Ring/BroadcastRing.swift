@@ -37,7 +37,7 @@ struct BroadcastLayout {
 }
 
 extension POSIXSharedMemoryMechanism: FanOutMechanism {
-    static let broadcastVariant = "in-place/spin"
+    static var broadcastVariant: String { "in-place/spin" }
 
     public var fanOutShape: String { "one broadcast ring written once and read in place by every reader (in-place/spin); the producer waits for the slowest reader" }
 
@@ -45,7 +45,7 @@ extension POSIXSharedMemoryMechanism: FanOutMechanism {
 
     public func prepareFanOut(workspace: String, readers: Int, options: EndpointOptions) throws -> FanOutRendezvous {
         let layout = BroadcastLayout(readers: readers, messageBytes: options.messageBytes)
-        let (name, descriptor) = try Self.createObject()
+        let (name, descriptor) = try POSIXSharedMemorySegment.createObject()
         defer { Glibc.close(descriptor) }
         guard ftruncate(descriptor, off_t(layout.segmentBytes)) == 0 else {
             let failure = IPCError.lastSystemError("ftruncate", name)
@@ -80,7 +80,7 @@ extension POSIXSharedMemoryMechanism: FanOutMechanism {
 
     private static func mapBroadcast(_ rendezvous: Rendezvous) throws -> (SegmentMapping, BroadcastLayout) {
         let layout = try BroadcastLayout(rendezvous)
-        return (try mapObject(rendezvous.require("shm-name"), bytes: layout.segmentBytes, holding: "the broadcast ring"), layout)
+        return (try POSIXSharedMemorySegment.mapObject(rendezvous.require("shm-name"), bytes: layout.segmentBytes, holding: "the broadcast ring"), layout)
     }
 }
 

@@ -42,7 +42,7 @@ extension POSIXSharedMemoryMechanism: FanInMechanism {
         var endpoints: [any MessageEndpoint] = []
         do {
             for client in 0..<clients {
-                let mapping = try Self.mapObject(rendezvous.require("shm-name-\(client)"), bytes: layout.segmentBytes, holding: "the ring")
+                let mapping = try POSIXSharedMemorySegment.mapObject(rendezvous.require("shm-name-\(client)"), bytes: layout.segmentBytes, holding: "the ring")
                 endpoints.append(try SharedRing.endpoint(
                     mapping: mapping, layout: layout, rendezvous: rendezvous, options: options, role: .consumer, mechanism: id))
             }

@@ -1,13 +1,20 @@
 import Glibc
 
-/// One worker's mapping of the segment; undone by `unmap` when the endpoint closes.
-struct SegmentMapping {
-    enum Kind { case mmap, sysVAttach }
-    let base: UnsafeMutableRawPointer
-    let bytes: Int
-    let kind: Kind
+/// One process's mapping of a ring segment; undone by `unmap` (a worker's when its endpoint closes).
+public struct SegmentMapping {
+    /// How it was mapped, which says how to undo it.
+    public enum Kind: Sendable { case mmap, sysVAttach }
+    public let base: UnsafeMutableRawPointer
+    public let bytes: Int
+    public let kind: Kind
 
-    func unmap() {
+    public init(base: UnsafeMutableRawPointer, bytes: Int, kind: Kind) {
+        self.base = base
+        self.bytes = bytes
+        self.kind = kind
+    }
+
+    public func unmap() {
         switch kind {
         case .mmap: munmap(base, bytes)
         case .sysVAttach: shmdt(base)
@@ -15,7 +22,7 @@ struct SegmentMapping {
     }
 
     /// Maps `bytes` of an open file or shm object, shared and writable.
-    static func map(descriptor: Int32, bytes: Int, context: String) throws -> SegmentMapping {
+    public static func map(descriptor: Int32, bytes: Int, context: String) throws -> SegmentMapping {
         guard let base = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0), base != MAP_FAILED else {
             throw IPCError.lastSystemError("mmap", context)
         }

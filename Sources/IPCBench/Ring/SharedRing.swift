@@ -1,8 +1,8 @@
 import CIPCShim
 import Glibc
 
-/// What the three ring mechanisms share: variants, the parent's notification objects, and building
-/// a worker's endpoint over a mapped segment.
+/// What every ring mechanism shares, whatever its segment: variants, sizing, the parent's
+/// notification objects, and (RingEndpointFactory) building a worker's endpoint over a mapping.
 enum SharedRing {
     static let eventDescriptorsPerRing = 2
 
@@ -88,30 +88,27 @@ enum SharedRing {
         }
     }
 
-    /// Parent side: maps a freshly created object, writes the ring's initial state and unmaps it.
-    static func initialize(descriptor: Int32, layout: RingLayout, context: String) throws {
-        let mapping = try SegmentMapping.map(descriptor: descriptor, bytes: layout.segmentBytes, context: context)
-        defer { mapping.unmap() }
-        try layout.initialize(segment: mapping.base)
-    }
-
-    /// Parent side, for segments backed by a file descriptor (POSIX shm, a mapped file): sizes and
-    /// allocates it now — a full file system fails here (ENOSPC), not with SIGBUS in a worker — lays
-    /// out the rings, and prepares the notification objects. With a memory node the pages are bound
-    /// to it before they are allocated (MemoryBinding).
-    static func prepareSegment(
-        descriptor: Int32, bytes: Int, layout: RingLayout, variant: SharedRingVariant, context: String, parameters: [String: String],
-        workspace: String, memoryNode: Int? = nil
-    ) throws -> Rendezvous {
+    /// Parent side, for segments backed by a file descriptor (POSIX shm, a mapped file): sizes the
+    /// object and allocates its memory now — a full file system fails here (ENOSPC), not with SIGBUS
+    /// in a worker. With a memory node the pages are bound to it before they are allocated
+    /// (MemoryBinding).
+    static func sizeAndAllocate(descriptor: Int32, bytes: Int, memoryNode: Int?, context: String) throws {
         guard ftruncate(descriptor, off_t(bytes)) == 0 else { throw IPCError.lastSystemError("ftruncate", context) }
         try MemoryBinding.allocate(descriptor: descriptor, bytes: bytes, onNode: memoryNode, context: context) {
             let allocation = posix_fallocate(descriptor, 0, off_t(bytes))
             guard allocation == 0 else { throw IPCError.system(call: "posix_fallocate", errno: allocation, context: context) }
         }
-        try initialize(descriptor: descriptor, layout: layout, context: context)
-        var rendezvous = Rendezvous(parameters: parameters)
-        try prepareNotification(variant, layout, &rendezvous, workspace: workspace)
-        return rendezvous
+    }
+
+    /// Worker side, for segments reached by a descriptor: maps `bytes` of it, refusing an object too
+    /// small for what it should hold (someone else's, or a truncated one).
+    static func mapChecked(descriptor: Int32, bytes: Int, context: String, holding what: String) throws -> SegmentMapping {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw IPCError.lastSystemError("fstat", context) }
+        guard Int(info.st_size) >= bytes else {
+            throw IPCError.setup("\(context) holds \(info.st_size) bytes, \(what) needs \(bytes)")
+        }
+        return try SegmentMapping.map(descriptor: descriptor, bytes: bytes, context: context)
     }
 
     /// Parent side: creates the kernel objects the notification needs besides the segment, and the
