@@ -263,6 +263,7 @@ public enum MechanismRegistry {
         POSIXSharedMemoryMechanism(),
         SysVSharedMemoryMechanism(),
         MappedFileMechanism(),
+        SharedRingMechanism(HugePageSegment()),
     ]
 
     public static var ids: [String] { all.map(\.id) }

@@ -69,8 +69,13 @@ public enum SystemFacts {
             "net.core.wmem_max": "/proc/sys/net/core/wmem_max",
             "net.core.rmem_default": "/proc/sys/net/core/rmem_default",
             "net.core.wmem_default": "/proc/sys/net/core/wmem_default",
+            "vm.nr_hugepages": "/proc/sys/vm/nr_hugepages",
+            "vm.hugetlb_shm_group": "/proc/sys/vm/hugetlb_shm_group",
         ]
-        return files.compactMapValues { readInt($0) }
+        var limits = files.compactMapValues { readInt($0) }
+        // The size of the pages shm-huge runs on (its rows' page size).
+        if let pool = HugePagePool.current() { limits["huge_page_bytes"] = pool.pageBytes }
+        return limits
     }
 
     /// The commit of the source tree the running binary was built from, when it sits inside a git
