@@ -56,14 +56,3 @@ public enum MemoryBinding {
 protocol SharedMemoryEndpoint: MessageEndpoint {
     var sharedRegion: UnsafeRawBufferPointer { get }
 }
-
-extension SharedRingEndpoint {
-    var sharedRegion: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: channel.mapping.base, count: channel.mapping.bytes) }
-}
-
-extension SemaphoreRingEndpoint: SharedMemoryEndpoint {}
-extension SystemVSemaphoreRingEndpoint: SharedMemoryEndpoint {}
-extension SpinRingEndpoint: SharedMemoryEndpoint {}
-extension SpinPingPongEndpoint: SharedMemoryEndpoint {}
-extension FutexRingEndpoint: SharedMemoryEndpoint {}
-extension EventRingEndpoint: SharedMemoryEndpoint {}

@@ -4,7 +4,7 @@ import Glibc
 /// A ring endpoint: one concrete final class per notifier (below), because a generic class's
 /// conformance is dispatched unspecialised through `any MessageEndpoint`; a concrete class gets the
 /// timed loops specialised for its notifier, with the notifier's calls inlined.
-protocol SharedRingEndpoint: MessageEndpoint {
+protocol SharedRingEndpoint: SharedMemoryEndpoint {
     associatedtype Notifier: RingNotifier
     var channel: RingChannel<Notifier> { get }
     /// Closes what the notification owns besides the segment (eventfds, io_uring instances).
@@ -28,6 +28,9 @@ extension SharedRingEndpoint {
     }
 
     func closeNotification() {}
+
+    /// The whole segment: what `--memory-node` binds and the worker checks.
+    var sharedRegion: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: channel.mapping.base, count: channel.mapping.bytes) }
 }
 
 final class SemaphoreRingEndpoint: SharedRingEndpoint {
