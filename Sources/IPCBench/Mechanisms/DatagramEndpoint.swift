@@ -5,8 +5,8 @@ import Glibc
 /// but never framed by the reader: a datagram of any length other than the message size is an error.
 public final class DatagramEndpoint: MessageEndpoint {
     private let descriptor: Int32
-    private let sendBuffer: UnsafeMutableRawBufferPointer
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let sendBuffer: PrivateBuffer
+    private let receiveBuffer: PrivateBuffer
     /// An unconnected consumer socket connects to whoever sends it the first datagram, so its
     /// answers need no address and other senders are refused from then on.
     private var connectsToFirstSender: Bool
@@ -21,23 +21,18 @@ public final class DatagramEndpoint: MessageEndpoint {
         self.descriptor = descriptor
         self.connectsToFirstSender = connectsToFirstSender
         self.zeroLengthMeansClosed = zeroLengthMeansClosed
-        sendBuffer = .prefaulted(byteCount: maximumMessageBytes)
-        receiveBuffer = .prefaulted(byteCount: maximumMessageBytes)
-    }
-
-    deinit {
-        sendBuffer.deallocate()
-        receiveBuffer.deallocate()
+        sendBuffer = PrivateBuffer(byteCount: maximumMessageBytes)
+        receiveBuffer = PrivateBuffer(byteCount: maximumMessageBytes)
     }
 
     public func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        let message = sendBuffer.prefix(size)
         fill(message)
         try Datagram.send(descriptor, UnsafeRawBufferPointer(message), waiter: waiter)
     }
 
     public func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
-        let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
+        let message = receiveBuffer.prefix(size)
         var length: Int
         while true {
             if connectsToFirstSender {

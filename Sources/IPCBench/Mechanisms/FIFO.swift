@@ -108,32 +108,27 @@ struct FIFOServerListener: ServerListener {
 final class FIFOServer: ServerEndpoint {
     private let requestEnd: Int32
     private let replyEnds: [Int32]
-    private let sendBuffer: UnsafeMutableRawBufferPointer
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let sendBuffer: PrivateBuffer
+    private let receiveBuffer: PrivateBuffer
 
     init(requestEnd: Int32, replyEnds: [Int32], messageBytes: Int) {
         self.requestEnd = requestEnd
         self.replyEnds = replyEnds
-        sendBuffer = .prefaulted(byteCount: messageBytes)
-        receiveBuffer = .prefaulted(byteCount: messageBytes)
-    }
-
-    deinit {
-        sendBuffer.deallocate()
-        receiveBuffer.deallocate()
+        sendBuffer = PrivateBuffer(byteCount: messageBytes)
+        receiveBuffer = PrivateBuffer(byteCount: messageBytes)
     }
 
     /// The route is the client number the header carries (out of range: the harness drops it); nil
     /// once every client has closed its end.
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Int? {
-        let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
+        let message = receiveBuffer.prefix(size)
         guard try Descriptor.readExactly(requestEnd, into: message) else { return nil }
         consume(UnsafeRawBufferPointer(message))
         return MessageFormat.client(ofSequence: MessageFormat.sequence(of: UnsafeRawBufferPointer(message)))
     }
 
     func send(to route: Int, size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        let message = sendBuffer.prefix(size)
         fill(message)
         try Descriptor.writeAll(replyEnds[route], UnsafeRawBufferPointer(message))
     }

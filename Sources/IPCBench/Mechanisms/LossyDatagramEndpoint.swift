@@ -23,9 +23,9 @@ final class LossyDatagramEndpoint: MessageEndpoint {
     private let waiter: ReadinessWaiter
     /// The producer's retransmission timer, or the consumer's idle limit.
     private let receiveTimeoutMilliseconds: Int
-    private let sendBuffer: UnsafeMutableRawBufferPointer
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
-    private let acknowledgement: UnsafeMutableRawBufferPointer
+    private let sendBuffer: PrivateBuffer
+    private let receiveBuffer: PrivateBuffer
+    private let acknowledgement: PrivateBuffer
     private var lastSentBytes = 0
 
     // Consumer, latency mode: the ping last answered and the highest attempt of it seen.
@@ -51,15 +51,9 @@ final class LossyDatagramEndpoint: MessageEndpoint {
         // strategy: O_NONBLOCK, and the waiter waits up to the timer's deadline (receiveDatagram).
         try Datagram.setTimeout(descriptor, SO_RCVTIMEO, milliseconds: receiveTimeoutMilliseconds)
         waiter = try ReadinessWaiter(options: options, readDescriptor: descriptor, writeDescriptor: descriptor)
-        sendBuffer = .prefaulted(byteCount: maximumMessageBytes)
-        receiveBuffer = .prefaulted(byteCount: max(maximumMessageBytes, MessageFormat.headerBytes))
-        acknowledgement = .prefaulted(byteCount: MessageFormat.headerBytes)
-    }
-
-    deinit {
-        sendBuffer.deallocate()
-        receiveBuffer.deallocate()
-        acknowledgement.deallocate()
+        sendBuffer = PrivateBuffer(byteCount: maximumMessageBytes)
+        receiveBuffer = PrivateBuffer(byteCount: max(maximumMessageBytes, MessageFormat.headerBytes))
+        acknowledgement = PrivateBuffer(byteCount: MessageFormat.headerBytes)
     }
 
     /// Every ping arrives in the end, so the harness's sequence check sees no gap: the
@@ -71,7 +65,7 @@ final class LossyDatagramEndpoint: MessageEndpoint {
     func injectLoss() { dropInterval = 499 }
 
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        let message = sendBuffer.prefix(size)
         fill(message)
         lastSentBytes = size
         if role == .producer, MessageFormat.sequence(of: UnsafeRawBufferPointer(message)) & MessageFormat.endMarker != 0 {
@@ -94,8 +88,8 @@ final class LossyDatagramEndpoint: MessageEndpoint {
 
     /// Waits for the answer to the ping in `sendBuffer`, re-sending it after each timeout.
     private func receiveAnswer(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
-        let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
-        let ping = MessageFormat.sequence(of: UnsafeRawBufferPointer(sendBuffer)) & ~Self.attemptMask
+        let message = receiveBuffer.prefix(size)
+        let ping = MessageFormat.sequence(of: UnsafeRawBufferPointer(sendBuffer.bytes)) & ~Self.attemptMask
         var attempt: UInt64 = 0
         while true {
             let length = try receiveDatagram(into: message)
@@ -104,8 +98,8 @@ final class LossyDatagramEndpoint: MessageEndpoint {
                 guard attempt <= Self.maximumAttempts else {
                     throw IPCError.timeout("no answer to message \(ping) after \(Self.maximumAttempts) retransmissions \(Self.retransmitMilliseconds) ms apart")
                 }
-                sendBuffer.storeBytes(of: (ping | attempt << Self.attemptShift).littleEndian, toByteOffset: 0, as: UInt64.self)
-                try transmit(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<lastSentBytes]))
+                sendBuffer.bytes.storeBytes(of: (ping | attempt << Self.attemptShift).littleEndian, toByteOffset: 0, as: UInt64.self)
+                try transmit(UnsafeRawBufferPointer(rebasing: sendBuffer.bytes[0..<lastSentBytes]))
                 continue
             }
             let header = MessageFormat.sequence(of: UnsafeRawBufferPointer(message))
@@ -130,10 +124,10 @@ final class LossyDatagramEndpoint: MessageEndpoint {
                     try transmit(marker)
                 }
                 while true {
-                    let length = try receiveDatagram(into: receiveBuffer)
+                    let length = try receiveDatagram(into: receiveBuffer.bytes)
                     if length == Datagram.timedOut { break }
                     if length == MessageFormat.headerBytes,
-                       MessageFormat.sequence(of: UnsafeRawBufferPointer(receiveBuffer)) == sequence {
+                       MessageFormat.sequence(of: UnsafeRawBufferPointer(receiveBuffer.bytes)) == sequence {
                         return
                     }
                 }
@@ -147,7 +141,7 @@ final class LossyDatagramEndpoint: MessageEndpoint {
     // MARK: - Consumer
 
     private func receivePing(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
-        let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
+        let message = receiveBuffer.prefix(size)
         while true {
             let length = try receiveDatagram(into: message)
             if length == Datagram.timedOut {
@@ -172,7 +166,7 @@ final class LossyDatagramEndpoint: MessageEndpoint {
                             retransmissionsSeen &+= attempt - lastAttempt
                             lastAttempt = attempt
                         }
-                        try transmit(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<lastSentBytes]))
+                        try transmit(UnsafeRawBufferPointer(rebasing: sendBuffer.bytes[0..<lastSentBytes]))
                     }
                     continue
                 }
@@ -193,9 +187,9 @@ final class LossyDatagramEndpoint: MessageEndpoint {
             droppedFirstAcknowledgement = true
             return
         }
-        MessageFormat.stamp(acknowledgement, sequence: marker, sentAt: 0)
+        MessageFormat.stamp(acknowledgement.bytes, sequence: marker, sentAt: 0)
         do {
-            try transmit(UnsafeRawBufferPointer(acknowledgement))
+            try transmit(UnsafeRawBufferPointer(acknowledgement.bytes))
         } catch IPCError.system(_, ECONNREFUSED, _) {
             // The producer already gave up waiting; nothing more to tell it.
         }

@@ -227,8 +227,8 @@ public struct POSIXMessageQueueMechanism: FanInMechanism {
 final class POSIXMessageQueueEndpoint: MessageEndpoint {
     private let sendQueue: Int32
     private let receiveQueue: Int32
-    private let sendBuffer: UnsafeMutableRawBufferPointer
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let sendBuffer: PrivateBuffer
+    private let receiveBuffer: PrivateBuffer
     /// Queue descriptors are file descriptors on Linux (O_NONBLOCK, poll and epoll work on them).
     private let waiter: ReadinessWaiter
     /// `sigio`: waits for arrivals through mq_notify instead of `waiter`.
@@ -250,17 +250,12 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
             waiter = try ReadinessWaiter(options: options, readDescriptor: receiveQueue, writeDescriptor: sendQueue)
         }
         let messageBytes = options.messageBytes
-        sendBuffer = .prefaulted(byteCount: messageBytes)
-        receiveBuffer = .prefaulted(byteCount: messageBytes)
-    }
-
-    deinit {
-        sendBuffer.deallocate()
-        receiveBuffer.deallocate()
+        sendBuffer = PrivateBuffer(byteCount: messageBytes)
+        receiveBuffer = PrivateBuffer(byteCount: messageBytes)
     }
 
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        let message = sendBuffer.prefix(size)
         fill(message)
         while ipcb_mq_send(sendQueue, message.baseAddress, size) != 0 {
             if errno == EAGAIN {
@@ -274,12 +269,12 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         while true {
             // The buffer is exactly mq_msgsize (the cell's size), as mq_receive requires.
-            let count = ipcb_mq_receive(receiveQueue, receiveBuffer.baseAddress, receiveBuffer.count)
+            let count = ipcb_mq_receive(receiveQueue, receiveBuffer.bytes.baseAddress, receiveBuffer.bytes.count)
             if count >= 0 {
                 guard count == size else {
                     throw IPCError.setup("mq_receive: a message of \(count) bytes arrived where \(size) were expected")
                 }
-                consume(UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<size]))
+                consume(UnsafeRawBufferPointer(rebasing: receiveBuffer.bytes[0..<size]))
                 return true
             }
             if errno == EAGAIN {
@@ -322,8 +317,8 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
 final class POSIXMessageQueueServer: ServerEndpoint {
     private let requestQueue: Int32
     private let replyQueues: [Int32]
-    private let sendBuffer: UnsafeMutableRawBufferPointer
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let sendBuffer: PrivateBuffer
+    private let receiveBuffer: PrivateBuffer
 
     init(requests: String, replies: [String], options: EndpointOptions) throws {
         var opened: [Int32] = []
@@ -343,24 +338,19 @@ final class POSIXMessageQueueServer: ServerEndpoint {
             opened.forEach { _ = ipcb_mq_close($0) }
             throw error
         }
-        sendBuffer = .prefaulted(byteCount: options.messageBytes)
-        receiveBuffer = .prefaulted(byteCount: options.messageBytes)
-    }
-
-    deinit {
-        sendBuffer.deallocate()
-        receiveBuffer.deallocate()
+        sendBuffer = PrivateBuffer(byteCount: options.messageBytes)
+        receiveBuffer = PrivateBuffer(byteCount: options.messageBytes)
     }
 
     /// The route is the client number the header carries (out of range: the harness drops it).
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Int? {
         while true {
-            let count = ipcb_mq_receive(requestQueue, receiveBuffer.baseAddress, receiveBuffer.count)
+            let count = ipcb_mq_receive(requestQueue, receiveBuffer.bytes.baseAddress, receiveBuffer.bytes.count)
             if count >= 0 {
                 guard count == size else {
                     throw IPCError.setup("mq_receive: a message of \(count) bytes arrived where \(size) were expected")
                 }
-                let message = UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<size])
+                let message = UnsafeRawBufferPointer(rebasing: receiveBuffer.bytes[0..<size])
                 consume(message)
                 return MessageFormat.client(ofSequence: MessageFormat.sequence(of: message))
             }
@@ -369,7 +359,7 @@ final class POSIXMessageQueueServer: ServerEndpoint {
     }
 
     func send(to route: Int, size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        let message = sendBuffer.prefix(size)
         fill(message)
         while ipcb_mq_send(replyQueues[route], message.baseAddress, size) != 0 {
             if errno != EINTR { throw IPCError.lastSystemError("mq_send") }

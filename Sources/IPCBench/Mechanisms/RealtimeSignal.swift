@@ -89,8 +89,8 @@ final class SignalEndpoint: MessageEndpoint {
     private var peer: pid_t
     private let role: Role
     private let mode: Mode
-    private let sendBuffer: UnsafeMutableRawBufferPointer
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let sendBuffer: PrivateBuffer
+    private let receiveBuffer: PrivateBuffer
     private let siQueue = ipcb_si_queue_code()
 
     // Streaming flow control: the producer stops at `window` signals not yet acknowledged; the
@@ -126,18 +126,16 @@ final class SignalEndpoint: MessageEndpoint {
                 throw error
             }
         }
-        sendBuffer = .prefaulted(byteCount: options.messageBytes)
-        receiveBuffer = .prefaulted(byteCount: options.messageBytes)
+        sendBuffer = PrivateBuffer(byteCount: options.messageBytes)
+        receiveBuffer = PrivateBuffer(byteCount: options.messageBytes)
     }
 
     deinit {
         waitSet.deallocate()
-        sendBuffer.deallocate()
-        receiveBuffer.deallocate()
     }
 
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        let message = sendBuffer.prefix(size)
         fill(message)
         if mode == .throughput, role == .producer {
             while sent &- acknowledged >= window {
@@ -150,7 +148,7 @@ final class SignalEndpoint: MessageEndpoint {
     }
 
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
-        let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
+        let message = receiveBuffer.prefix(size)
         let sequence = try wait()
         MessageFormat.stamp(message, sequence: sequence, sentAt: 0)
         if mode == .throughput, role == .consumer {

@@ -5,8 +5,8 @@ import Glibc
 public final class StreamEndpoint: MessageEndpoint {
     private let readDescriptor: Int32
     private let writeDescriptor: Int32
-    private let sendBuffer: UnsafeMutableRawBufferPointer
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let sendBuffer: PrivateBuffer
+    private let receiveBuffer: PrivateBuffer
     private let waiter: ReadinessWaiter
 
     /// `readDescriptor` and `writeDescriptor` may be the same (sockets) or either may be -1 (one-way).
@@ -16,23 +16,18 @@ public final class StreamEndpoint: MessageEndpoint {
         self.writeDescriptor = writeDescriptor
         waiter = try ReadinessWaiter(options: options, readDescriptor: readDescriptor, writeDescriptor: writeDescriptor)
         let maximumMessageBytes = options.messageBytes
-        sendBuffer = .prefaulted(byteCount: maximumMessageBytes)
-        receiveBuffer = .prefaulted(byteCount: maximumMessageBytes)
-    }
-
-    deinit {
-        sendBuffer.deallocate()
-        receiveBuffer.deallocate()
+        sendBuffer = PrivateBuffer(byteCount: maximumMessageBytes)
+        receiveBuffer = PrivateBuffer(byteCount: maximumMessageBytes)
     }
 
     public func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        let message = sendBuffer.prefix(size)
         fill(message)
         try Descriptor.writeAll(writeDescriptor, UnsafeRawBufferPointer(message), waiter: waiter)
     }
 
     public func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
-        let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
+        let message = receiveBuffer.prefix(size)
         guard try Descriptor.readExactly(readDescriptor, into: message, waiter: waiter) else { return false }
         consume(UnsafeRawBufferPointer(message))
         return true

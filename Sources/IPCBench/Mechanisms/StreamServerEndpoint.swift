@@ -13,8 +13,8 @@ final class StreamServerEndpoint: ServerEndpoint {
     private var ready = 0
     private var nextReady = 0
     private var open: Int
-    private let sendBuffer: UnsafeMutableRawBufferPointer
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let sendBuffer: PrivateBuffer
+    private let receiveBuffer: PrivateBuffer
 
     /// Takes ownership of `connections` (closed by `close()`, or here if set-up fails).
     init(connections: [Int32], options: EndpointOptions) throws {
@@ -27,8 +27,8 @@ final class StreamServerEndpoint: ServerEndpoint {
             throw failure
         }
         readyRoutes = .allocate(capacity: Self.batch)
-        sendBuffer = .prefaulted(byteCount: options.messageBytes)
-        receiveBuffer = .prefaulted(byteCount: options.messageBytes)
+        sendBuffer = PrivateBuffer(byteCount: options.messageBytes)
+        receiveBuffer = PrivateBuffer(byteCount: options.messageBytes)
         for (route, fd) in connections.enumerated() {
             guard ipcb_epoll_add(epoll, fd, UInt64(route)) == 0 else {
                 let failure = IPCError.lastSystemError("epoll_ctl(EPOLL_CTL_ADD)")
@@ -43,12 +43,10 @@ final class StreamServerEndpoint: ServerEndpoint {
 
     deinit {
         readyRoutes.deallocate()
-        sendBuffer.deallocate()
-        receiveBuffer.deallocate()
     }
 
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Int? {
-        let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
+        let message = receiveBuffer.prefix(size)
         while open > 0 {
             if nextReady == ready {
                 let count = ipcb_epoll_wait_keys(epoll, readyRoutes, Int32(Self.batch), -1)
@@ -73,7 +71,7 @@ final class StreamServerEndpoint: ServerEndpoint {
     }
 
     func send(to route: Int, size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        let message = sendBuffer.prefix(size)
         fill(message)
         try Descriptor.writeAll(connections[route], UnsafeRawBufferPointer(message))
     }
@@ -121,17 +119,16 @@ struct StreamServerListener: ServerListener {
 /// the kernel).
 final class StreamFanOutEndpoint: MessageEndpoint {
     private let connections: [Int32]
-    private let sendBuffer: UnsafeMutableRawBufferPointer
+    private let sendBuffer: PrivateBuffer
 
     init(connections: [Int32], options: EndpointOptions) {
         self.connections = connections
-        sendBuffer = .prefaulted(byteCount: options.messageBytes)
+        sendBuffer = PrivateBuffer(byteCount: options.messageBytes)
     }
 
-    deinit { sendBuffer.deallocate() }
-
+    
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        let message = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<size])
+        let message = sendBuffer.prefix(size)
         fill(message)
         for connection in connections { try Descriptor.writeAll(connection, UnsafeRawBufferPointer(message)) }
     }

@@ -178,8 +178,8 @@ final class SysVMessageEndpoint: MessageEndpoint {
     private let sendQueue: Int32
     private let receiveQueue: Int32
     private let receiveType: Int
-    private let sendBuffer: UnsafeMutableRawBufferPointer
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let sendBuffer: PrivateBuffer
+    private let receiveBuffer: PrivateBuffer
     /// `poll` and `spin-then-block` call with IPC_NOWAIT; the latter falls back to a blocking call
     /// once it has retried for `--spin-then-block`.
     private let waiter: TryWaiter
@@ -190,20 +190,15 @@ final class SysVMessageEndpoint: MessageEndpoint {
         self.sendQueue = sendQueue
         self.receiveQueue = receiveQueue
         self.receiveType = receiveType
-        sendBuffer = .prefaulted(byteCount: Self.payloadOffset + maximumMessageBytes)
-        receiveBuffer = .prefaulted(byteCount: Self.payloadOffset + maximumMessageBytes)
+        sendBuffer = PrivateBuffer(byteCount: Self.payloadOffset + maximumMessageBytes)
+        receiveBuffer = PrivateBuffer(byteCount: Self.payloadOffset + maximumMessageBytes)
         // The type never changes: fill writes only the payload.
-        sendBuffer.storeBytes(of: sendType, toByteOffset: Self.typeOffset, as: Int.self)
-    }
-
-    deinit {
-        sendBuffer.deallocate()
-        receiveBuffer.deallocate()
+        sendBuffer.bytes.storeBytes(of: sendType, toByteOffset: Self.typeOffset, as: Int.self)
     }
 
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        fill(UnsafeMutableRawBufferPointer(rebasing: sendBuffer[Self.payloadOffset..<(Self.payloadOffset + size)]))
-        let message = UnsafeRawPointer(sendBuffer.baseAddress! + Self.typeOffset)
+        fill(UnsafeMutableRawBufferPointer(rebasing: sendBuffer.bytes[Self.payloadOffset..<(Self.payloadOffset + size)]))
+        let message = UnsafeRawPointer(sendBuffer.bytes.baseAddress! + Self.typeOffset)
         try waiter.wait(for: "room in the queue") { block, _ in
             if msgsnd(sendQueue, message, size, block ? 0 : Int32(IPC_NOWAIT)) == 0 { return true }
             if errno == EINTR || errno == EAGAIN { return false }  // EAGAIN: full, under IPC_NOWAIT
@@ -213,7 +208,7 @@ final class SysVMessageEndpoint: MessageEndpoint {
     }
 
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
-        let message = receiveBuffer.baseAddress! + Self.typeOffset
+        let message = receiveBuffer.bytes.baseAddress! + Self.typeOffset
         var count = -1
         try waiter.wait(for: "message") { block, _ in
             // Without MSG_NOERROR a longer message fails with E2BIG instead of being truncated.
@@ -226,7 +221,7 @@ final class SysVMessageEndpoint: MessageEndpoint {
         guard count == size else {
             throw IPCError.setup("msgrcv: a message of \(count) bytes arrived where \(size) were expected")
         }
-        consume(UnsafeRawBufferPointer(rebasing: receiveBuffer[Self.payloadOffset..<(Self.payloadOffset + size)]))
+        consume(UnsafeRawBufferPointer(rebasing: receiveBuffer.bytes[Self.payloadOffset..<(Self.payloadOffset + size)]))
         return true
     }
 

@@ -62,10 +62,10 @@ final class UDPServerEndpoint: ServerEndpoint {
     private let descriptor: Int32
     private let clients: [sockaddr_in]
     private let latency: Bool
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let receiveBuffer: PrivateBuffer
     /// Each client's last answer (a repeated ping gets it again) and end-marker acknowledgement.
-    private let replies: UnsafeMutableRawBufferPointer
-    private let acknowledgement: UnsafeMutableRawBufferPointer
+    private let replies: PrivateBuffer
+    private let acknowledgement: PrivateBuffer
     private let stride: Int
     // Per client, latency mode: the ping last answered and the highest attempt of it seen.
     private let lastAnswered: UnsafeMutablePointer<UInt64>
@@ -80,9 +80,9 @@ final class UDPServerEndpoint: ServerEndpoint {
         latency = options.mode == .latency
         try Datagram.setTimeout(descriptor, SO_RCVTIMEO, milliseconds: LossyDatagramEndpoint.idleTimeoutSeconds * 1000)
         stride = (max(options.messageBytes, MessageFormat.headerBytes) + 63) / 64 * 64
-        receiveBuffer = .prefaulted(byteCount: stride)
-        replies = .prefaulted(byteCount: stride * clients.count)
-        acknowledgement = .prefaulted(byteCount: MessageFormat.headerBytes)
+        receiveBuffer = PrivateBuffer(byteCount: stride)
+        replies = PrivateBuffer(byteCount: stride * clients.count)
+        acknowledgement = PrivateBuffer(byteCount: MessageFormat.headerBytes)
         lastAnswered = .allocate(capacity: clients.count)
         lastAnswered.initialize(repeating: 0, count: clients.count)
         lastAttempt = .allocate(capacity: clients.count)
@@ -94,9 +94,6 @@ final class UDPServerEndpoint: ServerEndpoint {
     }
 
     deinit {
-        receiveBuffer.deallocate()
-        replies.deallocate()
-        acknowledgement.deallocate()
         lastAnswered.deallocate()
         lastAttempt.deallocate()
         answeredAny.deallocate()
@@ -106,10 +103,10 @@ final class UDPServerEndpoint: ServerEndpoint {
     var recoveredLosses: UInt64 { retransmissionsSeen }
 
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Int? {
-        let message = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<size])
+        let message = receiveBuffer.prefix(size)
         while true {
             var sender = sockaddr_in()
-            let length = try Self.receive(descriptor, into: receiveBuffer, from: &sender)
+            let length = try Self.receive(descriptor, into: receiveBuffer.bytes, from: &sender)
             if length == Datagram.timedOut {
                 throw IPCError.timeout("no datagram from any UDP client for \(LossyDatagramEndpoint.idleTimeoutSeconds) s")
             }
@@ -117,13 +114,13 @@ final class UDPServerEndpoint: ServerEndpoint {
             let header = MessageFormat.sequence(of: UnsafeRawBufferPointer(message))
             if UDPHandshake.isHello(header) {
                 // A late copy of this client's hello: acknowledge again.
-                try Self.send(descriptor, UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<MessageFormat.headerBytes]), to: sender)
+                try Self.send(descriptor, UnsafeRawBufferPointer(rebasing: receiveBuffer.bytes[0..<MessageFormat.headerBytes]), to: sender)
                 continue
             }
             guard length == size else { throw Datagram.wrongLength(length, expected: size) }
             if header & MessageFormat.endMarker != 0 {
-                MessageFormat.stamp(acknowledgement, sequence: header, sentAt: 0)
-                try Self.send(descriptor, UnsafeRawBufferPointer(acknowledgement), to: sender)
+                MessageFormat.stamp(acknowledgement.bytes, sequence: header, sentAt: 0)
+                try Self.send(descriptor, UnsafeRawBufferPointer(acknowledgement.bytes), to: sender)
                 // The client repeats its marker until acknowledged: the harness sees it once.
                 if ended[route] { continue }
                 ended[route] = true
@@ -137,7 +134,7 @@ final class UDPServerEndpoint: ServerEndpoint {
                             retransmissionsSeen &+= attempt - lastAttempt[route]
                             lastAttempt[route] = attempt
                         }
-                        try Self.send(descriptor, UnsafeRawBufferPointer(rebasing: replies[(route * stride)..<(route * stride + size)]), to: sender)
+                        try Self.send(descriptor, UnsafeRawBufferPointer(rebasing: replies.bytes[(route * stride)..<(route * stride + size)]), to: sender)
                     }
                     continue
                 }
@@ -153,7 +150,7 @@ final class UDPServerEndpoint: ServerEndpoint {
     }
 
     func send(to route: Int, size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        let reply = UnsafeMutableRawBufferPointer(rebasing: replies[(route * stride)..<(route * stride + size)])
+        let reply = UnsafeMutableRawBufferPointer(rebasing: replies.bytes[(route * stride)..<(route * stride + size)])
         fill(reply)
         try Self.send(descriptor, UnsafeRawBufferPointer(reply), to: clients[route])
     }

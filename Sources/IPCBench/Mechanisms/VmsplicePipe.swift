@@ -85,7 +85,7 @@ final class VmspliceProducerEndpoint: MessageEndpoint {
     private let stride: Int
     private let slots: Int
     private var next = 0
-    private let replyBuffer: UnsafeMutableRawBufferPointer
+    private let replyBuffer: PrivateBuffer
     /// vmsplice honours the pipe's O_NONBLOCK (EAGAIN when full), so every wait strategy applies.
     private let waiter: ReadinessWaiter
 
@@ -105,13 +105,12 @@ final class VmspliceProducerEndpoint: MessageEndpoint {
             throw IPCError.lastSystemError("mmap", "\(ringBytes)-byte vmsplice ring")
         }
         ring = mapped
-        replyBuffer = .prefaulted(byteCount: max(messageBytes, 1))
+        replyBuffer = PrivateBuffer(byteCount: max(messageBytes, 1))
         memset(ring, 0x78, ringBytes)
     }
 
     deinit {
         munmap(ring, ringBytes)
-        replyBuffer.deallocate()
     }
 
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
@@ -135,7 +134,7 @@ final class VmspliceProducerEndpoint: MessageEndpoint {
     }
 
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
-        let reply = UnsafeMutableRawBufferPointer(rebasing: replyBuffer[0..<size])
+        let reply = replyBuffer.prefix(size)
         guard try Descriptor.readExactly(replyDescriptor, into: reply, waiter: waiter) else { return false }
         consume(UnsafeRawBufferPointer(reply))
         return true
