@@ -12,13 +12,10 @@ struct RunCommand: ParsableCommand {
             2 on bad input, 129/130/143 when interrupted (SIGHUP/SIGINT/SIGTERM).
             """)
 
-    static let defaultSizes = "16,4K,64K,1M"
-    static let quickSizes = "64,64K"
-
     @Option(help: ArgumentHelp("Comma-separated mechanism ids (see `ipcbench list`).", valueName: "ids"))
     var mechanisms: String?
 
-    @Option(help: ArgumentHelp("Comma-separated message sizes: bytes, or with K/M/G suffix (×1024). Default \(defaultSizes).", valueName: "sizes"))
+    @Option(help: ArgumentHelp("Comma-separated message sizes: bytes, or with K/M/G suffix (×1024). Default \(RunInput.defaultSizes).", valueName: "sizes"))
     var sizes: String?
 
     @Option(name: [.customLong("mode"), .customLong("modes")],
@@ -34,12 +31,12 @@ struct RunCommand: ParsableCommand {
     var wait = "block"
 
     @Option(name: .customLong("spin-then-block"), parsing: .unconditional, help: ArgumentHelp(
-        "--wait spin-then-block: microseconds of non-blocking retries before a blocking wait, \(Self.spinThenBlockRange.lowerBound) to \(Self.spinThenBlockRange.upperBound). Default \(Double(WaitStrategy.defaultSpinNanoseconds) / 1000).",
+        "--wait spin-then-block: microseconds of non-blocking retries before a blocking wait, \(RunInput.spinThenBlockRange.lowerBound) to \(RunInput.spinThenBlockRange.upperBound). Default \(Double(WaitStrategy.defaultSpinNanoseconds) / 1000).",
         valueName: "us"))
     var spinThenBlock = Double(WaitStrategy.defaultSpinNanoseconds) / 1000
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
-        "--wait timed: seconds a wait may last before the cell fails with a timeout, \(Self.waitTimeoutRange.lowerBound) to \(Self.waitTimeoutRange.upperBound). Default \(WaitStrategy.defaultTimeoutSeconds).",
+        "--wait timed: seconds a wait may last before the cell fails with a timeout, \(RunInput.waitTimeoutRange.lowerBound) to \(RunInput.waitTimeoutRange.upperBound). Default \(WaitStrategy.defaultTimeoutSeconds).",
         valueName: "seconds"))
     var waitTimeout = WaitStrategy.defaultTimeoutSeconds
 
@@ -55,17 +52,17 @@ struct RunCommand: ParsableCommand {
     var placements: String?
 
     @Option(help: ArgumentHelp(
-        "Producer/consumer pairs of each cell that run at once, each pair on its own channel: a number or a comma-separated sweep (e.g. 1,2,4), \(Self.pairsRange.lowerBound) to \(Self.pairsRange.upperBound). Pair 0 keeps the placement; the others spread over unused cores, then SMT siblings, then share CPUs (the pair_sharing column says which). Rows give the aggregate msgs/s and bytes/s, latency merged over the pairs and the pairs' spread. Works with the placements cross-cpu, same-cpu and unpinned. Default 1.",
+        "Producer/consumer pairs of each cell that run at once, each pair on its own channel: a number or a comma-separated sweep (e.g. 1,2,4), \(RunInput.pairsRange.lowerBound) to \(RunInput.pairsRange.upperBound). Pair 0 keeps the placement; the others spread over unused cores, then SMT siblings, then share CPUs (the pair_sharing column says which). Rows give the aggregate msgs/s and bytes/s, latency merged over the pairs and the pairs' spread. Works with the placements cross-cpu, same-cpu and unpinned. Default 1.",
         valueName: "counts"))
     var pairs: String?
 
     @Option(help: ArgumentHelp(
-        "Producers (clients) one consumer (the server) serves at once: a number or a comma-separated sweep (e.g. 1,2,4), \(Self.pairsRange.lowerBound) to \(Self.pairsRange.upperBound). For mechanisms with a many-to-one shape (unix-stream, tcp: one listening socket, epoll; posix-mq: one request queue, a reply queue per client; udp: one socket, clients told apart by address); others give unavailable rows. The server keeps the consumer's CPU; clients start on the producer's and spread over the rest. Rows give the server's total msgs/s and bytes/s and latency merged over the clients. Not combined with --pairs above 1. Default 1.",
+        "Producers (clients) one consumer (the server) serves at once: a number or a comma-separated sweep (e.g. 1,2,4), \(RunInput.pairsRange.lowerBound) to \(RunInput.pairsRange.upperBound). For mechanisms with a many-to-one shape (unix-stream, tcp: one listening socket, epoll; posix-mq: one request queue, a reply queue per client; udp: one socket, clients told apart by address); others give unavailable rows. The server keeps the consumer's CPU; clients start on the producer's and spread over the rest. Rows give the server's total msgs/s and bytes/s and latency merged over the clients. Not combined with --pairs above 1. Default 1.",
         valueName: "counts"))
     var clients: String?
 
     @Option(help: ArgumentHelp(
-        "Consumers (readers) that each receive every message of one producer, streaming only: a number or a comma-separated sweep, \(Self.pairsRange.lowerBound) to \(Self.pairsRange.upperBound). For mechanisms with a one-to-many shape (shm-posix in-place/spin: one broadcast ring read in place by all; unix-stream: the message written to a socket per reader); others give unavailable rows. Rows give the bytes delivered to all readers per second. Not combined with --pairs or --clients above 1. Default 1.",
+        "Consumers (readers) that each receive every message of one producer, streaming only: a number or a comma-separated sweep, \(RunInput.pairsRange.lowerBound) to \(RunInput.pairsRange.upperBound). For mechanisms with a one-to-many shape (shm-posix in-place/spin: one broadcast ring read in place by all; unix-stream: the message written to a socket per reader); others give unavailable rows. Rows give the bytes delivered to all readers per second. Not combined with --pairs or --clients above 1. Default 1.",
         valueName: "counts"))
     var readers: String?
 
@@ -112,7 +109,7 @@ struct RunCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Seconds a repetition may run beyond its --duration before it is failed and its workers killed.", valueName: "seconds"))
     var cellTimeout = 60.0
 
-    @Flag(help: "A few seconds' smoke run: sizes \(quickSizes), one repetition, 0.05 s per cell.")
+    @Flag(help: "A few seconds' smoke run: sizes \(RunInput.quickSizes), one repetition, 0.05 s per cell.")
     var quick = false
 
     @Flag(help: "Stop at the first failed cell (default: keep going, report every failure, exit 1 at the end).")
@@ -149,20 +146,7 @@ struct RunCommand: ParsableCommand {
         if remote == nil { _ = try outputPath(creatingDefault: false) }
     }
 
-    func soakSeconds() throws -> Double? {
-        guard let soak else { return nil }
-        let units: [(String, Double)] = [("h", 3600), ("m", 60), ("s", 1)]
-        var number = soak
-        var multiplier = 1.0
-        if let (suffix, scale) = units.first(where: { soak.hasSuffix($0.0) }) {
-            number = String(soak.dropLast(suffix.count))
-            multiplier = scale
-        }
-        guard let value = Double(number), value > 0 else {
-            throw ValidationError("--soak '\(soak)' is not a duration; expected seconds or a number with s, m or h, e.g. 10m")
-        }
-        return value * multiplier
-    }
+    func soakSeconds() throws -> Double? { try checked { try request.soakSeconds() } }
 
     func run() throws {
         var configuration = try resolvedConfiguration()
@@ -319,7 +303,7 @@ struct RunCommand: ParsableCommand {
         let server = client.server
         if let cpu = consumerCPU, !server.allowedCPUs.contains(cpu) {
             client.close()
-            throw Self.usageError("--consumer-cpu \(cpu) is not a CPU the server \(DisplayText.printable(server.hostname)) can run on; allowed there: \(Self.cpuListText(server.allowedCPUs))")
+            throw Self.usageError("--consumer-cpu \(cpu) is not a CPU the server \(DisplayText.printable(server.hostname)) can run on; allowed there: \(RunInput.cpuListText(server.allowedCPUs))")
         }
         configuration.placements = configuration.placements.map { placement in
             var placement = placement
@@ -335,293 +319,55 @@ struct RunCommand: ParsableCommand {
         return ExitCode(2)
     }
 
-    func remoteTarget() throws -> HostAndPort? {
-        guard let remote else { return nil }
-        guard let target = HostAndPort(remote), target.port != 0 else {
-            throw ValidationError("--remote '\(remote)' is not HOST:PORT; expected an IPv4 address or host name and the port `ipcbench serve` listens on, e.g. 192.168.1.20:\(ControlProtocol.defaultPort)")
-        }
-        return target
-    }
+    func remoteTarget() throws -> HostAndPort? { try checked { try request.remoteTarget() } }
 
     // MARK: - Input
 
-    func resolvedConfiguration() throws -> RunConfiguration {
-        let target = try remoteTarget()
-        if target != nil {
-            let allowed = MechanismRegistry.acrossHosts.map(\.id)
-            if let mechanisms {
-                let names = try Self.parseList(mechanisms, option: "--mechanisms", allowed: MechanismRegistry.ids)
-                if let local = names.first(where: { !allowed.contains($0) }) {
-                    throw ValidationError("--remote runs only mechanisms that work across hosts: \(allowed.joined(separator: ", ")) (not '\(local)')")
-                }
-            }
-            if placements != nil {
-                throw ValidationError("--placements cannot be combined with --remote: the consumer runs on the server; use --producer-cpu (here) and --consumer-cpu (on the server)")
-            }
-            if let consumerCPU, consumerCPU < 0 {
-                throw ValidationError("--consumer-cpu \(consumerCPU) is not a CPU number")
-            }
-        }
-        let mechanismList = target != nil && mechanisms == nil ? MechanismRegistry.acrossHosts : try Self.parseMechanisms(mechanisms)
-        let modes = try Self.parseList(mode, option: "--mode", allowed: Mode.allCases.map(\.rawValue)).map { Mode(rawValue: $0)! }
-        let allVariants = Array(Set(mechanismList.flatMap { m in modes.flatMap { m.variants(for: $0) + m.optionalVariants(for: $0) } })).sorted()
-        let variantList = try variants.map { try Self.parseList($0, option: "--variants", allowed: allVariants) }
-        let waitList = wait == "all"
-            ? WaitStrategy.allCases
-            : try Self.parseList(wait, option: "--wait", allowed: WaitStrategy.allCases.map(\.rawValue)).map { WaitStrategy(rawValue: $0)! }
-        try Self.checkRange("--spin-then-block", spinThenBlock, Self.spinThenBlockRange, unit: " µs")
-        try Self.checkRange("--wait-timeout", waitTimeout, Self.waitTimeoutRange, unit: " s")
-        guard let producePolicy = Produce(rawValue: produce) else {
-            throw ValidationError("--produce '\(produce)' is not a produce policy; allowed: \(Produce.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        guard let touchPolicy = Touch(rawValue: touch) else {
-            throw ValidationError("--touch '\(touch)' is not a touch policy; allowed: \(Touch.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        if touchPolicy == .verify, producePolicy != .write {
-            throw ValidationError("--touch verify checks the pattern the producer writes, so it needs --produce write (got --produce \(produce))")
-        }
-        let sizeList = try Self.parseSizes(sizes ?? (quick ? Self.quickSizes : Self.defaultSizes))
-        try Self.checkSizesFit(sizeList, explicit: sizes != nil, mechanisms: mechanismList)
+    func resolvedConfiguration() throws -> RunConfiguration { try checked { try request.configuration() } }
 
-        try Self.checkRange("--repetitions", repetitions, Self.repetitionsRange)
-        if let messages { try Self.checkRange("--messages", messages, Self.messagesRange) }
-        if let warmup { try Self.checkRange("--warmup", warmup, Self.warmupRange) }
-        if let duration { try Self.checkRange("--duration", duration, Self.durationRange, unit: " s") }
-        try Self.checkRange("--cell-timeout", cellTimeout, Self.cellTimeoutRange, unit: " s")
-        let fault = try injectFault.map { name in
-            guard let fault = InjectedFault(rawValue: name) else {
-                throw ValidationError("unknown fault '\(name)'; allowed: \(InjectedFault.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return fault
-        }
-
-        let allowed = Affinity.allowedCPUs()
-        // With --remote the consumer's CPU is the server's: checked against its CPUs once connected.
-        for (option, cpu) in [("--producer-cpu", producerCPU), ("--consumer-cpu", target == nil ? consumerCPU : nil)] {
-            if let cpu, !allowed.contains(cpu) {
-                throw ValidationError("\(option) \(cpu) is not a CPU this process can run on; allowed: \(Self.cpuListText(allowed))")
-            }
-        }
-        let defaults = Placement.defaultPlacement(allowedCPUs: allowed)
-        var placementList: [Placement]
-        var throughputPlacements: [Placement]?
-        if target != nil {
-            // The consumer's CPU is filled in from the server's default once connected, unless named.
-            placementList = [Placement(name: "remote", producerCPU: producerCPU ?? defaults.producerCPU, consumerCPU: consumerCPU)]
-        } else if let placements {
-            if producerCPU != nil || consumerCPU != nil {
-                throw ValidationError("--placements cannot be combined with --producer-cpu/--consumer-cpu: choose named placements or explicit CPUs")
-            }
-            placementList = try Self.parsePlacements(placements, allowedCPUs: allowed)
-        } else if producerCPU != nil || consumerCPU != nil {
-            placementList = [Placement(producerCPU: producerCPU ?? defaults.producerCPU, consumerCPU: consumerCPU ?? defaults.consumerCPU)]
-        } else {
-            // The default shows both hand-off costs side by side, across CPUs and on one CPU, for
-            // latency; throughput runs across CPUs only, to keep the default suite near a minute.
-            placementList = try Self.parsePlacements(allowed.count >= 2 ? "cross-cpu,same-cpu" : "same-cpu", allowedCPUs: allowed)
-            throughputPlacements = Array(placementList.prefix(1))
-        }
-        let placement = placementList[0]
-
-        var configuration = RunConfiguration(
-            mechanisms: mechanismList, modes: modes, variants: variantList, sizes: sizeList, touch: touchPolicy, placement: placement,
-            repetitions: quick ? 1 : repetitions,
-            durationSeconds: duration ?? (messages != nil ? 0 : 0.05),
-            maximumMessages: messages ?? 1_000_000, warmupMessages: warmup ?? (quick ? 100 : nil),
-            limits: PairLimits(cellTimeoutSeconds: cellTimeout), fault: fault)
-        configuration.produce = producePolicy
-        configuration.waits = waitList
-        configuration.spinThenBlockNanoseconds = UInt64((spinThenBlock * 1000).rounded())
-        configuration.waitTimeoutSeconds = waitTimeout
-        configuration.placements = placementList
-        configuration.throughputPlacements = throughputPlacements
-        configuration.stopAtFirstFailure = failFast
-        configuration.interleavesRepetitions = !backToBack
-        configuration.memoryNode = try memoryNode.map(Self.parseMemoryNode)
-        if let spinPauses {
-            guard let count = Int(spinPauses), RunConfiguration.spinPausesRange.contains(count) else {
-                let range = RunConfiguration.spinPausesRange
-                throw ValidationError("--spin-pauses '\(spinPauses)' is not a pause count; expected a whole number from \(range.lowerBound) to \(range.upperBound)")
-            }
-            configuration.spinPausesPerPoll = count
-        }
-        configuration.remote = target?.description
-        if let clients {
-            configuration.clientCounts = try Self.parsePairs(clients, option: "--clients", noun: "clients")
-        }
-        if let pairs {
-            configuration.pairCounts = try Self.parsePairs(pairs)
-        }
-        if let readers {
-            configuration.readerCounts = try Self.parsePairs(readers, option: "--readers", noun: "readers")
-        }
-        let several = [("--pairs", configuration.pairCounts), ("--clients", configuration.clientCounts), ("--readers", configuration.readerCounts)]
-            .filter { $0.1.contains { $0 > 1 } }
-        if several.count > 1 {
-            throw ValidationError("\(several.map(\.0).joined(separator: " and ")) above 1 cannot be combined: a cell is several independent pairs, one server with several clients, or one producer with several readers")
-        }
-        if let (option, _) = several.first {
-            if target != nil {
-                throw ValidationError("\(option) above 1 cannot be combined with --remote: one pair runs across the hosts")
-            }
-            if producerCPU != nil || consumerCPU != nil {
-                throw ValidationError("\(option) above 1 places the workers itself; it cannot be combined with --producer-cpu/--consumer-cpu (use --placements cross-cpu, same-cpu or unpinned)")
-            }
-            if let named = placementList.first(where: { !Self.pairPlacements.contains($0.name) }) {
-                throw ValidationError("\(option) above 1 works with the placements \(Self.pairPlacements.joined(separator: ", ")); '\(named.name)' places one pair")
-            }
-            if let choice = configuration.memoryNode, choice == .local || choice == .remote {
-                throw ValidationError("--memory-node \(choice) is resolved from one consumer's CPU; with \(option) above 1 the workers spread over CPUs (and nodes), so give a node number")
-            }
-            configuration.topology = try? Topology.read()
-            configuration.allowedCPUs = allowed
-            let workers = max(2 * (configuration.pairCounts.max() ?? 1), (configuration.clientCounts.max() ?? 1) + 1, (configuration.readerCounts.max() ?? 1) + 1)
-            try Self.ensureDescriptors(forWorkers: workers, option: option)
-        }
-        if let rate {
-            let number = rate.hasSuffix("/s") ? String(rate.dropLast(2)) : rate
-            guard let perSecond = Double(number), perSecond >= 1, perSecond <= 10_000_000 else {
-                throw ValidationError("--rate '\(rate)' is not a send rate; expected messages per second from 1 to 10000000, e.g. 10000/s")
-            }
-            configuration.pacedRate = perSecond
-        }
-        if let targetCi {
-            let number = targetCi.hasSuffix("%") ? String(targetCi.dropLast()) : targetCi
-            guard let percent = Double(number), percent > 0, percent < 100 else {
-                throw ValidationError("--target-ci '\(targetCi)' is not a percentage; expected e.g. 5% (between 0 and 100)")
-            }
-            configuration.targetRelativeCI = percent / 100
-            configuration.repetitions = max(configuration.repetitions, 2)
-        }
-        return configuration
+    /// The options as RunRequest takes them.
+    var request: RunRequest {
+        var request = RunRequest()
+        request.mechanisms = mechanisms
+        request.sizes = sizes
+        request.mode = mode
+        request.variants = variants
+        request.wait = wait
+        request.spinThenBlock = spinThenBlock
+        request.waitTimeout = waitTimeout
+        request.producerCPU = producerCPU
+        request.consumerCPU = consumerCPU
+        request.placements = placements
+        request.pairs = pairs
+        request.clients = clients
+        request.readers = readers
+        request.memoryNode = memoryNode
+        request.spinPauses = spinPauses
+        request.repetitions = repetitions
+        request.rate = rate
+        request.targetCI = targetCi
+        request.duration = duration
+        request.messages = messages
+        request.warmup = warmup
+        request.produce = produce
+        request.touch = touch
+        request.cellTimeout = cellTimeout
+        request.quick = quick
+        request.failFast = failFast
+        request.backToBack = backToBack
+        request.soak = soak
+        request.remote = remote
+        request.injectFault = injectFault
+        return request
     }
 
-    static let crossCPU = "cross-cpu"
-    /// The placements several pairs can spread from (PairLayout).
-    static let pairPlacements = [crossCPU, NamedPlacement.sameCPU.rawValue, NamedPlacement.unpinned.rawValue]
-
-    /// This process holds a control pipe pair per worker and, while starting them, a few more
-    /// descriptors each: raises the soft RLIMIT_NOFILE toward the hard one if it is short, and
-    /// refuses the run up front if even that is not enough.
-    static func ensureDescriptors(forWorkers workers: Int, option: String) throws {
-        let needed = rlim_t(32 + 6 * workers)
-        var limit = rlimit()
-        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < needed else { return }
-        var raised = limit
-        raised.rlim_cur = min(limit.rlim_max, needed)
-        if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0, raised.rlim_cur >= needed { return }
-        throw ValidationError("\(option): \(workers) workers need about \(needed) open descriptors in this process, but the limit is \(limit.rlim_cur) (hard \(limit.rlim_max); ulimit -n); raise it or run fewer")
-    }
-
-    /// `--pairs` or `--clients`: distinct counts in the order given.
-    static func parsePairs(_ text: String, option: String = "--pairs", noun: String = "pairs") throws -> [Int] {
-        let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        var counts: [Int] = []
-        for item in items {
-            guard let count = Int(item), pairsRange.contains(count) else {
-                throw ValidationError("\(option): '\(item)' is not a number of \(noun); expected whole numbers from \(pairsRange.lowerBound) to \(pairsRange.upperBound), comma-separated, e.g. 1,2,4")
-            }
-            if !counts.contains(count) { counts.append(count) }
-        }
-        return counts
-    }
-
-    /// Named placements expanded on this machine's topology; unavailable ones stay in the list, marked.
-    static func parsePlacements(_ text: String, allowedCPUs: [Int]) throws -> [Placement] {
-        let names = try parseList(text, option: "--placements", allowed: [crossCPU] + NamedPlacement.allCases.map(\.rawValue))
-        let topology: Topology
+    /// A RunRequest rule broken: ArgumentParser's usage error (one line, exit 2).
+    func checked<Value>(_ body: () throws -> Value) throws -> Value {
         do {
-            topology = try Topology.read()
-        } catch {
-            throw ValidationError("--placements: cannot read the CPU topology from /sys: \(error)")
+            return try body()
+        } catch let error as RunInputError {
+            throw ValidationError(error.description)
         }
-        return names.map { name in
-            if name == crossCPU {
-                guard allowedCPUs.count >= 2 else { return .unavailable(name: name, reason: "cross-cpu: only one CPU is allowed") }
-                return Placement(name: name, producerCPU: allowedCPUs[0], consumerCPU: allowedCPUs[1])
-            }
-            switch expand(NamedPlacement(rawValue: name)!, topology: topology, allowedCPUs: allowedCPUs) {
-            case let .pinned(placement), let .unpinned(placement): return placement
-            case let .unavailable(reason): return .unavailable(name: name, reason: reason)
-            }
-        }
-    }
-
-    /// A node must exist (with memory) here; local and remote are resolved per cell, and a cell they
-    /// cannot be resolved for is written as unavailable.
-    static func parseMemoryNode(_ text: String) throws -> MemoryNodeChoice {
-        let nodes = MemoryNodeFacts.list(MemoryNodeFacts.nodesToOffer())
-        guard let choice = MemoryNodeChoice(text) else {
-            throw ValidationError("--memory-node '\(text)' is not a NUMA node; expected a node number (here: \(nodes)), local or remote")
-        }
-        if case let .node(node) = choice, !MemoryNodeFacts.nodesToOffer().contains(node) {
-            throw ValidationError("--memory-node \(node): no such NUMA node with memory here; nodes: \(nodes) (or local, remote)")
-        }
-        return choice
-    }
-
-    static func parseList(_ text: String, option: String, allowed: [String]) throws -> [String] {
-        let items = text.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
-        guard !items.isEmpty, !items.contains("") else { throw ValidationError("\(option) needs a comma-separated list; allowed: \(allowed.joined(separator: ", "))") }
-        for item in items where !allowed.contains(item) {
-            throw ValidationError("\(option): unknown value '\(item)'; allowed: \(allowed.joined(separator: ", "))")
-        }
-        return items
-    }
-
-    static func parseMechanisms(_ text: String?) throws -> [any Mechanism] {
-        guard let text else { return MechanismRegistry.all }
-        return try parseList(text, option: "--mechanisms", allowed: MechanismRegistry.ids).map { MechanismRegistry.mechanism(id: $0)! }
-    }
-
-    static let largestMessage = 1 << 30
-
-    static func parseSizes(_ text: String) throws -> [Int] {
-        let items = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        return try items.map { item in
-            guard let bytes = ByteSize.parse(item) else {
-                throw ValidationError("--sizes: '\(item)' is not a size; expected \(ByteSize.allowedForm)")
-            }
-            guard bytes >= MessageFormat.minimumMessageBytes, bytes <= largestMessage else {
-                throw ValidationError("--sizes: \(item) is out of range; sizes run from \(MessageFormat.minimumMessageBytes) bytes (sequence number + timestamp) to 1G")
-            }
-            return bytes
-        }
-    }
-
-    /// An explicit size no selected mechanism can carry is refused up front; in a sweep such cells are
-    /// written as unavailable instead.
-    static func checkSizesFit(_ sizes: [Int], explicit: Bool, mechanisms: [any Mechanism]) throws {
-        guard explicit else { return }
-        for size in sizes {
-            let limits = mechanisms.map { $0.messageLimit() }
-            if limits.allSatisfy({ $0.map { size > $0.bytes } ?? false }) {
-                let named = zip(mechanisms, limits).map { "\($0.id) ≤ \($1!.bytes) (\($1!.source))" }.joined(separator: "; ")
-                throw ValidationError("--sizes: \(size) bytes is larger than every selected mechanism can carry: \(named)")
-            }
-        }
-    }
-
-    // The ranges of the numeric options, checked before any file is written (README: options table).
-    static let repetitionsRange = 1...1000
-    /// 64 pairs are 128 worker processes and about 300 descriptors in this one.
-    static let pairsRange = 1...64
-    static let messagesRange = 1...1_000_000_000_000
-    static let warmupRange = 0...1_000_000_000
-    /// 1 ms: shorter timed loops measure the clock, not the mechanism; 1 day: longer is a soak.
-    static let durationRange = 0.001...86_400.0
-    static let cellTimeoutRange = 0.1...86_400.0
-    static let spinThenBlockRange = 0.1...1_000_000.0
-    static let waitTimeoutRange = 0.001...3600.0
-
-    static func checkRange<Value: Comparable>(_ option: String, _ value: Value, _ range: ClosedRange<Value>, unit: String = "") throws {
-        guard range.contains(value) else {
-            throw ValidationError("\(option) \(value)\(unit) is out of range; allowed: \(range.lowerBound) to \(range.upperBound)\(unit)")
-        }
-    }
-
-    static func cpuListText(_ cpus: [Int]) -> String {
-        cpus.isEmpty ? "none" : cpus.map(String.init).joined(separator: ",")
     }
 
     /// Checks where the results go, before any worker starts; for the default, creates a new

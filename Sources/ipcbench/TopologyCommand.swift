@@ -11,9 +11,14 @@ struct TopologyCommand: ParsableCommand {
         print(topology.description)
         print("NUMA memory placement (--memory-node): \(SystemFacts.numaMemoryPlacement)")
         print("\nNamed placements on this machine (allowed CPUs \(Topology.formatCPUList(Affinity.allowedCPUs()))):")
-        for placement in try RunCommand.parsePlacements(
-            ([RunCommand.crossCPU] + NamedPlacement.allCases.map(\.rawValue)).joined(separator: ","), allowedCPUs: Affinity.allowedCPUs())
-        {
+        let everyName = ([RunInput.crossCPU] + NamedPlacement.allCases.map(\.rawValue)).joined(separator: ",")
+        let placements: [Placement]
+        do {
+            placements = try RunInput.parsePlacements(everyName, allowedCPUs: Affinity.allowedCPUs())
+        } catch let error as RunInputError {
+            throw ValidationError(error.description)
+        }
+        for placement in placements {
             if let reason = placement.unavailableReason {
                 print("  \(reason)")
             } else if let producer = placement.producerCPU, let consumer = placement.consumerCPU {

@@ -1,0 +1,62 @@
+import IPCBench
+import Testing
+
+/// `ipcbench run`'s option rules, in-process (RunRequest): the defaults, and bad input refused with
+/// what was wrong and what is allowed. CommandLineTests checks the same through the binary.
+@Suite("Run options become a configuration, or a one-line reason")
+struct RunRequestTests {
+    static func reason(_ change: (inout RunRequest) -> Void) -> String? {
+        var request = RunRequest()
+        change(&request)
+        do {
+            _ = try request.configuration()
+            return nil
+        } catch {
+            return (error as? RunInputError)?.description ?? "not a RunInputError: \(error)"
+        }
+    }
+
+    @Test("The defaults: every mechanism, both modes, the size sweep, block, write/read policies")
+    func defaults() throws {
+        let configuration = try RunRequest().configuration()
+        #expect(configuration.mechanisms.map(\.id) == MechanismRegistry.ids)
+        #expect(configuration.modes == [.latency, .throughput])
+        #expect(configuration.sizes == [16, 4096, 65536, 1 << 20])
+        #expect(configuration.waits == [.block] && configuration.produce == .write && configuration.touch == .read)
+        #expect(configuration.repetitions == 5 && configuration.pairCounts == [1] && configuration.clientCounts == [1])
+        var quick = RunRequest()
+        quick.quick = true
+        #expect(try quick.configuration().sizes == [64, 65536])
+    }
+
+    @Test("Bad options are refused with the rule they broke")
+    func badOptions() {
+        let cases: [((inout RunRequest) -> Void, String)] = [
+            ({ $0.sizes = "12" }, "--sizes: 12 is out of range"),
+            ({ $0.sizes = "4Ki" }, "--sizes: '4Ki' is not a size"),
+            ({ $0.mechanisms = "pipe,nope" }, "--mechanisms: unknown value 'nope'"),
+            ({ $0.touch = "verify"; $0.produce = "header" }, "--touch verify checks the pattern the producer writes"),
+            ({ $0.pairs = "2"; $0.clients = "2" }, "--pairs and --clients above 1 cannot be combined"),
+            ({ $0.repetitions = 0 }, "--repetitions 0 is out of range; allowed: 1 to 1000"),
+            ({ $0.spinPauses = "99" }, "--spin-pauses '99' is not a pause count"),
+            ({ $0.rate = "fast" }, "--rate 'fast' is not a send rate"),
+            ({ $0.remote = "nohost" }, "--remote 'nohost' is not HOST:PORT"),
+        ]
+        for (change, expected) in cases {
+            let reason = Self.reason(change)
+            #expect(reason?.contains(expected) == true, "expected '\(expected)', got \(reason ?? "no error")")
+        }
+    }
+
+    @Test("--soak takes seconds or a number with s, m or h")
+    func soak() throws {
+        var request = RunRequest()
+        #expect(try request.soakSeconds() == nil)
+        request.soak = "10m"
+        #expect(try request.soakSeconds() == 600)
+        request.soak = "90"
+        #expect(try request.soakSeconds() == 90)
+        request.soak = "ten"
+        #expect(throws: RunInputError.self) { try request.soakSeconds() }
+    }
+}
