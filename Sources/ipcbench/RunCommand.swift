@@ -199,60 +199,16 @@ struct RunCommand: ParsableCommand {
         let cells = configuration.cells
         let progress = Progress(total: cells.count * configuration.repetitions, enabled: !quiet && isatty(2) != 0)
         let soakLength = try soakSeconds()
-        var outcomes: [CellOutcome] = []
-        var passes = 0
-        var leaks: [Leftover] = []
-        var writeFailure: IPCError?
-        repeat {
-            passes += 1
-            let pass = soakLength == nil ? "" : "pass \(passes): "
-            _ = SuiteRunner.run(configuration, pairs: client?.pairs ?? SuiteRunner.localPair, repetitionDone: { cell, done, _ in
-                progress.repetitionDone(done, label: "\(pass)\(cell.mechanism.id) \(cell.mode.rawValue) \(ByteSize.format(cell.messageBytes))")
-            }) { outcome, _, _ in
-                outcomes.append(outcome)
-                do {
-                    try report.append(outcome)
-                } catch {
-                    writeFailure = error as? IPCError ?? .setup("\(error)")
-                    return false
-                }
-                if let warning = MachineLoad.noiseWarning(outcome), !quiet, soakLength == nil {
-                    progress.note("noisy cell \(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) \(outcome.cell.placement.name): \(warning)")
-                }
-                if case let .failed(reason) = outcome.status, soakLength != nil {
-                    progress.note("\(pass)\(outcome.cell.mechanism.id) \(outcome.cell.variant) \(outcome.cell.mode.rawValue) \(ByteSize.format(outcome.cell.messageBytes)) failed: \(DisplayText.printable(reason))")
-                }
-                return true
-            }
-            // Between passes this process should hold no IPC object at all: anything found leaked.
-            let held = Leftovers.heldByThisProcess()
-            for leak in held {
-                progress.note("\(pass)leaked \(leak)")
-                _ = Leftovers.remove(leak)
-            }
-            leaks += held
-        } while soakLength.map { Date().timeIntervalSince(started) < $0 } ?? false && !Interruption.requested && writeFailure == nil
+        let session = RunSession(configuration: configuration, soakSeconds: soakLength, pairs: client?.pairs ?? SuiteRunner.localPair)
+        let summary = session.run(started: started, notesNoisyCells: !quiet, record: { try report.append($0) }, repetitionDone: { cell, done, pass in
+            progress.repetitionDone(done, label: "\(pass)\(cell.mechanism.id) \(cell.mode.rawValue) \(ByteSize.format(cell.messageBytes))")
+        }, note: progress.note)
         progress.finish()
-
-        let wall = Date().timeIntervalSince(started)
-        metadata.finishedAt = RunMetadata.timestamp()
-        let cpus = Affinity.allowedCPUs()
-        if cpus.count >= 2, let floor = FloorProbe.roundTripNanoseconds(between: cpus[0], and: cpus[1]) {
-            metadata.floorProbeRoundTripNanoseconds["end"] = (floor * 10).rounded() / 10
-        }
-        metadata.wallSeconds = (wall * 100).rounded() / 100
-        metadata.cellsCompleted = outcomes.count
-        metadata.soakPasses = soakLength == nil ? nil : passes
-        metadata.leakedObjects = leaks.map(\.description)
-        metadata.cellsFailed = outcomes.filter { if case .failed = $0.status { true } else { false } }.count
-        metadata.cellsUnavailable = outcomes.filter { if case .unavailable = $0.status { true } else { false } }.count
-        let ranking = soakLength == nil ? Ranking.render(Ranking.groups(outcomes)) : ""
-        metadata.ranking = ranking.isEmpty ? nil : ranking.split(separator: "\n").map(String.init)
-        metadata.state = writeFailure != nil ? "failed" : Interruption.requested ? "interrupted" : "complete"
-        if Interruption.requested { metadata.interruptedBy = Interruption.signalName }
+        session.complete(&metadata, with: summary)
+        let outcomes = summary.outcomes, wall = summary.wallSeconds, ranking = summary.ranking
         // With the disk full the metadata may not be writable either: the CSV error is the one to report.
         let metadataFailure = Result { try metadata.write(to: metadataFile) }
-        if let writeFailure {
+        if let writeFailure = summary.writeFailure {
             throw Self.failure("\(writeFailure.description); the run stopped after \(outcomes.count) cells, the CSV holds the \(max(0, outcomes.count - 1)) rows written before")
         }
         if case let .failure(error) = metadataFailure { throw Self.failure("\(error)") }
@@ -268,14 +224,13 @@ struct RunCommand: ParsableCommand {
             }
             print("")
         } else {
-            let failures = outcomes.filter { if case .failed = $0.status { true } else { false } }
-            print("Soak: \(passes) passes, \(outcomes.count) cells in \(String(format: "%.0f", wall)) s; \(failures.count) failed, \(leaks.count) leaked objects.")
-            for failure in failures {
+            print("Soak: \(summary.passes) passes, \(outcomes.count) cells in \(String(format: "%.0f", wall)) s; \(summary.failed.count) failed, \(summary.leaks.count) leaked objects.")
+            for failure in summary.failed {
                 print("  failed: \(failure.cell.mechanism.id) \(failure.cell.variant) \(failure.cell.mode.rawValue) \(ByteSize.format(failure.cell.messageBytes)) \(failure.cell.placement.name): \(DisplayText.printable(failure.status.text))")
             }
-            leaks.forEach { print("  leaked: \($0)") }
+            summary.leaks.forEach { print("  leaked: \($0)") }
         }
-        print("\(outcomes.count) of \(cells.count * passes) cells in \(String(format: "%.1f", wall)) s; \(metadata.cellsFailed) failed, \(metadata.cellsUnavailable) unavailable.")
+        print("\(outcomes.count) of \(cells.count * summary.passes) cells in \(String(format: "%.1f", wall)) s; \(metadata.cellsFailed) failed, \(metadata.cellsUnavailable) unavailable.")
         print("CSV: \(csvPath)")
         print("Metadata: \(metadataPath)")
         if let jsonFile { print("JSON: \(jsonFile.path)") }
@@ -286,7 +241,7 @@ struct RunCommand: ParsableCommand {
             try? FileHandle.standardError.write(contentsOf: Data("ipcbench: interrupted; the CSV holds the \(outcomes.count) completed cells\n".utf8))
             throw ExitCode(128 + Interruption.signal)
         }
-        if metadata.cellsFailed > 0 || !leaks.isEmpty { throw ExitCode(1) }
+        if metadata.cellsFailed > 0 || !summary.leaks.isEmpty { throw ExitCode(1) }
     }
 
     /// For `--remote`: the session with the server, and the consumer CPU settled against its CPUs.
