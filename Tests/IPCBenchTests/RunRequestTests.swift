@@ -1,3 +1,4 @@
+import Foundation
 import IPCBench
 import Testing
 
@@ -58,5 +59,52 @@ struct RunRequestTests {
         #expect(try request.soakSeconds() == 90)
         request.soak = "ten"
         #expect(throws: RunInputError.self) { try request.soakSeconds() }
+    }
+}
+
+/// RunSession in-process: passes, the write failure that ends a run, and the metadata it closes.
+@Suite("A run's passes and its closing metadata", .serialized)
+struct RunSessionTests {
+    static func configuration() throws -> RunConfiguration {
+        var request = RunRequest()
+        request.mechanisms = "pipe,fifo"
+        request.sizes = "64"
+        request.placements = "same-cpu"
+        request.repetitions = 1
+        request.messages = 200
+        var configuration = try request.configuration()
+        configuration.limits = TestSupport.limits
+        return configuration
+    }
+
+    @Test("A result that cannot be written ends the run after that cell, and the metadata says failed")
+    func writeFailureStops() throws {
+        let configuration = try Self.configuration()
+        var recorded = 0
+        let session = RunSession(configuration: configuration)
+        let summary = session.run(record: { _ in
+            recorded += 1
+            throw IPCError.setup("disk full")
+        })
+        #expect(recorded == 1 && summary.outcomes.count == 1 && summary.passes == 1)
+        #expect(summary.writeFailure?.description.contains("disk full") == true)
+        var metadata = RunMetadata(configuration: configuration, runID: "t", started: Date(), commandLine: [])
+        session.complete(&metadata, with: summary)
+        #expect(metadata.state == "failed" && metadata.cellsCompleted == 1 && metadata.soakPasses == nil)
+    }
+
+    @Test("A soak runs passes until its time is up, checking for leaks after each; one pass without it")
+    func soakPasses() throws {
+        let configuration = try Self.configuration()
+        let once = RunSession(configuration: configuration).run(record: { _ in })
+        #expect(once.passes == 1 && once.outcomes.count == 4 && once.failed.isEmpty && once.leaks.isEmpty && !once.ranking.isEmpty)
+        let soak = RunSession(configuration: configuration, soakSeconds: 0.5)
+        var notes: [String] = []
+        let summary = soak.run(record: { _ in }, note: { notes.append($0) })
+        #expect(summary.passes >= 2 && summary.outcomes.count == 4 * summary.passes && summary.leaks.isEmpty, "\(notes)")
+        #expect(summary.failed.isEmpty && summary.ranking.isEmpty)
+        var metadata = RunMetadata(configuration: configuration, runID: "t", started: Date(), commandLine: [])
+        soak.complete(&metadata, with: summary)
+        #expect(metadata.state == "complete" && metadata.soakPasses == summary.passes && metadata.leakedObjects == [])
     }
 }
