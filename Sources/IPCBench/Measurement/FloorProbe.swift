@@ -29,10 +29,9 @@ public enum FloorProbe {
     /// to spare: RLIMIT_NPROC, a cgroup's pids.max) or is not running within `startSeconds`, or the
     /// run is interrupted meanwhile.
     ///
-    /// The median of batches rather than one mean over all of them: here the host now and then takes
-    /// a vCPU away for milliseconds, and one such pause in a 4 ms probe doubled its mean (a probe as
-    /// the first thing in a fresh process read 400–2000 ns half the time, against 130–230 ns when
-    /// repeated a second later). The cell's p50 shrugs such pauses off; its yardstick must too.
+    /// The median of batches rather than one mean over all of them: a host that takes a vCPU away for
+    /// milliseconds would double a mean, while the cell's p50 shrugs such pauses off; its yardstick
+    /// must too (results/DECISIONS.md).
     public static func roundTripNanoseconds(between first: Int, and second: Int, roundTrips: UInt64 = 20_000, maximumSeconds: Double = 0.1) -> Double? {
         guard first != second else { return nil }
         let originalCPUs = Affinity.allowedCPUs()

@@ -2,9 +2,8 @@
 ///
 /// Short intervals, the common case, are counted tick by tick in a small private array (one compare
 /// and one increment); longer ones go to the histogram. `finish()` folds the counts into the
-/// histogram in nanoseconds. Recording the HdrHistogram way on every message (bucket arithmetic, a
-/// uniqueness check on its counts, a tick-to-ns conversion) cost ≈30 ns per round trip in the
-/// spinning ring's ping-pong, most of the 10% one can spare there.
+/// histogram in nanoseconds: a record costs a few ns where HdrHistogram's own (bucket arithmetic,
+/// a tick-to-ns conversion) would be a tenth of the spinning ring's round trip (results/DECISIONS.md).
 ///
 /// The recorder keeps the first and the second half of a loop apart (`startSecondHalf()`), so the
 /// harness can tell whether a figure drifted while the loop ran; switching halves swaps one pointer.
