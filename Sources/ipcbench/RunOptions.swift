@@ -63,7 +63,7 @@ struct RunOptions: ParsableArguments {
     var memoryNode: String?
 
     @Option(help: ArgumentHelp(
-        "PAUSE instructions between two polls of a spinning waiter (the shared-memory rings' spin variants), \(RunConfiguration.spinPausesRange.lowerBound) to \(RunConfiguration.spinPausesRange.upperBound). Polling too often pulls the cache line away from the writer, too rarely notices a message late; the best pace depends on how far apart the two CPUs are. Default: 1 when the cell's cache-line floor is under 150 ns round trip, else 3.",
+        "PAUSE instructions between two polls of a spinning waiter (the shared-memory rings' spin variants), \(RunConfiguration.spinPausesRange.lowerBound) to \(RunConfiguration.spinPausesRange.upperBound). Polling too often pulls the cache line away from the writer, too rarely notices a message late; the best pace depends on how far apart the two CPUs are. Default: 3 on Intel CPUs; elsewhere 1 when the cell's cache-line floor is under 150 ns round trip, else 3.",
         valueName: "count"))
     var spinPauses: String?
 

@@ -147,6 +147,24 @@ struct UnitTests {
     }
 }
 
+@Suite("Spinning waiters' pace")
+struct SpinPaceTests {
+    @Test("3 pauses on Intel at every floor; elsewhere 1 under a 150 ns floor, else 3; the vendor from /proc/cpuinfo")
+    func paceByVendor() {
+        for floor in [80.0, 149.0, 150.0, 400.0, nil] {
+            #expect(SpinNotifier.defaultPausesPerPoll(cacheLineRoundTrip: floor, vendor: .intel) == 3)
+        }
+        for vendor in [CPUVendor.amd, .other] {
+            #expect(SpinNotifier.defaultPausesPerPoll(cacheLineRoundTrip: 149, vendor: vendor) == 1)
+            #expect(SpinNotifier.defaultPausesPerPoll(cacheLineRoundTrip: nil, vendor: vendor) == 1)
+            #expect(SpinNotifier.defaultPausesPerPoll(cacheLineRoundTrip: 150, vendor: vendor) == 3)
+        }
+        #expect(CPUVendor(cpuinfo: "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n") == .intel)
+        #expect(CPUVendor(cpuinfo: "processor\t: 0\nvendor_id\t: AuthenticAMD\n") == .amd)
+        #expect(CPUVendor(cpuinfo: "processor\t: 0\nBogoMIPS\t: 50.00\n") == .other)
+    }
+}
+
 @Suite("Loop clock")
 struct LoopClockTests {
     @Test("The latency loops' clock converts its ticks to the same nanoseconds as CLOCK_MONOTONIC")

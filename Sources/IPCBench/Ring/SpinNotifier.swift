@@ -1,4 +1,5 @@
 import CIPCShim
+import Foundation
 import Glibc
 
 /// Busy-polling with a pause instruction between reads: no system call on the path, the lowest
@@ -40,13 +41,15 @@ struct SpinNotifier: RingNotifier {
         self.yieldAfterNanoseconds = yieldAfterNanoseconds
     }
 
-    /// 1 pause where a line crosses in under 150 ns round trip, else 3. Measured on a 2-vCPU AMD
-    /// EPYC guest with scripts/ab-spin (results/vm-epyc-2026-12-03/ab-spin.txt in the history at
-    /// 9b17b3a). On the Intel Xeon guest 1 pause was the worst and 2-3 the best (results/DECISIONS.md).
-    static func defaultPausesPerPoll(cacheLineRoundTrip: Double?) -> Int {
+    /// The pace scripts/ab-spin found best (results/DECISIONS.md): on Intel, 3 pauses at every floor
+    /// measured; elsewhere (the AMD EPYC guest) 1 pause where a line crosses in under 150 ns round
+    /// trip, else 3. A PAUSE lasts very differently long on different cores, so the vendor matters.
+    static func defaultPausesPerPoll(cacheLineRoundTrip: Double?, vendor: CPUVendor = .current) -> Int {
+        if vendor == .intel { return 3 }
         guard let roundTrip = cacheLineRoundTrip, roundTrip >= 150 else { return 1 }
         return 3
     }
+
 
     @inline(__always)
     func waitForSpace(_ ring: Ring, head: UInt32) throws {
@@ -105,6 +108,22 @@ struct SpinNotifier: RingNotifier {
         } else if now &- spin.start >= yieldAfterNanoseconds {
             sched_yield()
             spin.start = MonotonicClock.now()
+        }
+    }
+}
+
+/// Who made this machine's CPUs (/proc/cpuinfo `vendor_id`), for the spinning waiters' pace.
+enum CPUVendor: Sendable {
+    case intel, amd, other
+
+    static let current = CPUVendor(cpuinfo: SystemFacts.read("/proc/cpuinfo") ?? "")
+
+    init(cpuinfo: String) {
+        let line = cpuinfo.split(separator: "\n").first { $0.hasPrefix("vendor_id") }
+        switch line?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) {
+        case "GenuineIntel": self = .intel
+        case "AuthenticAMD": self = .amd
+        default: self = .other
         }
     }
 }
