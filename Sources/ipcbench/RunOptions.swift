@@ -37,34 +37,22 @@ struct RunOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("CPU to pin the consumer to. Default: the second CPU this process may use (the first if there is only one).", valueName: "cpu"))
     var consumerCPU: Int?
 
-    @Option(help: ArgumentHelp(
-        "Comma-separated named placements: cross-cpu (the first two allowed CPUs), \(NamedPlacement.allCases.map(\.rawValue).joined(separator: ", ")). Default: cross-cpu,same-cpu for latency, cross-cpu for throughput. Ones this machine cannot offer are reported as unavailable.",
-        valueName: "names"))
+    @Option(help: ArgumentHelp(Help.placements, valueName: "names"))
     var placements: String?
 
-    @Option(help: ArgumentHelp(
-        "Producer/consumer pairs of each cell that run at once, each pair on its own channel: a number or a comma-separated sweep (e.g. 1,2,4), \(RunInput.pairsRange.lowerBound) to \(RunInput.pairsRange.upperBound). Pair 0 keeps the placement; the others spread over unused cores, then SMT siblings, then share CPUs (the pair_sharing column says which). Rows give the aggregate msgs/s and bytes/s, latency merged over the pairs and the pairs' spread. Works with the placements cross-cpu, same-cpu and unpinned. Default 1.",
-        valueName: "counts"))
+    @Option(help: ArgumentHelp(Help.pairs, valueName: "counts"))
     var pairs: String?
 
-    @Option(help: ArgumentHelp(
-        "Producers (clients) one consumer (the server) serves at once: a number or a comma-separated sweep (e.g. 1,2,4), \(RunInput.pairsRange.lowerBound) to \(RunInput.pairsRange.upperBound). For mechanisms with a many-to-one shape (unix-stream, tcp: one listening socket, epoll; posix-mq: one request queue, a reply queue per client; udp: one socket, clients told apart by address); others give unavailable rows. The server keeps the consumer's CPU; clients start on the producer's and spread over the rest. Rows give the server's total msgs/s and bytes/s and latency merged over the clients. Not combined with --pairs above 1. Default 1.",
-        valueName: "counts"))
+    @Option(help: ArgumentHelp(Help.clients, valueName: "counts"))
     var clients: String?
 
-    @Option(help: ArgumentHelp(
-        "Consumers (readers) that each receive every message of one producer, streaming only: a number or a comma-separated sweep, \(RunInput.pairsRange.lowerBound) to \(RunInput.pairsRange.upperBound). For mechanisms with a one-to-many shape (shm-posix in-place/spin: one broadcast ring read in place by all; unix-stream: the message written to a socket per reader); others give unavailable rows. Rows give the bytes delivered to all readers per second. Not combined with --pairs or --clients above 1. Default 1.",
-        valueName: "counts"))
+    @Option(help: ArgumentHelp(Help.readers, valueName: "counts"))
     var readers: String?
 
-    @Option(help: ArgumentHelp(
-        "NUMA node for the shared memory of shm-posix, shm-sysv, mmap-file and memfd cells: a node number, local (the consumer's node) or remote (the node farthest from it). The pages are bound before first touch and checked by each worker. Other mechanisms are not affected (their memory_node stays empty). Default: the kernel decides.",
-        valueName: "node"))
+    @Option(help: ArgumentHelp(Help.memoryNode, valueName: "node"))
     var memoryNode: String?
 
-    @Option(help: ArgumentHelp(
-        "PAUSE instructions between two polls of a spinning waiter (the shared-memory rings' spin variants), \(RunConfiguration.spinPausesRange.lowerBound) to \(RunConfiguration.spinPausesRange.upperBound). Polling too often pulls the cache line away from the writer, too rarely notices a message late; the best pace depends on how far apart the two CPUs are. Default: 3 on Intel CPUs; elsewhere 1 when the cell's cache-line floor is under 150 ns round trip, else 3.",
-        valueName: "count"))
+    @Option(help: ArgumentHelp(Help.spinPauses, valueName: "count"))
     var spinPauses: String?
 
     @Option(parsing: .unconditional, help: "Process pairs per cell; figures are aggregated over them (median, coefficient of variation).")
@@ -164,4 +152,21 @@ struct RunOptions: ParsableArguments {
         request.injectFault = injectFault
         return request
     }
+}
+
+
+/// The longer help texts of RunOptions.
+private enum Help {
+    static let placements =
+        "Comma-separated named placements: cross-cpu (the first two allowed CPUs), \(NamedPlacement.allCases.map(\.rawValue).joined(separator: ", ")). Default: cross-cpu,same-cpu for latency, cross-cpu for throughput. Ones this machine cannot offer are reported as unavailable."
+    static let pairs =
+        "Producer/consumer pairs of each cell that run at once, each pair on its own channel: a number or a comma-separated sweep (e.g. 1,2,4), \(RunInput.pairsRange.lowerBound) to \(RunInput.pairsRange.upperBound). Pair 0 keeps the placement; the others spread over unused cores, then SMT siblings, then share CPUs (the pair_sharing column says which). Rows give the aggregate msgs/s and bytes/s, latency merged over the pairs and the pairs' spread. Works with the placements cross-cpu, same-cpu and unpinned. Default 1."
+    static let clients =
+        "Producers (clients) one consumer (the server) serves at once: a number or a comma-separated sweep (e.g. 1,2,4), \(RunInput.pairsRange.lowerBound) to \(RunInput.pairsRange.upperBound). For mechanisms with a many-to-one shape (fifo, unix-stream, tcp, posix-mq, udp, and shm-posix's spin variants; `ipcbench list` says how each serves them); others give unavailable rows. The server keeps the consumer's CPU; clients start on the producer's and spread over the rest. Rows give the server's total msgs/s and bytes/s and latency merged over the clients. Not combined with --pairs above 1. Default 1."
+    static let readers =
+        "Consumers (readers) that each receive every message of one producer, streaming only: a number or a comma-separated sweep, \(RunInput.pairsRange.lowerBound) to \(RunInput.pairsRange.upperBound). For mechanisms with a one-to-many shape (shm-posix in-place/spin: one broadcast ring read in place by all; unix-stream: the message written to a socket per reader); others give unavailable rows. Rows give the bytes delivered to all readers per second. Not combined with --pairs or --clients above 1. Default 1."
+    static let memoryNode =
+        "NUMA node for the shared memory of shm-posix, shm-sysv, shm-huge, mmap-file and memfd cells: a node number, local (the consumer's node) or remote (the node farthest from it). The pages are bound before first touch and checked by each worker. Other mechanisms are not affected (their memory_node stays empty). Default: the kernel decides."
+    static let spinPauses =
+        "PAUSE instructions between two polls of a spinning waiter (the shared-memory rings' spin variants), \(RunConfiguration.spinPausesRange.lowerBound) to \(RunConfiguration.spinPausesRange.upperBound). Polling too often pulls the cache line away from the writer, too rarely notices a message late; the best pace depends on how far apart the two CPUs are. Default: 3 on Intel CPUs; elsewhere 1 when the cell's cache-line floor is under 150 ns round trip, else 3."
 }
