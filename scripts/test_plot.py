@@ -444,8 +444,10 @@ def test_human_sizes():
 # Every id in MechanismRegistry.all (Sources/IPCBench/Mechanisms/Mechanism.swift), hard-coded on purpose: a new
 # mechanism must be added here and to plot.MECHANISM_FAMILIES, or the tests below fail.
 REGISTRY_IDS = ["pipe", "fifo", "unix-stream", "tcp", "sysv-msg", "posix-mq", "unix-dgram", "unix-seqpacket", "udp",
-                "signal", "vmsplice", "cma", "memfd", "shm-posix", "shm-sysv", "mmap-file"]
+                "signal", "vmsplice", "cma", "memfd", "shm-posix", "shm-sysv", "mmap-file", "shm-huge"]
 MECHANISMS_DIR = PLOT.parent.parent / "Sources" / "IPCBench" / "Mechanisms"
+# The shared-memory rings: one SharedRingMechanism per SegmentBackend, whose id is the mechanism's.
+SEGMENTS_DIR = PLOT.parent.parent / "Sources" / "IPCBench" / "Ring" / "Segments"
 
 
 def test_every_registry_mechanism_has_a_family():
@@ -466,9 +468,10 @@ def test_registry_list_matches_the_swift_sources():
     if not MECHANISMS_DIR.is_dir():
         pytest.skip(f"no Swift sources at {MECHANISMS_DIR}")
     found = set()
-    for path in MECHANISMS_DIR.glob("*.swift"):
+    for path in [*MECHANISMS_DIR.glob("*.swift"), *SEGMENTS_DIR.glob("*.swift")]:
         text = path.read_text()
-        if not re.search(r":\s*(?:\w+\s*,\s*)*(?:FanIn)?Mechanism\s*[,{]", text):  # FanInMechanism refines Mechanism
+        # FanInMechanism refines Mechanism; a SegmentBackend is a ring mechanism's segment, with its id.
+        if not re.search(r":\s*(?:\w+\s*,\s*)*(?:(?:FanIn)?Mechanism|SegmentBackend)\s*[,{]", text):
             continue
         # `public let id = "pipe"`, or a computed `var id: String { kind == .datagram ? "unix-dgram" : … }`
         for match in re.finditer(r"(?:let|var)\s+id\b[^\n]*", text):
