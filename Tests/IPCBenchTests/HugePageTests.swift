@@ -35,6 +35,20 @@ struct HugePageTests {
         #expect(HugePagePool.parse(meminfo: "MemTotal: 1 kB\n") == nil)
     }
 
+    @Test("A segment larger than the pool's free pages is refused naming the sysctl to raise, and nothing is left")
+    func poolTooSmall() throws {
+        let workspace = try Workspace()
+        defer { workspace.remove() }
+        let pool = HugePagePool.current()
+        let bytes = ((pool?.availablePages ?? 0) + 1) * (pool?.pageBytes ?? 2 << 20)
+        let error = #expect(throws: IPCError.self) {
+            _ = try HugePageSegment().createSegment(bytes: bytes, workspace: workspace.path, memoryNode: nil)
+        }
+        let text = error?.description ?? ""
+        #expect(text.contains("raise vm.nr_hugepages") || text.contains("vm.hugetlb_shm_group"), "\(text)")
+        RingLeftovers().expectNone(createdBy: getpid())
+    }
+
     @Test("With pages reserved: both modes, blocking and spinning, 10,000 verified messages per cell; every page returned",
           .enabled(if: HugePageTests.poolIsUsable, "no huge pages reserved here (vm.nr_hugepages)"))
     func movesVerifiedData() throws {
