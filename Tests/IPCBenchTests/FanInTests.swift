@@ -26,6 +26,21 @@ struct FanInTests {
         #expect(Self.layout(3, Self.cross, ccx) == ("0>1 4>1 8>1", .none))
     }
 
+    @Test("A client yields its CPU at once only when it shares it with the server or another client")
+    func clientsSharingCPUs() throws {
+        // Own CPUs each: the server's CPU, common to every "pair", is not sharing.
+        let ccxTopology = try TopologyTests.fixture("one-socket-multi-l3")
+        let ccx = PairLayout.fanIn(3, around: Self.cross, topology: ccxTopology, allowed: ccxTopology.onlineCPUs)
+        #expect(ccx.text == "0>1 4>1 8>1")
+        #expect((0..<3).map(ccx.clientSharesCPU) == [false, false, false] && !ccx.serverSharesCPU)
+        // Two CPUs: the clients share CPU 0; the server has CPU 1 to itself.
+        let here = PairLayout.fanIn(2, around: Self.cross, topology: try TopologyTests.fixture("this-machine"), allowed: [0, 1])
+        #expect(here.text == "0>1 0>1" && here.clientSharesCPU(0) && here.clientSharesCPU(1) && !here.serverSharesCPU)
+        // One CPU: everyone shares it.
+        let one = PairLayout.fanIn(2, around: Placement(producerCPU: 0, consumerCPU: 0), topology: try TopologyTests.fixture("this-machine"), allowed: [0, 1])
+        #expect(one.clientSharesCPU(0) && one.serverSharesCPU)
+    }
+
     @Test("The server's result is shared out per client: its own messages and end-marker count; totals on client 0")
     func split() {
         var server = ScaleTests.result(.consumer, messages: 8, start: 0, end: 0, lastReceive: 9_000)

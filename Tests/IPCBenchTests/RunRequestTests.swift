@@ -98,7 +98,8 @@ struct RunSessionTests {
         let configuration = try Self.configuration()
         let once = RunSession(configuration: configuration).run(record: { _ in })
         #expect(once.passes == 1 && once.outcomes.count == 4 && once.failed.isEmpty && once.leaks.isEmpty && !once.ranking.isEmpty)
-        let soak = RunSession(configuration: configuration, soakSeconds: 0.5)
+        // A pass takes about 0.3 s here; 3 s leaves room for a loaded machine to fit a second one.
+        let soak = RunSession(configuration: configuration, soakSeconds: 3)
         var notes: [String] = []
         let summary = soak.run(record: { _ in }, note: { notes.append($0) })
         #expect(summary.passes >= 2 && summary.outcomes.count == 4 * summary.passes && summary.leaks.isEmpty, "\(notes)")

@@ -102,7 +102,7 @@ public enum ProcessPair {
         server.rendezvous = rendezvous.server
         // A polling server (the shm-posix rings) gives its CPU up after every empty sweep only to a
         // client that shares it; on a CPU of its own a yield would be a wasted system call.
-        server.options.peerSharesCPU = layout.unpinnedOverCommitted || layout.pairs.contains { $0.producer != nil && $0.producer == server.cpu }
+        server.options.peerSharesCPU = layout.serverSharesCPU
         if template.fault != .exitEarly, template.fault != .stall { server.fault = nil }
         group.consumers.append(.init(name: "server", task: server, inherited: [], secret: secret))
         for index in 0..<count {
@@ -112,7 +112,7 @@ public enum ProcessPair {
             client.clients = count
             client.clientIndex = index
             client.rendezvous = rendezvous.clients[index]
-            client.options.peerSharesCPU = layout.sharesCPU(pair: index)
+            client.options.peerSharesCPU = layout.clientSharesCPU(index)
             if index != count - 1 || template.fault == .exitEarly || template.fault == .stall { client.fault = nil }
             group.producers.append(.init(name: "client \(index)", task: client, inherited: [], secret: secret, consumer: 0))
         }

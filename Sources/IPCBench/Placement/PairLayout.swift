@@ -112,6 +112,22 @@ public struct PairLayout: Sendable, Equatable {
             other != index && [pairs[other].producer, pairs[other].consumer].contains { $0 != nil && ($0 == own.producer || $0 == own.consumer) }
         }
     }
+
+    /// `--clients`: whether client `index` shares its CPU with the server or with another client.
+    /// (Every pair of a fan-in layout has the server as its consumer, which `sharesCPU(pair:)` would
+    /// count as sharing even for a client alone on its CPU.)
+    public func clientSharesCPU(_ index: Int) -> Bool {
+        if unpinnedOverCommitted { return true }
+        guard let own = pairs[index].producer else { return false }
+        return own == pairs[index].consumer || pairs.indices.contains { $0 != index && pairs[$0].producer == own }
+    }
+
+    /// `--clients`: whether a client runs on the server's CPU.
+    public var serverSharesCPU: Bool {
+        if unpinnedOverCommitted { return true }
+        guard let server = pairs.first?.consumer else { return false }
+        return pairs.contains { $0.producer == server }
+    }
 }
 
 /// The allowed CPUs ordered for spreading: by hardware-thread level (first threads of cores, then

@@ -20,6 +20,8 @@ extension POSIXSharedMemoryMechanism: FanInMechanism {
     }
 
     public func prepareFanIn(workspace: String, clients: Int, options: EndpointOptions) throws -> FanInRendezvous {
+        // The server's rendezvous carries no notification objects: only the spin variants need none.
+        if let reason = fanInUnavailableReason(variant: options.variant, messageBytes: options.messageBytes) { throw IPCError.setup(reason) }
         var server = Rendezvous()
         var clientRendezvous: [Rendezvous] = []
         do {

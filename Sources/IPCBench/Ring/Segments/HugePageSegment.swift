@@ -31,18 +31,22 @@ public struct HugePageSegment: SegmentBackend {
     /// bounds nothing here: the rows are unavailable, saying why.)
     public func sizeBounds() -> [(bytes: Int, source: String)] {
         let pool = HugePagePool.current().flatMap { $0.availablePages > 0 ? $0 : nil }.map { pool in
-            [(pool.availableBytes, "\(pool.availablePages) free huge pages of \(ByteSize.format(pool.pageBytes)) (HugePages_Free − HugePages_Rsvd in /proc/meminfo; raise vm.nr_hugepages)")]
+            [(pool.availableBytes, "\(pool.availablePages) free huge pages of \(ByteSize.format(pool.pageBytes)) (HugePages_Free − HugePages_Rsvd in /proc/meminfo, and surplus ones vm.nr_overcommit_hugepages allows; raise vm.nr_hugepages)")]
         } ?? []
         return pool + SysVSharedMemorySegment.systemVBounds()
     }
 
+    /// The segment is rounded up to whole huge pages: the kernel maps whole ones anyway, and binding
+    /// part of a huge page to a NUMA node (`--memory-node`) would have to split it, which it refuses.
     public func createSegment(bytes: Int, workspace: String, memoryNode: Int?) throws -> [String: String] {
+        let page = HugePagePool.current()?.pageBytes ?? (2 << 20)
+        let rounded = (bytes + page - 1) / page * page
         do {
-            return try SysVSharedMemorySegment.create(bytes: bytes, flags: SHM_HUGETLB, workspace: workspace, memoryNode: memoryNode)
-        } catch let IPCError.system(call, code, context) where code == EPERM || code == ENOMEM {
+            return try SysVSharedMemorySegment.create(bytes: rounded, flags: SHM_HUGETLB, workspace: workspace, memoryNode: memoryNode)
+        } catch let IPCError.system(call, code, context) where call == "shmget" && (code == EPERM || code == ENOMEM) {
             let why = code == EPERM
-                ? "huge-page shared memory needs CAP_IPC_LOCK or membership of the group vm.hugetlb_shm_group (now \(SystemFacts.readInt("/proc/sys/vm/hugetlb_shm_group") ?? 0))"
-                : "the huge page pool has too few free pages for \(bytes) bytes (raise vm.nr_hugepages)"
+                ? "huge-page shared memory needs CAP_IPC_LOCK, membership of the group vm.hugetlb_shm_group (now \(SystemFacts.readInt("/proc/sys/vm/hugetlb_shm_group") ?? 0)), or an RLIMIT_MEMLOCK of at least \(rounded) bytes (ulimit -l)"
+                : "the huge page pool has too few free pages for \(rounded) bytes (raise vm.nr_hugepages)"
             throw IPCError.setup("\(call)\(context.isEmpty ? "" : " " + context): \(String(cString: strerror(code))): \(why)")
         }
     }
@@ -60,13 +64,17 @@ struct HugePagePool: Equatable {
     var freePages: Int
     var reservedPages: Int
     var pageBytes: Int
+    /// Pages the kernel may add on demand beyond the pool (vm.nr_overcommit_hugepages), and those it
+    /// has added so far (HugePages_Surp).
+    var overcommitPages = 0
+    var surplusPages = 0
 
-    /// Free pages nobody has reserved yet.
-    var availablePages: Int { max(0, freePages - reservedPages) }
+    /// Free pages nobody has reserved yet, and surplus pages still allowed.
+    var availablePages: Int { max(0, freePages - reservedPages) + max(0, overcommitPages - surplusPages) }
     var availableBytes: Int { availablePages * pageBytes }
 
     var unavailableReason: String? {
-        if totalPages == 0 {
+        if totalPages == 0 && overcommitPages == 0 {
             return "no huge pages are reserved (HugePages_Total is 0 in /proc/meminfo): reserve some, e.g. sysctl -w vm.nr_hugepages=64 for 64 × \(ByteSize.format(pageBytes)), as root"
         }
         if availablePages == 0 {
@@ -76,7 +84,9 @@ struct HugePagePool: Equatable {
     }
 
     static func current() -> HugePagePool? {
-        SystemFacts.read("/proc/meminfo").flatMap(parse(meminfo:))
+        guard var pool = SystemFacts.read("/proc/meminfo").flatMap(parse(meminfo:)) else { return nil }
+        pool.overcommitPages = SystemFacts.readInt("/proc/sys/vm/nr_overcommit_hugepages") ?? 0
+        return pool
     }
 
     /// The pool as /proc/meminfo describes it, or nil when it has no huge page lines.
@@ -90,7 +100,9 @@ struct HugePagePool: Equatable {
         guard let total = values["HugePages_Total"], let free = values["HugePages_Free"], let size = values["Hugepagesize"], size > 0 else {
             return nil
         }
-        return HugePagePool(totalPages: total, freePages: free, reservedPages: values["HugePages_Rsvd"] ?? 0, pageBytes: size)
+        return HugePagePool(
+            totalPages: total, freePages: free, reservedPages: values["HugePages_Rsvd"] ?? 0, pageBytes: size,
+            surplusPages: values["HugePages_Surp"] ?? 0)
     }
 }
 

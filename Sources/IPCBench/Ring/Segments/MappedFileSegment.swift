@@ -54,8 +54,10 @@ public struct MappedFileSegment: SegmentBackend {
         return try SharedRing.mapChecked(descriptor: descriptor, bytes: bytes, context: "ring file \(path)", holding: "the ring")
     }
 
-    /// The file goes with the cell's directory.
-    public func removeSegments(_ rendezvous: Rendezvous) {}
+    /// The file (in the cell's private directory, which goes too when the cell ends).
+    public func removeSegments(_ rendezvous: Rendezvous) {
+        if let path = rendezvous.parameters["path"] { unlink(path) }
+    }
 }
 
 public typealias MappedFileMechanism = SharedRingMechanism<MappedFileSegment>
