@@ -57,9 +57,16 @@ struct RingChannel<Notifier: RingNotifier> {
     @inline(__always)
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         guard let side = incoming, size <= side.ring.messageCapacity else { throw Self.misuse("receive", size) }
+        let tail = ipcb_load_relaxed_u32(side.ring.tail)
+        try side.notifier.waitForData(side.ring, tail: tail)
+        try take(from: side, at: tail, size: size, consume: consume)
+        return true
+    }
+
+    /// Hands the message at `tail`, known to be in its slot, to `consume` and releases the slot.
+    @inline(__always)
+    func take(from side: RingSide<Notifier>, at tail: UInt32, size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws {
         let ring = side.ring
-        let tail = ipcb_load_relaxed_u32(ring.tail)
-        try side.notifier.waitForData(ring, tail: tail)
         if copying {
             receiveBuffer.baseAddress!.copyMemory(from: UnsafeRawPointer(ring.slot(tail)), byteCount: size)
             try side.notifier.release(ring, tail: tail &+ 1)
@@ -75,7 +82,6 @@ struct RingChannel<Notifier: RingNotifier> {
             // next send then need not read the peer's tail, a line the peer writes every message.
             reverse.ring.seenPeerIndex.pointee = ipcb_load_relaxed_u32(reverse.ring.head)
         }
-        return true
     }
 
     func unmap() { mapping.unmap() }

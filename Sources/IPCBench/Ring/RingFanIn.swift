@@ -57,13 +57,15 @@ extension POSIXSharedMemoryMechanism: FanInMechanism {
 }
 
 extension RingChannel where Notifier == SpinNotifier {
-    /// True when the incoming ring's next message is in its slot (the acquire load makes its bytes
-    /// visible), so `receive` will not wait.
+    /// Takes the incoming ring's next message if it is in its slot (the acquire load of its stamp
+    /// makes its bytes visible); false, without waiting, when it is not there yet.
     @inline(__always)
-    func hasMessage() -> Bool {
-        guard let ring = incoming?.ring else { return false }
-        let tail = ipcb_load_relaxed_u32(ring.tail)
-        return ipcb_load_acquire_u32(ring.stampWord(tail)) == ring.stamp(of: tail)
+    func receiveIfReady(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
+        guard let side = incoming else { return false }
+        let tail = ipcb_load_relaxed_u32(side.ring.tail)
+        guard ipcb_load_acquire_u32(side.ring.stampWord(tail)) == side.ring.stamp(of: tail) else { return false }
+        try take(from: side, at: tail, size: size, consume: consume)
+        return true
     }
 }
 
@@ -104,8 +106,7 @@ final class RingFanInServer: ServerEndpoint {
         while true {
             var client = next
             for _ in 0..<count {
-                if channels[client].hasMessage() {
-                    _ = try channels[client].receive(size: size, consume: consume)
+                if try channels[client].receiveIfReady(size: size, consume: consume) {
                     next = client + 1 == count ? 0 : client + 1
                     return client
                 }
