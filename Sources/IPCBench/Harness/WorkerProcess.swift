@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 
 /// A worker process started by the parent: its pid and the parent's ends of its control channel.
-final class WorkerProcess {
+final class WorkerProcess: PairWorker {
     let role: Role
     /// How errors name it: its role, or "producer of pair 3" when several pairs run at once.
     let name: String
@@ -121,18 +121,15 @@ final class WorkerProcess {
     var descriptorForPolling: Int32 { endOfEvents ? -1 : eventDescriptor }
     var atEndOfEvents: Bool { endOfEvents }
 
-    /// Reads what the worker has written; returns false at end-of-file (the worker is gone).
-    @discardableResult
-    func readEvents() -> Bool {
+    /// Reads what the worker has written; end-of-file means the worker is gone.
+    func readEvents() {
         var chunk = [UInt8](repeating: 0, count: 65536)
         let count = chunk.withUnsafeMutableBytes { read(eventDescriptor, $0.baseAddress, $0.count) }
         if count > 0 {
             pending.append(contentsOf: chunk[..<count])
-            return true
+        } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+            endOfEvents = true
         }
-        if count < 0, errno == EINTR || errno == EAGAIN { return true }
-        endOfEvents = true
-        return false
     }
 
     /// True when the control channel reaches end-of-file within `milliseconds` with no complete event
@@ -222,65 +219,5 @@ enum WorkerEnding: Equatable, CustomStringConvertible {
             SIGBUS: "SIGBUS", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", SIGPIPE: "SIGPIPE", SIGHUP: "SIGHUP", SIGFPE: "SIGFPE",
         ]
         return names[signal] ?? "signal \(signal)"
-    }
-}
-
-/// A point in time to give up at, with its length for error messages.
-struct Deadline {
-    let nanoseconds: UInt64
-    let seconds: Double
-
-    init(seconds: Double, from start: UInt64 = MonotonicClock.now()) {
-        self.seconds = seconds
-        nanoseconds = start + UInt64(seconds * 1e9)
-    }
-
-    var hasPassed: Bool { MonotonicClock.now() >= nanoseconds }
-}
-
-/// Reads events from a set of workers with one deadline, failing fast when any of them dies,
-/// reports failure, or the run is interrupted.
-enum EventWaiter {
-    /// `control`, when given, is a connection that must stay quiet meanwhile (`ipcbench serve`'s client):
-    /// anything arriving on it, or its closing, ends the wait with an error; the data is left unread.
-    static func next(from workers: [WorkerProcess], deadline: Deadline, phase: String, watching control: Int32? = nil) throws -> (WorkerProcess, WorkerEvent) {
-        while true {
-            for worker in workers {
-                if let event = try worker.bufferedEvent() {
-                    if case let .failed(reason) = event {
-                        // A worker failing because its peer vanished reports a symptom: when the peer
-                        // ended without a word, that is the cause to name first.
-                        if let vanished = workers.first(where: { $0 !== worker && $0.endsSilently(withinMilliseconds: 100) }) {
-                            let ending = vanished.reap(timeoutNanoseconds: 500_000_000)
-                            throw IPCError.worker("\(vanished.name) \(ending) during \(phase) (then \(worker.name) failed: \(reason))")
-                        }
-                        throw IPCError.worker("\(worker.name) failed during \(phase): \(reason)")
-                    }
-                    return (worker, event)
-                }
-                if worker.atEndOfEvents {
-                    let ending = worker.reap(timeoutNanoseconds: 500_000_000)
-                    throw IPCError.worker("\(worker.name) \(ending) during \(phase)")
-                }
-            }
-            if Interruption.requested { throw IPCError.interrupted }
-            let now = MonotonicClock.now()
-            guard now < deadline.nanoseconds else {
-                let waitingFor = workers.map(\.name).joined(separator: workers.count > 2 ? ", " : " and ")
-                throw IPCError.timeout("timeout: no answer from \(waitingFor) during \(phase) within \(deadline.seconds) s")
-            }
-            var polled = workers.map { pollfd(fd: $0.descriptorForPolling, events: Int16(POLLIN), revents: 0) }
-            if let control { polled.append(pollfd(fd: control, events: Int16(POLLIN), revents: 0)) }
-            // Short slices keep Ctrl-C responsive even if a signal lands between checks.
-            let sliceMilliseconds = Int32(min(100, (deadline.nanoseconds - now) / 1_000_000 + 1))
-            let ready = poll(&polled, nfds_t(polled.count), sliceMilliseconds)
-            if ready < 0, errno != EINTR { throw IPCError.lastSystemError("poll") }
-            if control != nil, ready > 0, polled[workers.count].revents != 0 {
-                throw IPCError.peerClosed("the client closed the control connection or sent a new request during \(phase)")
-            }
-            for (index, entry) in polled.enumerated() where index < workers.count && entry.revents != 0 {
-                workers[index].readEvents()
-            }
-        }
     }
 }

@@ -3,8 +3,9 @@ import Glibc
 
 /// `ipcbench run --remote`: the client's side of a session with `ipcbench serve`. Each repetition's
 /// producer is a local worker process, as in a local pair, connected to the consumer the server
-/// started; `runPair` is the `PairRunner` the suite uses instead of `ProcessPair`.
-public final class RemoteClient {
+/// started; `runPair` is the `PairRunner` the suite uses instead of `ProcessPair`, and the client
+/// is the `WorkerLauncher` that starts each repetition's consumer on the server.
+public final class RemoteClient: WorkerLauncher {
     /// The server as the user named it (`HOST:PORT`): written to the CSV's `remote` column.
     public let address: String
     /// The server's IPv4 address, numeric, for the producers.
@@ -51,68 +52,29 @@ public final class RemoteClient {
     /// The suite's pair runner for this server.
     public var pairs: PairRunner { { [unowned self] cell, task, limits in [try self.runPair(cell, task: task, limits: limits)] } }
 
-    /// One repetition: the consumer on the server, the producer here, synchronised over the control
-    /// connection as a local pair is over its pipes.
+    /// One repetition: the consumer on the server, the producer here, started, synchronised and
+    /// judged by the same `WorkerGroup` as a local pair.
     public func runPair(_ cell: Cell, task: WorkerTask, limits: PairLimits) throws -> ProcessPair.Results {
-        lastCell += 1
-        let id = lastCell
         let secret = PeerSecret.make()
-        try connection.send(.start(cell: id, request: CellRequest(
-            task: task, consumerCPU: cell.placement.consumerCPU,
-            setupTimeoutSeconds: limits.setupTimeoutSeconds, cellTimeoutSeconds: limits.cellTimeoutSeconds, peerSecret: secret)))
-
-        let setup = Deadline(seconds: limits.setupTimeoutSeconds)
-        let port = try reply(to: id, by: setup, during: "consumer set-up") { if case let .bound(_, port) = $0 { port } else { nil } }
-
-        var producerTask = task
-        producerTask.role = .producer
-        producerTask.cpu = cell.placement.producerCPU
-        producerTask.published = [NetworkParameters.port: String(port), NetworkParameters.peerAddress: serverAddress]
-        let producer = try WorkerProcess(role: .producer, executable: limits.workerExecutable, task: producerTask, inherited: [], peerSecret: secret)
-        defer { producer.terminate() }
-
-        // Barrier: both endpoints open and both pinned before either starts its loop.
-        guard case .ready = try EventWaiter.next(from: [producer], deadline: setup, phase: "connection set-up").1 else {
-            throw IPCError.worker("producer sent an unexpected event before ready")
-        }
-        _ = try reply(to: id, by: setup, during: "connection set-up") { if case let .ready(_, cpu) = $0 { cpu } else { nil } }
-        try connection.send(.go(cell: id))
-        try producer.sendGo()
-
-        let measuring = Deadline(seconds: Double(task.durationNanoseconds) / 1e9 + limits.cellTimeoutSeconds)
-        guard case let .finished(producerResult) = try EventWaiter.next(from: [producer], deadline: measuring, phase: "the timed loop").1 else {
-            throw IPCError.worker("producer sent an unexpected event instead of its result")
-        }
-        let consumerResult = try reply(to: id, by: measuring, during: "the timed loop") {
-            if case let .finished(_, result) = $0 { result } else { nil }
-        }
-        let ending = producer.reap(timeoutNanoseconds: 2_000_000_000)
-        guard ending == .success else { throw IPCError.worker("producer \(ending) after reporting its result") }
-        return ProcessPair.Results(producer: producerResult, consumer: consumerResult)
+        var group = WorkerGroup()
+        var consumer = task
+        consumer.cpu = cell.placement.consumerCPU
+        group.consumers.append(.init(name: "consumer on \(address)", task: consumer, inherited: [], secret: secret, launcher: self))
+        var producer = task
+        producer.cpu = cell.placement.producerCPU
+        group.producers.append(.init(name: "producer", task: producer, inherited: [], secret: secret))
+        var unclosed: [Int32] = []
+        let (consumers, producers) = try group.run(limits: limits, durationNanoseconds: task.durationNanoseconds, unclosed: &unclosed)
+        return ProcessPair.Results(producer: producers[0], consumer: consumers[0])
     }
 
-    /// The server's next reply about repetition `id`, as `extract` takes it apart. Replies about
-    /// earlier, abandoned repetitions are skipped; an error about this one (or the session) is thrown.
-    private func reply<Value>(to id: Int, by deadline: Deadline, during phase: String, _ extract: (ControlMessage) -> Value?) throws -> Value {
-        while true {
-            let message: ControlMessage?
-            do {
-                message = try connection.receive(deadline: deadline, accepted: ["bound", "ready", "finished", "error"])
-            } catch let IPCError.timeout(text) {
-                throw IPCError.timeout("timeout: the server did not answer during \(phase): \(text)")
-            }
-            guard let message else { throw IPCError.peerClosed("the server closed the control connection during \(phase)") }
-            switch message {
-            case let .error(cell, text) where cell == nil || cell == id:
-                throw IPCError.worker("server: \(DisplayText.printable(text))")
-            case .error(let cell?, _) where cell < id, .bound(let cell, _) where cell < id,
-                 .ready(let cell, _) where cell < id, .finished(let cell, _) where cell < id:
-                continue
-            default:
-                if let value = extract(message) { return value }
-                throw IPCError.worker("the server sent '\(message.name)' during \(phase) of repetition \(id)")
-            }
-        }
+    /// Asks the server to start `task`'s consumer, as repetition number `lastCell + 1`.
+    func launch(name: String, task: WorkerTask, inherited: [Int32], secret: String, limits: PairLimits) throws -> any PairWorker {
+        lastCell += 1
+        try connection.send(.start(cell: lastCell, request: CellRequest(
+            task: task, consumerCPU: task.cpu,
+            setupTimeoutSeconds: limits.setupTimeoutSeconds, cellTimeoutSeconds: limits.cellTimeoutSeconds, peerSecret: secret)))
+        return RemoteConsumer(name: name, cell: lastCell, connection: connection, serverAddress: serverAddress, frameSeconds: limits.setupTimeoutSeconds)
     }
 
     /// A numeric IPv4 address for `host` (itself if already numeric).
