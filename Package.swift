@@ -10,6 +10,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // Errno: typed error numbers for the system-call wrapper (Support/SystemCall.swift).
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // Thin C shim: only what Swift cannot call directly (GNU-only calls, macros, variadics).
@@ -24,6 +26,7 @@ let package = Package(
                 "CIPCShim",
                 "CNUMA",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .executableTarget(

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SystemPackage
 
 /// Messages a worker sends its parent, one JSON object per line on the control pipe.
 public enum WorkerEvent: Codable, Sendable {
@@ -25,11 +26,6 @@ enum WorkerControl {
     /// Blocks until the parent says go (one byte). Returns false if the parent went away.
     static func waitForGo() -> Bool {
         var byte: UInt8 = 0
-        while true {
-            let count = read(fromParent, &byte, 1)
-            if count == 1 { return true }
-            if count < 0, errno == EINTR { continue }
-            return false
-        }
+        return (try? SystemCall.retrying { read(fromParent, &byte, 1) }) == 1
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// Reads events from a set of workers with one deadline, failing fast when any of them dies,
 /// reports failure, or the run is interrupted.
@@ -35,8 +36,14 @@ enum EventWaiter {
             if let control { polled.append(pollfd(fd: control, events: Int16(POLLIN), revents: 0)) }
             // Short slices keep Ctrl-C responsive even if a signal lands between checks.
             let sliceMilliseconds = Int32(min(100, (deadline.nanoseconds - now) / 1_000_000 + 1))
-            let ready = poll(&polled, nfds_t(polled.count), sliceMilliseconds)
-            if ready < 0, errno != EINTR { throw IPCError.lastSystemError("poll") }
+            let ready: Int32
+            do throws(Errno) {
+                ready = try SystemCall.once { poll(&polled, nfds_t(polled.count), sliceMilliseconds) }
+            } catch .interrupted {
+                continue  // to the checks above
+            } catch {
+                throw IPCError.system("poll", error)
+            }
             if control != nil, ready > 0, polled[workers.count].revents != 0 {
                 throw IPCError.peerClosed("the client closed the control connection or sent a new request during \(phase)")
             }

@@ -1,6 +1,7 @@
 import CIPCShim
 import Foundation
 import Glibc
+import SystemPackage
 
 /// A worker process started by the parent: its pid and the parent's ends of its control channel.
 final class WorkerProcess: PairWorker {
@@ -124,10 +125,13 @@ final class WorkerProcess: PairWorker {
     /// Reads what the worker has written; end-of-file means the worker is gone.
     func readEvents() {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let count = chunk.withUnsafeMutableBytes { read(eventDescriptor, $0.baseAddress, $0.count) }
-        if count > 0 {
+        do throws(Errno) {
+            let count = try SystemCall.retrying { chunk.withUnsafeMutableBytes { read(eventDescriptor, $0.baseAddress, $0.count) } }
+            if count == 0 { endOfEvents = true }
             pending.append(contentsOf: chunk[..<count])
-        } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+        } catch .wouldBlock {
+            // nothing yet
+        } catch {
             endOfEvents = true
         }
     }
@@ -153,12 +157,14 @@ final class WorkerProcess: PairWorker {
         let deadline = MonotonicClock.now() + timeoutNanoseconds
         var status: Int32 = 0
         while true {
-            let result = waitpid(pid, &status, WNOHANG)
+            guard let result = try? SystemCall.retrying({ waitpid(pid, &status, WNOHANG) }) else {
+                reaped = true
+                return .notWaitable
+            }
             if result == pid { break }
-            if result < 0, errno != EINTR { reaped = true; return .notWaitable }
             if MonotonicClock.now() >= deadline {
                 kill(pid, SIGKILL)
-                while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+                _ = try? SystemCall.retrying { waitpid(pid, &status, 0) }
                 reaped = true
                 return .killedAfterTimeout
             }
@@ -173,7 +179,7 @@ final class WorkerProcess: PairWorker {
         guard !reaped else { return }
         kill(pid, SIGKILL)
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        _ = try? SystemCall.retrying { waitpid(pid, &status, 0) }
         reaped = true
     }
 }

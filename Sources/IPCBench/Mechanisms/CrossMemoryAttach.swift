@@ -1,5 +1,6 @@
 import CIPCShim
 import Glibc
+import SystemPackage
 
 /// Cross-memory attach: the receiver pulls each message straight out of the sender's memory with
 /// process_vm_readv (one copy, receiver side). The sender writes the message into one of a ring of
@@ -121,14 +122,14 @@ final class CrossMemoryEndpoint: MessageEndpoint {
         var offset = 0
         while offset < size {
             let remote = UnsafeRawPointer(bitPattern: UInt(record.location) + UInt(offset))
-            let count = ipcb_process_vm_read(peer, receiveBuffer.baseAddress! + offset, remote, size - offset)
-            if count > 0 {
-                offset += count
-            } else if count == 0 {
-                throw IPCError.peerClosed("process_vm_readv read nothing at \(record.location) in pid \(peer)")
-            } else if errno != EINTR {
-                throw IPCError.lastSystemError("process_vm_readv", "from pid \(peer)")
+            let count: Int
+            do throws(Errno) {
+                count = try SystemCall.retrying { ipcb_process_vm_read(peer, receiveBuffer.baseAddress! + offset, remote, size - offset) }
+            } catch {
+                throw IPCError.system("process_vm_readv", error, "from pid \(peer)")
             }
+            guard count > 0 else { throw IPCError.peerClosed("process_vm_readv read nothing at \(record.location) in pid \(peer)") }
+            offset += count
         }
         // Copied: the peer may reuse its buffer while this one is looked at.
         try channel.release()

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// An endpoint over a reliable datagram socket (UNIX SOCK_DGRAM, SOCK_SEQPACKET): each message is
 /// one datagram, sent from and received into private buffers (two copies, like a stream socket),
@@ -78,14 +79,17 @@ enum Datagram {
     @inline(__always)
     static func send(_ fd: Int32, _ message: UnsafeRawBufferPointer, waiter: ReadinessWaiter) throws {
         while true {
-            let sent = waiter.send(fd, message.baseAddress!, message.count, flags: 0)
-            if sent == message.count { return }
-            if sent >= 0 { throw IPCError.worker("send took \(sent) bytes of a \(message.count)-byte datagram") }
-            if errno == EAGAIN {
+            let sent: Int
+            do throws(Errno) {
+                sent = try SystemCall.retrying { waiter.send(fd, message.baseAddress!, message.count, flags: 0) }
+            } catch .wouldBlock {
                 try waiter.waitWritable(fd)
-            } else if errno != EINTR {
-                throw IPCError.lastSystemError("send", "\(message.count)-byte datagram")
+                continue
+            } catch {
+                throw IPCError.system("send", error, "\(message.count)-byte datagram")
             }
+            guard sent == message.count else { throw IPCError.worker("send took \(sent) bytes of a \(message.count)-byte datagram") }
+            return
         }
     }
 
@@ -93,36 +97,39 @@ enum Datagram {
     /// non-blocking socket was empty, or a receive timeout passed).
     @inline(__always)
     static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, waiter: ReadinessWaiter = .blocking) throws -> Int {
-        while true {
-            let length = waiter.receive(fd, buffer.baseAddress!, buffer.count, flags: Int32(MSG_TRUNC))
-            if length >= 0 { return length }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK { return timedOut }
-            throw IPCError.lastSystemError("recv")
+        do throws(Errno) {
+            return try SystemCall.retrying { waiter.receive(fd, buffer.baseAddress!, buffer.count, flags: Int32(MSG_TRUNC)) }
+        } catch .wouldBlock {
+            return timedOut
+        } catch {
+            throw IPCError.system("recv", error)
         }
     }
 
     /// Receives one datagram and connects the socket to its sender (used once, for the first one).
     static func receiveConnectingToSender(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         var sender = sockaddr_storage()
-        while true {
-            var senderLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let length = withUnsafeMutablePointer(to: &sender) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    recvfrom(fd, buffer.baseAddress, buffer.count, Int32(MSG_TRUNC), $0, &senderLength)
+        var senderLength = socklen_t(0)
+        let length: Int
+        do throws(Errno) {
+            length = try SystemCall.retrying {
+                senderLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                return withUnsafeMutablePointer(to: &sender) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        recvfrom(fd, buffer.baseAddress, buffer.count, Int32(MSG_TRUNC), $0, &senderLength)
+                    }
                 }
             }
-            if length < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { return timedOut }
-                throw IPCError.lastSystemError("recvfrom")
-            }
-            let connected = withUnsafePointer(to: &sender) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, senderLength) }
-            }
-            guard connected == 0 else { throw IPCError.lastSystemError("connect", "to the sender of the first datagram") }
-            return length
+        } catch .wouldBlock {
+            return timedOut
+        } catch {
+            throw IPCError.system("recvfrom", error)
         }
+        let connected = withUnsafePointer(to: &sender) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, senderLength) }
+        }
+        guard connected == 0 else { throw IPCError.lastSystemError("connect", "to the sender of the first datagram") }
+        return length
     }
 
     static func wrongLength(_ length: Int, expected: Int) -> IPCError {

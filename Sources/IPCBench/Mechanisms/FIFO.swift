@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// Named pipes (FIFOs), one per direction, created in the cell's private directory and opened by
 /// path in each worker, as unrelated processes would.
@@ -75,10 +76,10 @@ public struct FIFOMechanism: FanInMechanism {
     }
 
     static func open(_ path: String, _ flags: Int32) throws -> Int32 {
-        while true {
-            let fd = Glibc.open(path, flags | O_CLOEXEC)
-            if fd >= 0 { return fd }
-            if errno != EINTR { throw IPCError.lastSystemError("open", path) }
+        do throws(Errno) {
+            return try SystemCall.retrying { Glibc.open(path, flags | O_CLOEXEC) }
+        } catch {
+            throw IPCError.system("open", error, path)
         }
     }
 }

@@ -1,5 +1,6 @@
 import CIPCShim
 import Glibc
+import SystemPackage
 
 /// How a handoff mechanism (`cma`, `memfd`) lays out its rings of message buffers. Both sides compute
 /// it from the cell's options, so it need not travel.
@@ -171,8 +172,14 @@ final class HandoffChannel {
             let now = MonotonicClock.now()
             guard now < deadline else { return }
             var waiting = pollfd(fd: readDescriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&waiting, 1, Int32((deadline - now) / 1_000_000) + 1)
-            if ready < 0, errno == EINTR { continue }
+            let ready: Int32
+            do throws(Errno) {
+                ready = try SystemCall.once { poll(&waiting, 1, Int32((deadline - now) / 1_000_000) + 1) }
+            } catch .interrupted {
+                continue  // with the time left
+            } catch {
+                return
+            }
             guard ready > 0, (try? readRecords(waiting: false)) == true else { return }
         }
     }
@@ -193,12 +200,15 @@ final class HandoffChannel {
     private func readRecords(waiting: Bool = true) throws -> Bool {
         var count: Int
         while true {
-            count = Glibc.read(readDescriptor, raw.baseAddress! + rawFilled, raw.count - rawFilled)
-            if count >= 0 { break }
-            if errno == EINTR { continue }
-            guard errno == EAGAIN else { throw IPCError.lastSystemError("read", "control channel") }
-            guard waiting else { return true }
-            try waiter.waitReadable(readDescriptor)
+            do throws(Errno) {
+                count = try SystemCall.retrying { Glibc.read(readDescriptor, raw.baseAddress! + rawFilled, raw.count - rawFilled) }
+                break
+            } catch .wouldBlock {
+                guard waiting else { return true }
+                try waiter.waitReadable(readDescriptor)
+            } catch {
+                throw IPCError.system("read", error, "control channel")
+            }
         }
         if count == 0 { return false }
         rawFilled += count

@@ -1,5 +1,6 @@
 import CIPCShim
 import Glibc
+import SystemPackage
 
 /// A memfd shared by file-descriptor passing: the producer creates and maps an anonymous memory
 /// file, seals its size, and hands it over once, with SCM_RIGHTS, on a UNIX socket the consumer
@@ -115,23 +116,24 @@ final class MemfdEndpoint: SharedMemoryEndpoint {
         var received = 0
         while received < HandoffRecord.bytes {
             var passed: Int32 = -1
-            let count = withUnsafeMutableBytes(of: &hello) {
-                ipcb_receive_descriptor(socket, $0.baseAddress! + received, $0.count - received, &passed)
+            let count: Int
+            do throws(Errno) {
+                count = try SystemCall.retrying {
+                    withUnsafeMutableBytes(of: &hello) { ipcb_receive_descriptor(socket, $0.baseAddress! + received, $0.count - received, &passed) }
+                }
+            } catch {
+                if memfd >= 0 { Glibc.close(memfd) }
+                throw IPCError.system("recvmsg", error, "memfd hello")
             }
             if passed >= 0 {
                 if memfd >= 0 { Glibc.close(memfd) }
                 memfd = passed
             }
-            if count > 0 {
-                received += count
-            } else if count < 0, errno == EINTR {
-                continue
-            } else {
+            guard count > 0 else {
                 if memfd >= 0 { Glibc.close(memfd) }
-                throw count == 0
-                    ? IPCError.setup("producer closed the socket before passing the memfd")
-                    : IPCError.lastSystemError("recvmsg", "memfd hello")
+                throw IPCError.setup("producer closed the socket before passing the memfd")
             }
+            received += count
         }
         guard memfd >= 0 else { throw IPCError.setup("producer's hello carried no memfd") }
         defer { Glibc.close(memfd) }

@@ -1,5 +1,6 @@
 import CIPCShim
 import Glibc
+import SystemPackage
 
 /// POSIX message queues (mq_send / mq_receive), one per direction. The parent creates both with
 /// unguessable names (`OwnedNames.posixName`: `/ipcbench-<pid>-<random>-to-consumer` / `-to-producer`;
@@ -145,10 +146,10 @@ public struct POSIXMessageQueueMechanism: Mechanism {
     }
 
     static func open(_ name: String, _ flags: Int32) throws -> Int32 {
-        while true {
-            let descriptor = ipcb_mq_open(name, flags)
-            if descriptor >= 0 { return descriptor }
-            if errno != EINTR { throw IPCError.lastSystemError("mq_open", name) }
+        do throws(Errno) {
+            return try SystemCall.retrying { ipcb_mq_open(name, flags) }
+        } catch {
+            throw IPCError.system("mq_open", error, name)
         }
     }
 
@@ -230,35 +231,39 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
     func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
         let message = sendBuffer.prefix(size)
         fill(message)
-        while ipcb_mq_send(sendQueue, message.baseAddress, size) != 0 {
-            if errno == EAGAIN {
+        while true {
+            do throws(Errno) {
+                _ = try SystemCall.retrying { ipcb_mq_send(sendQueue, message.baseAddress, size) }
+                return
+            } catch .wouldBlock {
                 try waiter.waitWritable(sendQueue)
-            } else if errno != EINTR {
-                throw IPCError.lastSystemError("mq_send")
+            } catch {
+                throw IPCError.system("mq_send", error)
             }
         }
     }
 
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         while true {
-            // The buffer is exactly mq_msgsize (the cell's size), as mq_receive requires.
-            let count = ipcb_mq_receive(receiveQueue, receiveBuffer.bytes.baseAddress, receiveBuffer.bytes.count)
-            if count >= 0 {
-                guard count == size else {
-                    throw IPCError.setup("mq_receive: a message of \(count) bytes arrived where \(size) were expected")
-                }
-                consume(UnsafeRawBufferPointer(rebasing: receiveBuffer.bytes[0..<size]))
-                return true
-            }
-            if errno == EAGAIN {
+            let count: Int
+            do throws(Errno) {
+                // The buffer is exactly mq_msgsize (the cell's size), as mq_receive requires.
+                count = try SystemCall.retrying { ipcb_mq_receive(receiveQueue, receiveBuffer.bytes.baseAddress, receiveBuffer.bytes.count) }
+            } catch .wouldBlock {
                 if notifiedOfArrivals {
                     try waitForArrival()
                 } else {
                     try waiter.waitReadable(receiveQueue)
                 }
-            } else if errno != EINTR {
-                throw IPCError.lastSystemError("mq_receive")
+                continue
+            } catch {
+                throw IPCError.system("mq_receive", error)
             }
+            guard count == size else {
+                throw IPCError.setup("mq_receive: a message of \(count) bytes arrived where \(size) were expected")
+            }
+            consume(UnsafeRawBufferPointer(rebasing: receiveBuffer.bytes[0..<size]))
+            return true
         }
     }
 
@@ -272,8 +277,10 @@ final class POSIXMessageQueueEndpoint: MessageEndpoint {
             arrivalNotificationRequested = true
             return
         }
-        while ipcb_wait_sigio(-1) != 0 {
-            if errno != EINTR { throw IPCError.lastSystemError("sigwaitinfo") }
+        do throws(Errno) {
+            _ = try SystemCall.retrying { ipcb_wait_sigio(-1) }
+        } catch {
+            throw IPCError.system("sigwaitinfo", error)
         }
         arrivalNotificationRequested = false
     }

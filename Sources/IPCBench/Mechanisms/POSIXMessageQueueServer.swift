@@ -1,5 +1,6 @@
 import CIPCShim
 import Glibc
+import SystemPackage
 
 /// `--clients` on POSIX message queues: one request queue every client sends to, and a reply queue
 /// per client.
@@ -66,25 +67,27 @@ final class POSIXMessageQueueServer: ServerEndpoint {
 
     /// The route is the client number the header carries (out of range: the harness drops it).
     func receive(size: Int, consume: (UnsafeRawBufferPointer) -> Void) throws -> Int? {
-        while true {
-            let count = ipcb_mq_receive(requestQueue, receiveBuffer.bytes.baseAddress, receiveBuffer.bytes.count)
-            if count >= 0 {
-                guard count == size else {
-                    throw IPCError.setup("mq_receive: a message of \(count) bytes arrived where \(size) were expected")
-                }
-                let message = UnsafeRawBufferPointer(rebasing: receiveBuffer.bytes[0..<size])
-                consume(message)
-                return MessageFormat.client(ofSequence: MessageFormat.sequence(of: message))
-            }
-            if errno != EINTR { throw IPCError.lastSystemError("mq_receive") }
+        let count: Int
+        do throws(Errno) {
+            count = try SystemCall.retrying { ipcb_mq_receive(requestQueue, receiveBuffer.bytes.baseAddress, receiveBuffer.bytes.count) }
+        } catch {
+            throw IPCError.system("mq_receive", error)
         }
+        guard count == size else {
+            throw IPCError.setup("mq_receive: a message of \(count) bytes arrived where \(size) were expected")
+        }
+        let message = UnsafeRawBufferPointer(rebasing: receiveBuffer.bytes[0..<size])
+        consume(message)
+        return MessageFormat.client(ofSequence: MessageFormat.sequence(of: message))
     }
 
     func send(to route: Int, size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
         let message = sendBuffer.prefix(size)
         fill(message)
-        while ipcb_mq_send(replyQueues[route], message.baseAddress, size) != 0 {
-            if errno != EINTR { throw IPCError.lastSystemError("mq_send") }
+        do throws(Errno) {
+            _ = try SystemCall.retrying { ipcb_mq_send(replyQueues[route], message.baseAddress, size) }
+        } catch {
+            throw IPCError.system("mq_send", error)
         }
     }
 

@@ -1,5 +1,6 @@
 import CIPCShim
 import Glibc
+import SystemPackage
 
 /// The cell's wait strategy for an endpoint over file descriptors. Every strategy but `block` makes
 /// the descriptors O_NONBLOCK; then a call that returns EAGAIN hands over to `waitReadable` or
@@ -143,15 +144,20 @@ struct ReadinessWaiter {
         case .poll:
             return true
         case .epoll:
-            while ipcb_epoll_wait_one(epoll, remaining) < 0 {
-                if errno != EINTR { throw IPCError.lastSystemError("epoll_wait") }
+            do throws(Errno) {
+                _ = try SystemCall.retrying { ipcb_epoll_wait_one(epoll, remaining) }
+            } catch {
+                throw IPCError.system("epoll_wait", error)
             }
         case .sigio:
             // A SIGIO already pending (this readiness, or an older one: then the retried call
             // reports EAGAIN again and we come back) returns at once.
-            while ipcb_wait_sigio(remaining) != 0 {
-                if errno == EAGAIN { break }  // the deadline passed
-                if errno != EINTR { throw IPCError.lastSystemError("sigwaitinfo") }
+            do throws(Errno) {
+                _ = try SystemCall.retrying { ipcb_wait_sigio(remaining) }
+            } catch .wouldBlock {
+                // the deadline passed
+            } catch {
+                throw IPCError.system("sigwaitinfo", error)
             }
         case .spinThenBlock:
             let start = MonotonicClock.now()
@@ -176,10 +182,10 @@ struct ReadinessWaiter {
     /// poll(2) on one descriptor; true when it is ready (or in error, which the retried call reports).
     private func poll(_ fd: Int32, _ events: Int16, timeout: Int32) throws -> Bool {
         var entry = pollfd(fd: fd, events: events, revents: 0)
-        while true {
-            let ready = Glibc.poll(&entry, 1, timeout)
-            if ready >= 0 { return ready > 0 }
-            if errno != EINTR { throw IPCError.lastSystemError("poll") }
+        do throws(Errno) {
+            return try SystemCall.retrying { Glibc.poll(&entry, 1, timeout) } > 0
+        } catch {
+            throw IPCError.system("poll", error)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// Socket calls shared by the socket mechanisms.
 enum Socket {
@@ -73,14 +74,16 @@ enum Socket {
 
     static func connect<Address>(_ fd: Int32, _ address: Address, _ context: String) throws {
         var address = address
-        while true {
-            let result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<Address>.size))
+        do throws(Errno) {
+            _ = try SystemCall.retrying {
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        Glibc.connect(fd, $0, socklen_t(MemoryLayout<Address>.size))
+                    }
                 }
             }
-            if result == 0 { return }
-            if errno != EINTR { throw IPCError.lastSystemError("connect", context) }
+        } catch {
+            throw IPCError.system("connect", error, context)
         }
     }
 
@@ -89,10 +92,10 @@ enum Socket {
     }
 
     static func accept(_ fd: Int32) throws -> Int32 {
-        while true {
-            let connection = Glibc.accept(fd, nil, nil)
-            if connection >= 0 { return connection }
-            if errno != EINTR { throw IPCError.lastSystemError("accept") }
+        do throws(Errno) {
+            return try SystemCall.retrying { Glibc.accept(fd, nil, nil) }
+        } catch {
+            throw IPCError.system("accept", error)
         }
     }
 

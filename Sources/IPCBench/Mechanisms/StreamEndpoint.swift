@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// An endpoint over byte-stream file descriptors (pipes, FIFOs, stream sockets): messages are framed
 /// by their fixed size, written from and read into private buffers (the classic two-copy path).
@@ -63,13 +64,12 @@ public enum Descriptor {
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, waiter: ReadinessWaiter) throws {
         var offset = 0
         while offset < bytes.count {
-            let written = waiter.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if written >= 0 {
-                offset += written
-            } else if errno == EAGAIN {
+            do throws(Errno) {
+                offset += try SystemCall.retrying { waiter.write(fd, bytes.baseAddress! + offset, bytes.count - offset) }
+            } catch .wouldBlock {
                 try waiter.waitWritable(fd)
-            } else if errno != EINTR {
-                throw IPCError.lastSystemError("write")
+            } catch {
+                throw IPCError.system("write", error)
             }
         }
     }
@@ -79,17 +79,20 @@ public enum Descriptor {
     static func readExactly(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, waiter: ReadinessWaiter) throws -> Bool {
         var offset = 0
         while offset < buffer.count {
-            let count = waiter.read(fd, buffer.baseAddress! + offset, buffer.count - offset)
-            if count > 0 {
-                offset += count
-            } else if count == 0 {
+            let count: Int
+            do throws(Errno) {
+                count = try SystemCall.retrying { waiter.read(fd, buffer.baseAddress! + offset, buffer.count - offset) }
+            } catch .wouldBlock {
+                try waiter.waitReadable(fd)
+                continue
+            } catch {
+                throw IPCError.system("read", error)
+            }
+            if count == 0 {
                 if offset == 0 { return false }
                 throw IPCError.peerClosed("peer closed mid-message after \(offset) of \(buffer.count) bytes")
-            } else if errno == EAGAIN {
-                try waiter.waitReadable(fd)
-            } else if errno != EINTR {
-                throw IPCError.lastSystemError("read")
             }
+            offset += count
         }
         return true
     }

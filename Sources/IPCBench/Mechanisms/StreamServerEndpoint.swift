@@ -1,5 +1,6 @@
 import CIPCShim
 import Glibc
+import SystemPackage
 
 /// A server over connected stream sockets (`--clients` on unix-stream): one connection per client,
 /// multiplexed with epoll the way an event-loop daemon serves its clients. One `epoll_wait` collects
@@ -49,12 +50,11 @@ final class StreamServerEndpoint: ServerEndpoint {
         let message = receiveBuffer.prefix(size)
         while open > 0 {
             if nextReady == ready {
-                let count = ipcb_epoll_wait_keys(epoll, readyRoutes, Int32(Self.batch), -1)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw IPCError.lastSystemError("epoll_wait")
+                do throws(Errno) {
+                    ready = Int(try SystemCall.retrying { ipcb_epoll_wait_keys(epoll, readyRoutes, Int32(Self.batch), -1) })
+                } catch {
+                    throw IPCError.system("epoll_wait", error)
                 }
-                ready = Int(count)
                 nextReady = 0
             }
             let route = Int(readyRoutes[nextReady])

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// System V message queues (msgget / msgsnd / msgrcv). The parent creates exclusive queues
 /// (keys tagged with its pid, IPC_EXCL, mode 0600, so `ipcbench clean` can find a crashed run's) and passes their ids to the workers; it removes them (IPC_RMID) in
@@ -200,10 +201,16 @@ final class SysVMessageEndpoint: MessageEndpoint {
         fill(UnsafeMutableRawBufferPointer(rebasing: sendBuffer.bytes[Self.payloadOffset..<(Self.payloadOffset + size)]))
         let message = UnsafeRawPointer(sendBuffer.bytes.baseAddress! + Self.typeOffset)
         try waiter.wait(for: "room in the queue") { block, _ in
-            if msgsnd(sendQueue, message, size, block ? 0 : Int32(IPC_NOWAIT)) == 0 { return true }
-            if errno == EINTR || errno == EAGAIN { return false }  // EAGAIN: full, under IPC_NOWAIT
-            if errno == EIDRM { throw IPCError.peerClosed("msgsnd: queue \(sendQueue) was removed") }
-            throw IPCError.lastSystemError("msgsnd", "queue \(sendQueue)")
+            do throws(Errno) {
+                _ = try SystemCall.once { msgsnd(sendQueue, message, size, block ? 0 : Int32(IPC_NOWAIT)) }
+                return true
+            } catch .interrupted, .wouldBlock {  // EAGAIN: full, under IPC_NOWAIT
+                return false
+            } catch .identifierRemoved {
+                throw IPCError.peerClosed("msgsnd: queue \(sendQueue) was removed")
+            } catch {
+                throw IPCError.system("msgsnd", error, "queue \(sendQueue)")
+            }
         }
     }
 
@@ -212,11 +219,16 @@ final class SysVMessageEndpoint: MessageEndpoint {
         var count = -1
         try waiter.wait(for: "message") { block, _ in
             // Without MSG_NOERROR a longer message fails with E2BIG instead of being truncated.
-            count = msgrcv(receiveQueue, message, size, receiveType, block ? 0 : Int32(IPC_NOWAIT))
-            if count >= 0 { return true }
-            if errno == EINTR || errno == ENOMSG { return false }  // ENOMSG: empty, under IPC_NOWAIT
-            if errno == EIDRM { throw IPCError.peerClosed("msgrcv: queue \(receiveQueue) was removed") }
-            throw IPCError.lastSystemError("msgrcv", "queue \(receiveQueue)")
+            do throws(Errno) {
+                count = try SystemCall.once { msgrcv(receiveQueue, message, size, receiveType, block ? 0 : Int32(IPC_NOWAIT)) }
+                return true
+            } catch .interrupted, .noMessage {  // ENOMSG: empty, under IPC_NOWAIT
+                return false
+            } catch .identifierRemoved {
+                throw IPCError.peerClosed("msgrcv: queue \(receiveQueue) was removed")
+            } catch {
+                throw IPCError.system("msgrcv", error, "queue \(receiveQueue)")
+            }
         }
         guard count == size else {
             throw IPCError.setup("msgrcv: a message of \(count) bytes arrived where \(size) were expected")

@@ -16,7 +16,8 @@ struct TryWaiter {
 
     /// Waits in the strategy's way. `attempt(block, timeoutNanoseconds)` tries once, blocking (for at
     /// most the timeout, when it is not nil) or not, and returns true once it succeeded, false when it
-    /// found nothing in time; it retries EINTR itself and throws on any other failure.
+    /// found nothing in time or was interrupted (the loop then looks at the deadline), and throws on
+    /// any other failure.
     @inline(__always)
     func wait(for what: String, _ attempt: (_ block: Bool, _ timeoutNanoseconds: UInt64?) throws -> Bool) throws {
         switch strategy {

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// How a UDP cell's two workers find each other when any local user can send datagrams to the
 /// consumer's port: the producer proves itself with the cell's secret (PeerSecret) before the first
@@ -37,14 +38,19 @@ enum UDPHandshake {
             }
             var sender = sockaddr_storage()
             var senderLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let length = withUnsafeMutablePointer(to: &sender) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    recvfrom(descriptor, buffer.baseAddress, buffer.count, Int32(MSG_TRUNC), $0, &senderLength)
+            let length: Int
+            do throws(Errno) {
+                length = try SystemCall.once {
+                    withUnsafeMutablePointer(to: &sender) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            recvfrom(descriptor, buffer.baseAddress, buffer.count, Int32(MSG_TRUNC), $0, &senderLength)
+                        }
+                    }
                 }
-            }
-            if length < 0 {
-                if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
-                throw IPCError.lastSystemError("recvfrom", "waiting for the UDP producer's hello")
+            } catch .interrupted, .wouldBlock {
+                continue  // the receive timeout: look at the deadline
+            } catch {
+                throw IPCError.system("recvfrom", error, "waiting for the UDP producer's hello")
             }
             guard length == expected.count, expected.elementsEqual(UnsafeRawBufferPointer(rebasing: buffer[0..<length])) else {
                 dropped += 1

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// `--clients` over UDP: one socket bound to loopback serves every client. Each client proves itself
 /// with the cell's secret (the usual hello, UDPHandshake); its address is then its route, and a
@@ -166,17 +167,19 @@ final class UDPServerEndpoint: ServerEndpoint {
     /// One datagram's real length and its sender, or `Datagram.timedOut` after the socket's timeout.
     @inline(__always)
     static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, from sender: inout sockaddr_in) throws -> Int {
-        while true {
-            var senderLength = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let length = withUnsafeMutablePointer(to: &sender) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    recvfrom(fd, buffer.baseAddress, buffer.count, Int32(MSG_TRUNC), $0, &senderLength)
+        do throws(Errno) {
+            return try SystemCall.retrying {
+                var senderLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+                return withUnsafeMutablePointer(to: &sender) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        recvfrom(fd, buffer.baseAddress, buffer.count, Int32(MSG_TRUNC), $0, &senderLength)
+                    }
                 }
             }
-            if length >= 0 { return length }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK { return Datagram.timedOut }
-            throw IPCError.lastSystemError("recvfrom")
+        } catch .wouldBlock {
+            return Datagram.timedOut
+        } catch {
+            throw IPCError.system("recvfrom", error)
         }
     }
 
@@ -184,17 +187,20 @@ final class UDPServerEndpoint: ServerEndpoint {
     @inline(__always)
     static func send(_ fd: Int32, _ datagram: UnsafeRawBufferPointer, to address: sockaddr_in) throws {
         var address = address
-        while true {
-            let sent = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, datagram.baseAddress, datagram.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        let sent: Int
+        do throws(Errno) {
+            sent = try SystemCall.retrying {
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, datagram.baseAddress, datagram.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
                 }
             }
-            if sent == datagram.count { return }
-            if sent >= 0 { throw IPCError.worker("sendto took \(sent) bytes of a \(datagram.count)-byte datagram") }
-            if errno == EINTR { continue }
-            if errno == ECONNREFUSED { return }
-            throw IPCError.lastSystemError("sendto", "\(datagram.count)-byte datagram")
+        } catch .connectionRefused {
+            return
+        } catch {
+            throw IPCError.system("sendto", error, "\(datagram.count)-byte datagram")
         }
+        guard sent == datagram.count else { throw IPCError.worker("sendto took \(sent) bytes of a \(datagram.count)-byte datagram") }
     }
 }

@@ -1,5 +1,6 @@
 import CIPCShim
 import Glibc
+import SystemPackage
 
 /// A pipe fed by vmsplice: the producer writes each message into one of a ring of page-aligned
 /// buffers and hands the pages to the pipe by reference (SPLICE_F_GIFT); the consumer read()s them
@@ -120,16 +121,17 @@ final class VmspliceProducerEndpoint: MessageEndpoint {
         var offset = 0
         while offset < size {
             // A full pipe takes part of the message; the rest follows once the reader drains it.
-            let spliced = ipcb_vmsplice_gift(spliceDescriptor, start + offset, size - offset)
-            if spliced > 0 {
-                offset += spliced
-            } else if spliced < 0, errno == EINTR {
-                continue
-            } else if spliced < 0, errno == EAGAIN {
+            let spliced: Int
+            do throws(Errno) {
+                spliced = try SystemCall.retrying { ipcb_vmsplice_gift(spliceDescriptor, start + offset, size - offset) }
+            } catch .wouldBlock {
                 try waiter.waitWritable(spliceDescriptor)
-            } else {
-                throw IPCError.lastSystemError("vmsplice")
+                continue
+            } catch {
+                throw IPCError.system("vmsplice", error)
             }
+            guard spliced > 0 else { throw IPCError.peerClosed("vmsplice moved nothing into the pipe") }
+            offset += spliced
         }
     }
 

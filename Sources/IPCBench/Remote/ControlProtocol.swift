@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SystemPackage
 
 /// The control connection between `ipcbench run --remote` (client) and `ipcbench serve` (server):
 /// a TCP connection carrying frames
@@ -176,13 +177,15 @@ public final class ControlConnection {
         var offset = 0
         while offset < bytes.count {
             // MSG_NOSIGNAL: a peer that has gone away is an error here, not a SIGPIPE.
-            let sent = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if sent < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { throw IPCError.timeout("the peer stopped reading the control connection") }
-                throw IPCError.lastSystemError("send", "control connection")
+            do throws(Errno) {
+                offset += try SystemCall.retrying {
+                    bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+                }
+            } catch .wouldBlock {
+                throw IPCError.timeout("the peer stopped reading the control connection")  // SO_SNDTIMEO passed
+            } catch {
+                throw IPCError.system("send", error, "control connection")
             }
-            offset += sent
         }
     }
 
@@ -239,21 +242,30 @@ public final class ControlConnection {
                 throw IPCError.timeout("no complete control message within \(deadline.seconds) s")
             }
             var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&entry, 1, Int32(min(100, (deadline.nanoseconds - now) / 1_000_000 + 1)))
-            if ready < 0, errno != EINTR { throw IPCError.lastSystemError("poll", "control connection") }
-            guard ready > 0 else { continue }
-            let count = buffer.withUnsafeMutableBytes { Glibc.recv(descriptor, $0.baseAddress! + offset, $0.count - offset, 0) }
-            if count > 0 {
-                offset += count
-            } else if count == 0 {
-                if offset == 0, startOfFrame { return false }
-                throw ControlProtocolError.framing("truncated control frame: the connection closed after \(offset) of \(buffer.count) bytes")
-            } else if errno == ECONNRESET {
+            do throws(Errno) {
+                // Interrupted: back to the top, where Ctrl-C and the deadline are looked at.
+                guard try SystemCall.once({ poll(&entry, 1, Int32(min(100, (deadline.nanoseconds - now) / 1_000_000 + 1))) }) > 0 else { continue }
+            } catch .interrupted {
+                continue
+            } catch {
+                throw IPCError.system("poll", error, "control connection")
+            }
+            let count: Int
+            do throws(Errno) {
+                count = try SystemCall.retrying { buffer.withUnsafeMutableBytes { Glibc.recv(descriptor, $0.baseAddress! + offset, $0.count - offset, 0) } }
+            } catch .wouldBlock {
+                continue
+            } catch .connectionReset {
                 if offset == 0, startOfFrame { return false }
                 throw ControlProtocolError.framing("truncated control frame: the connection was reset")
-            } else if errno != EINTR, errno != EAGAIN {
-                throw IPCError.lastSystemError("recv", "control connection")
+            } catch {
+                throw IPCError.system("recv", error, "control connection")
             }
+            if count == 0 {
+                if offset == 0, startOfFrame { return false }
+                throw ControlProtocolError.framing("truncated control frame: the connection closed after \(offset) of \(buffer.count) bytes")
+            }
+            offset += count
         }
         return true
     }

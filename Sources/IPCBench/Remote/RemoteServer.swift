@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SystemPackage
 import Synchronization
 
 /// `HOST:PORT` as given on the command line (`--bind`, `--remote`).
@@ -109,9 +110,13 @@ public final class RemoteServer: @unchecked Sendable {  // immutable after init 
     public func serve() throws {
         while !Interruption.requested {
             var entry = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&entry, 1, 100)
-            if ready < 0, errno != EINTR { throw IPCError.lastSystemError("poll", "listener") }
-            guard ready > 0 else { continue }
+            do throws(Errno) {
+                guard try SystemCall.once({ poll(&entry, 1, 100) }) > 0 else { continue }
+            } catch .interrupted {
+                continue  // to the check of Interruption.requested
+            } catch {
+                throw IPCError.system("poll", error, "listener")
+            }
             var peer = sockaddr_in()
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
             let fd = withUnsafeMutablePointer(to: &peer) {

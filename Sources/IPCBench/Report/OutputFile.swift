@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// A results file (CSV or metadata) this run writes: created with O_CREAT|O_EXCL|O_NOFOLLOW, or with
 /// `replacing` an existing regular file truncated in place, and then written only through its own
@@ -55,15 +56,13 @@ public final class OutputFile {
     public func append(_ bytes: [UInt8]) throws {
         var written = 0
         while written < bytes.count {
-            let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                let failure = String(cString: strerror(errno))
+            do throws(Errno) {
+                written += try SystemCall.retrying { bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) } }
+            } catch {
                 _ = ftruncate(descriptor, length)
                 _ = lseek(descriptor, length, SEEK_SET)
-                throw IPCError.setup("cannot write to '\(path)': \(failure)")
+                throw IPCError.setup("cannot write to '\(path)': \(error.description)")
             }
-            written += count
         }
         length += off_t(written)
         _ = fsync(descriptor)

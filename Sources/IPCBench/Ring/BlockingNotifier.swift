@@ -1,5 +1,6 @@
 import CIPCShim
 import Glibc
+import SystemPackage
 
 /// What a blocking, index-based notifier sleeps on: a futex on the index word itself, or an eventfd.
 protocol RingSleeper {
@@ -78,9 +79,10 @@ struct FutexSleeper: RingSleeper {
 
     @inline(__always)
     private static func sleep(_ word: UnsafeMutablePointer<UInt32>, _ seen: UInt32) throws {
-        let result = ipcb_futex_wait(word, seen)
-        guard result == 0 || result == EAGAIN || result == EINTR else {
-            throw IPCError.system(call: "futex(FUTEX_WAIT)", errno: result, context: "")
+        // The shim returns the error number itself. EAGAIN: the word had moved on already.
+        switch Errno(rawValue: ipcb_futex_wait(word, seen)) {
+        case Errno(rawValue: 0), .wouldBlock, .interrupted: return
+        case let error: throw IPCError.system("futex(FUTEX_WAIT)", error)
         }
     }
 
@@ -114,11 +116,15 @@ struct EventSleeper: RingSleeper {
     @inline(__always)
     private static func sleep(_ descriptor: Int32, _ waiter: ReadinessWaiter) throws {
         var count: UInt64 = 0
-        while waiter.read(descriptor, &count, 8) != 8 {
-            if errno == EAGAIN {
+        while true {
+            do throws(Errno) {
+                // An eventfd read is all eight bytes or an error.
+                _ = try SystemCall.retrying { waiter.read(descriptor, &count, 8) }
+                return
+            } catch .wouldBlock {
                 try waiter.waitReadable(descriptor)
-            } else if errno != EINTR {
-                throw IPCError.lastSystemError("read(eventfd)")
+            } catch {
+                throw IPCError.system("read(eventfd)", error)
             }
         }
     }
@@ -126,8 +132,10 @@ struct EventSleeper: RingSleeper {
     @inline(__always)
     private static func wake(_ descriptor: Int32) throws {
         var one: UInt64 = 1
-        while write(descriptor, &one, 8) != 8 {
-            if errno != EINTR { throw IPCError.lastSystemError("write(eventfd)") }
+        do throws(Errno) {
+            _ = try SystemCall.retrying { write(descriptor, &one, 8) }
+        } catch {
+            throw IPCError.system("write(eventfd)", error)
         }
     }
 }

@@ -1,5 +1,6 @@
 import CIPCShim
 import Glibc
+import SystemPackage
 
 /// How the two sides of one shared-memory ring wait for each other and wake each other.
 ///
@@ -42,10 +43,16 @@ struct SemaphoreNotifier: RingNotifier {
     @inline(__always)
     private func wait(_ semaphore: UnsafeMutablePointer<sem_t>, for what: String) throws {
         try waiter.wait(for: what) { block, timeout in
-            let result = if let timeout { ipcb_sem_wait_for(semaphore, timeout) } else if block { sem_wait(semaphore) } else { sem_trywait(semaphore) }
-            if result == 0 { return true }
-            if errno == EINTR || errno == EAGAIN || errno == ETIMEDOUT { return false }
-            throw IPCError.lastSystemError(block ? "sem_wait" : "sem_trywait")
+            do throws(Errno) {
+                _ = try SystemCall.once {
+                    if let timeout { ipcb_sem_wait_for(semaphore, timeout) } else if block { sem_wait(semaphore) } else { sem_trywait(semaphore) }
+                }
+                return true
+            } catch .interrupted, .wouldBlock, .timedOut {
+                return false
+            } catch {
+                throw IPCError.system(block ? "sem_wait" : "sem_trywait", error)
+            }
         }
     }
 }
@@ -81,17 +88,24 @@ struct SystemVSemaphoreNotifier: RingNotifier {
     @inline(__always)
     private func take(_ semaphore: UInt16, for what: String) throws {
         try waiter.wait(for: what) { block, timeout in
-            if ipcb_semop_one(set, semaphore, -1, block ? 0 : Int16(IPC_NOWAIT), timeout ?? .max) == 0 { return true }
-            if errno == EINTR || errno == EAGAIN { return false }
-            throw IPCError.lastSystemError("semop")
+            do throws(Errno) {
+                _ = try SystemCall.once { ipcb_semop_one(set, semaphore, -1, block ? 0 : Int16(IPC_NOWAIT), timeout ?? .max) }
+                return true
+            } catch .interrupted, .wouldBlock {
+                return false
+            } catch {
+                throw IPCError.system("semop", error)
+            }
         }
     }
 
     @inline(__always)
     private func operate(_ semaphore: UInt16, _ delta: Int16) throws {
         var operation = sembuf(sem_num: semaphore, sem_op: delta, sem_flg: 0)
-        while semop(set, &operation, 1) != 0 {
-            if errno != EINTR { throw IPCError.lastSystemError("semop") }
+        do throws(Errno) {
+            _ = try SystemCall.retrying { semop(set, &operation, 1) }
+        } catch {
+            throw IPCError.system("semop", error)
         }
     }
 }

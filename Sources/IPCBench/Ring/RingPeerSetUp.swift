@@ -1,5 +1,6 @@
 import CIPCShim
 import Glibc
+import SystemPackage
 
 /// An endpoint whose set-up ends with a step that needs the peer: the consumer's runs in `accept`,
 /// once the producer exists, the producer's in `connect`.
@@ -75,18 +76,24 @@ extension SharedRing {
 
     private static func sendRecord<Record>(_ record: inout Record, on socket: Int32) throws {
         let size = MemoryLayout<Record>.size
-        while withUnsafeBytes(of: &record, { Glibc.send(socket, $0.baseAddress, size, 0) }) != size {
-            if errno != EINTR { throw IPCError.lastSystemError("send", "io_uring descriptor exchange") }
+        do throws(Errno) {
+            // A record this small on a SOCK_SEQPACKET socket is sent whole or not at all.
+            _ = try SystemCall.retrying { withUnsafeBytes(of: &record) { Glibc.send(socket, $0.baseAddress, size, 0) } }
+        } catch {
+            throw IPCError.system("send", error, "io_uring descriptor exchange")
         }
     }
 
     private static func receiveRecord<Record>(_ record: inout Record, on socket: Int32) throws {
         var ready = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-        while true {
-            let count = Glibc.poll(&ready, 1, Int32(exchangeTimeoutSeconds * 1000))
-            if count > 0 { break }
-            if count == 0 { throw IPCError.timeout("the peer did not answer the io_uring descriptor exchange within \(exchangeTimeoutSeconds) s") }
-            if errno != EINTR { throw IPCError.lastSystemError("poll", "io_uring descriptor exchange") }
+        let readable: Int32
+        do throws(Errno) {
+            readable = try SystemCall.retrying { Glibc.poll(&ready, 1, Int32(exchangeTimeoutSeconds * 1000)) }
+        } catch {
+            throw IPCError.system("poll", error, "io_uring descriptor exchange")
+        }
+        guard readable > 0 else {
+            throw IPCError.timeout("the peer did not answer the io_uring descriptor exchange within \(exchangeTimeoutSeconds) s")
         }
         let size = MemoryLayout<Record>.size
         let count = withUnsafeMutableBytes(of: &record) { Glibc.recv(socket, $0.baseAddress, size, 0) }
