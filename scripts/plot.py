@@ -443,7 +443,7 @@ MECHANISM_FAMILIES = {
     "byte streams": ["pipe", "fifo", "unix-stream", "tcp", "socketpair"],
     "datagrams and queues": ["unix-dgram", "unix-seqpacket", "udp", "posix-mq", "sysv-msg", "signal"],
     # memfd: the consumer reads the producer's memfd in place (zero copies); the fd is handed over once.
-    "shared memory": ["shm-posix", "shm-sysv", "shm-huge", "mmap-file", "memfd"],
+    "shared memory": ["shm-posix", "shm-sysv", "shm-huge", "shm-memfd", "mmap-file", "memfd"],
     # The kernel copies the payload once, from the producer's pages (vmsplice, process_vm_readv).
     "kernel copy paths": ["vmsplice", "cma"],
 }
@@ -458,6 +458,7 @@ MECHANISM_COLORS = {
     "unix-dgram": "#2ca02c", "unix-seqpacket": "#17becf", "udp": "#e377c2", "posix-mq": "#8c564b",
     "sysv-msg": "#7f7f7f", "signal": "#393b79",
     "shm-posix": "#1b9e77", "shm-sysv": "#d95f02", "mmap-file": "#7570b3", "memfd": "#e7298a", "shm-huge": "#a6761d",
+    "shm-memfd": "#e6ab02",
     "vmsplice": "#66a61e", "cma": "#b15928",
 }
 # For ids not above: picked by a hash of the id (not Python's hash(), which changes per process).

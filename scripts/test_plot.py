@@ -444,7 +444,7 @@ def test_human_sizes():
 # Every id in MechanismRegistry.all (Sources/IPCBench/Mechanisms/Mechanism.swift), hard-coded on purpose: a new
 # mechanism must be added here and to plot.MECHANISM_FAMILIES, or the tests below fail.
 REGISTRY_IDS = ["pipe", "fifo", "unix-stream", "tcp", "sysv-msg", "posix-mq", "unix-dgram", "unix-seqpacket", "udp",
-                "signal", "vmsplice", "cma", "memfd", "shm-posix", "shm-sysv", "mmap-file", "shm-huge"]
+                "signal", "vmsplice", "cma", "memfd", "shm-posix", "shm-sysv", "mmap-file", "shm-huge", "shm-memfd"]
 MECHANISMS_DIR = PLOT.parent.parent / "Sources" / "IPCBench" / "Mechanisms"
 # The shared-memory rings: one SharedRingMechanism per SegmentBackend, whose id is the mechanism's.
 SEGMENTS_DIR = PLOT.parent.parent / "Sources" / "IPCBench" / "Ring" / "Segments"

@@ -47,7 +47,7 @@ struct HugePageTests {
         let bytes = ((pool?.availablePages ?? 0) + 1) * (pool?.pageBytes ?? 2 << 20)
         do {
             let made = try HugePageSegment().createSegment(bytes: bytes, workspace: workspace.path, memoryNode: nil)
-            HugePageSegment().removeSegments(Rendezvous(parameters: made))
+            HugePageSegment().removeSegments(Rendezvous(parameters: made.parameters))
             Issue.record("a segment of \(bytes) bytes was created from a pool of \(pool?.availablePages ?? 0) free pages")
         } catch {
             let text = "\(error)"

@@ -61,7 +61,7 @@ struct SharedRingTests {
         leftovers.expectNone(createdBy: getpid())
     }
 
-    @Test("shm-sysv and mmap-file move 10,000 verified messages per cell, every variant", arguments: ["shm-sysv", "mmap-file"])
+    @Test("shm-sysv, mmap-file and shm-memfd move 10,000 verified messages per cell, every variant", arguments: ["shm-sysv", "mmap-file", "shm-memfd"])
     func otherSegmentsMoveVerifiedMessages(mechanism: String) throws {
         let leftovers = RingLeftovers()
         let outcomes = Self.run(MechanismRegistry.mechanism(id: mechanism)!, variants: Self.variants, sizes: [16])
@@ -168,13 +168,13 @@ struct SharedRingTests {
         #expect(RingLayout(messageBytes: 4096, mode: .throughput, maximumSlots: 3).slotCount == 2)
     }
 
-    @Test("Variants: small default suites, every variant reachable, copies 2 / 0", arguments: ["shm-posix", "shm-sysv", "mmap-file"])
+    @Test("Variants: small default suites, every variant reachable, copies 2 / 0", arguments: ["shm-posix", "shm-sysv", "mmap-file", "shm-memfd"])
     func variantLists(mechanism: String) throws {
         let ring = try #require(MechanismRegistry.mechanism(id: mechanism))
         for mode in Mode.allCases {
             let defaults = ring.variants(for: mode)
             let optional = ring.optionalVariants(for: mode)
-            #expect(defaults.contains("in-place/semaphore") && defaults.count <= 3)
+            #expect((defaults.contains("in-place/semaphore") || mechanism == "shm-memfd") && defaults.contains { $0.hasPrefix("in-place/") } && defaults.count <= 3)
             #expect(Set(defaults).isDisjoint(with: optional))
             #expect(Set(defaults + optional) == Set(Self.variants))
         }
@@ -190,6 +190,7 @@ struct SharedRingTests {
         arguments: [
             ("shm-posix", "in-place/semaphore", "consumer"), ("shm-posix", "in-place/eventfd", "producer"),
             ("shm-sysv", "in-place/sysv-sem", "consumer"), ("mmap-file", "in-place/spin", "producer"),
+            ("shm-memfd", "in-place/eventfd", "consumer"),
         ])
     func killedWorkerLeavesNothing(mechanism: String, variant: String, victim: String) throws {
         let leftovers = RingLeftovers()
@@ -259,6 +260,11 @@ struct RingLeftovers {
             return TestSupport.entries(in: "/dev/shm").contains { $0.hasPrefix("ipcbench-\(pid)-") }
         case "shm-sysv":
             return !sysVSegments(createdBy: pid).isEmpty
+        case "shm-memfd":
+            // No name anywhere: the memfd exists while a worker maps it.
+            return TestSupport.children(of: pid).contains { worker in
+                SystemFacts.readWhole("/proc/\(worker.pid)/maps")?.contains("/memfd:ipcbench-ring") == true
+            }
         default:
             return TestSupport.entries(in: workspaceBase).contains { entry in
                 entry.hasPrefix("ipcbench-") && TestSupport.entries(in: workspaceBase + "/" + entry).contains("ring.shm")

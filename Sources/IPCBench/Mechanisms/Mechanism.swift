@@ -264,6 +264,7 @@ public enum MechanismRegistry {
         SysVSharedMemoryMechanism(),
         MappedFileMechanism(),
         SharedRingMechanism(HugePageSegment()),
+        SharedRingMechanism(MemfdSegment()),
     ]
 
     public static var ids: [String] { all.map(\.id) }

@@ -15,13 +15,27 @@ public protocol SegmentBackend: Sendable {
     /// What bounds the segment's bytes here, each with where the bound comes from.
     func sizeBounds() -> [(bytes: Int, source: String)]
     /// Parent: creates a fresh segment of `bytes` — exclusively, never one someone else made — with
-    /// its memory allocated now (bound to `memoryNode` when given), and returns the rendezvous
-    /// parameters that name it. Removes what it made if it fails.
-    func createSegment(bytes: Int, workspace: String, memoryNode: Int?) throws -> [String: String]
-    /// Maps at least `bytes` of the segment `rendezvous` names, shared and writable.
+    /// its memory allocated now (bound to `memoryNode` when given), and returns what names it.
+    /// Removes what it made if it fails.
+    func createSegment(bytes: Int, workspace: String, memoryNode: Int?) throws -> CreatedSegment
+    /// Worker: maps at least `bytes` of the segment `rendezvous` names (or, for a segment without a
+    /// name, the one it inherited: `SharedRing.inheritedSegment(rendezvous)`), shared and writable.
     func mapSegment(_ rendezvous: Rendezvous, bytes: Int) throws -> SegmentMapping
     /// Parent: removes the segment(s) `rendezvous` names; safe when creation failed half-way.
     func removeSegments(_ rendezvous: Rendezvous)
+}
+
+/// A segment the parent created: the rendezvous parameters that name it, or, for one no other process
+/// could open by name (a memfd), its open descriptor, which the parent maps to initialise and each
+/// worker inherits.
+public struct CreatedSegment {
+    public var parameters: [String: String]
+    public var descriptor: Int32?
+
+    public init(parameters: [String: String] = [:], descriptor: Int32? = nil) {
+        self.parameters = parameters
+        self.descriptor = descriptor
+    }
 }
 
 /// A shared-memory ring (RingLayout, RingChannel) in a segment of `Backend`: the parent creates and
@@ -57,16 +71,21 @@ public struct SharedRingMechanism<Backend: SegmentBackend>: Mechanism {
     public func prepare(workspace: String, options: EndpointOptions) throws -> Rendezvous {
         let variant = try SharedRingVariant.parse(options.variant, mechanism: id)
         let layout = RingLayout(messageBytes: options.messageBytes, mode: options.mode, maximumSlots: maximumSlots)
-        var rendezvous = Rendezvous(parameters: try backend.createSegment(
-            bytes: SharedRing.objectBytes(layout), workspace: workspace, memoryNode: options.memoryNode))
+        let segment = try backend.createSegment(bytes: SharedRing.objectBytes(layout), workspace: workspace, memoryNode: options.memoryNode)
+        var rendezvous = Rendezvous(parameters: segment.parameters)
         do {
-            let mapping = try backend.mapSegment(rendezvous, bytes: layout.segmentBytes)
+            let mapping = try segment.descriptor.map { try SegmentMapping.map(descriptor: $0, bytes: layout.segmentBytes, context: id) }
+                ?? backend.mapSegment(rendezvous, bytes: layout.segmentBytes)
             defer { mapping.unmap() }
             try layout.initialize(segment: mapping.base)
             try SharedRing.prepareNotification(variant, layout, &rendezvous, workspace: workspace)
+            if let descriptor = segment.descriptor { try SharedRing.handOver(segment: descriptor, in: &rendezvous) }
             return rendezvous
         } catch {
+            (rendezvous.producerDescriptors + rendezvous.consumerDescriptors).forEach { close($0) }
+            if let descriptor = segment.descriptor, !rendezvous.producerDescriptors.contains(descriptor) { close(descriptor) }
             backend.removeSegments(rendezvous)
+            SharedRing.teardownNotification(rendezvous)
             throw error
         }
     }

@@ -167,6 +167,30 @@ enum SharedRing {
         }
     }
 
+    /// The rendezvous parameter with the index of an inherited segment's descriptor among each
+    /// worker's inherited descriptors (after the notification's).
+    static let segmentDescriptorKey = "segment-descriptor"
+
+    /// Parent side, for a segment without a name: each worker inherits its own duplicate of
+    /// `descriptor`, after the notification's descriptors. (The harness closes each list after
+    /// starting its worker, so the lists must not share descriptors.)
+    static func handOver(segment descriptor: Int32, in rendezvous: inout Rendezvous) throws {
+        let duplicate = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+        guard duplicate >= 0 else { throw IPCError.lastSystemError("fcntl(F_DUPFD_CLOEXEC)", "ring segment") }
+        precondition(rendezvous.producerDescriptors.count == rendezvous.consumerDescriptors.count)
+        rendezvous.parameters[segmentDescriptorKey] = String(rendezvous.producerDescriptors.count)
+        rendezvous.producerDescriptors.append(descriptor)
+        rendezvous.consumerDescriptors.append(duplicate)
+    }
+
+    /// Worker side: the inherited descriptor of a segment without a name.
+    static func inheritedSegment(_ rendezvous: Rendezvous) throws -> Int32 {
+        guard let index = Int(try rendezvous.require(segmentDescriptorKey)), (0..<64).contains(index) else {
+            throw IPCError.setup("rendezvous parameter '\(segmentDescriptorKey)' is not a descriptor index")
+        }
+        return Rendezvous.inheritedDescriptor(index)
+    }
+
     /// Parent side, after both workers are gone: removes the notification's kernel objects (the
     /// inherited eventfds are closed by the harness with the other rendezvous descriptors).
     static func teardownNotification(_ rendezvous: Rendezvous) {

@@ -38,7 +38,7 @@ public struct HugePageSegment: SegmentBackend {
 
     /// The segment is rounded up to whole huge pages: the kernel maps whole ones anyway, and binding
     /// part of a huge page to a NUMA node (`--memory-node`) would have to split it, which it refuses.
-    public func createSegment(bytes: Int, workspace: String, memoryNode: Int?) throws -> [String: String] {
+    public func createSegment(bytes: Int, workspace: String, memoryNode: Int?) throws -> CreatedSegment {
         let page = HugePagePool.current()?.pageBytes ?? (2 << 20)
         let rounded = (bytes + page - 1) / page * page
         do {

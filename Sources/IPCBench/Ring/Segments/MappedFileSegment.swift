@@ -31,7 +31,7 @@ public struct MappedFileSegment: SegmentBackend {
         getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
     }
 
-    public func createSegment(bytes: Int, workspace: String, memoryNode: Int?) throws -> [String: String] {
+    public func createSegment(bytes: Int, workspace: String, memoryNode: Int?) throws -> CreatedSegment {
         try SharedRing.checkSpace(bytes, onFileSystemOf: workspace)
         let path = workspace + "/" + Self.fileName
         let descriptor = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
@@ -43,7 +43,7 @@ public struct MappedFileSegment: SegmentBackend {
             unlink(path)
             throw error
         }
-        return ["path": path]
+        return CreatedSegment(parameters: ["path": path])
     }
 
     public func mapSegment(_ rendezvous: Rendezvous, bytes: Int) throws -> SegmentMapping {

@@ -25,7 +25,7 @@ public struct POSIXSharedMemorySegment: SegmentBackend {
         return space + SharedRing.memoryBound()
     }
 
-    public func createSegment(bytes: Int, workspace: String, memoryNode: Int?) throws -> [String: String] {
+    public func createSegment(bytes: Int, workspace: String, memoryNode: Int?) throws -> CreatedSegment {
         try SharedRing.checkSpace(bytes, onFileSystemOf: Self.directory)
         let (name, descriptor) = try Self.createObject()
         defer { Glibc.close(descriptor) }
@@ -35,7 +35,7 @@ public struct POSIXSharedMemorySegment: SegmentBackend {
             shm_unlink(name)
             throw error
         }
-        return ["shm-name": name]
+        return CreatedSegment(parameters: ["shm-name": name])
     }
 
     public func mapSegment(_ rendezvous: Rendezvous, bytes: Int) throws -> SegmentMapping {

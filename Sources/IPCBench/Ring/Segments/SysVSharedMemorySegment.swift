@@ -36,13 +36,13 @@ public struct SysVSharedMemorySegment: SegmentBackend {
         return bounds
     }
 
-    public func createSegment(bytes: Int, workspace: String, memoryNode: Int?) throws -> [String: String] {
+    public func createSegment(bytes: Int, workspace: String, memoryNode: Int?) throws -> CreatedSegment {
         try Self.create(bytes: bytes, flags: 0, workspace: workspace, memoryNode: memoryNode)
     }
 
     /// A fresh segment made with shmget `flags` (SHM_HUGETLB for huge pages), with its pages on
     /// `memoryNode` when one is given.
-    static func create(bytes: Int, flags: Int32, workspace: String, memoryNode: Int?) throws -> [String: String] {
+    static func create(bytes: Int, flags: Int32, workspace: String, memoryNode: Int?) throws -> CreatedSegment {
         let segment = try OwnedNames.createSysV(ledger: workspace) { shmget($0, bytes, $1 | flags) }
         guard segment >= 0 else { throw IPCError.lastSystemError("shmget") }
         do {
@@ -56,7 +56,7 @@ public struct SysVSharedMemorySegment: SegmentBackend {
             shmctl(segment, IPC_RMID, nil)
             throw error
         }
-        return ["shm-id": String(segment)]
+        return CreatedSegment(parameters: ["shm-id": String(segment)])
     }
 
     public func mapSegment(_ rendezvous: Rendezvous, bytes: Int) throws -> SegmentMapping {
