@@ -19,6 +19,8 @@ let package = Package(
         // allocations (.mallocCountTotal) on Swift 6.3 — with `traits: []` the zero-allocation checks
         // would have nothing behind them, which the `malloc counter canary` benchmark is there to catch.
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        // For the EAGAIN benchmark that compares swift-system's FileDescriptor.read with SystemCall.
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // In-process micro-benchmarks of the per-message work of the timed loops.
@@ -27,6 +29,7 @@ let package = Package(
             dependencies: [
                 .product(name: "IPCBench", package: rootPackage),
                 .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Benchmarks/HotPaths",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -1,6 +1,7 @@
 import Benchmark
 import Glibc
 import IPCBench
+import SystemPackage
 
 // Micro-benchmarks of the work the timed loops do per message (Sources/IPCBench/Harness/Loops.swift).
 // Each one measures only the hot call in an inner loop of `scalingFactor` calls; set-up (buffers,
@@ -221,4 +222,77 @@ let benchmarks: @Sendable () -> Void = {
             benchmark.measurement(megabytesPerSecond, Int(UInt64(calls * size) * 1000 / max(elapsed, 1)))
         }
     }
+    // 5. A non-blocking read that finds nothing (EAGAIN), as every empty poll of `--wait poll` makes,
+    // called through a function that is not inlined, as the endpoints call it. SystemCall's typed
+    // `throws(Errno)` must allocate nothing; swift-system's own FileDescriptor.read throws untyped
+    // and boxes the Errno (1 allocation per call), which is why the loops do not use it. If this
+    // second one ever reads 0, swift-system's reads could replace SystemCall's.
+    let emptyPipe = nonBlockingEmptyPipe()
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 64)
+    Benchmark(
+        "EAGAIN read via SystemCall.retrying",
+        configuration: .init(thresholds: [.mallocCountTotal: Tolerance.noAllocations])
+    ) { benchmark in
+        var empty = 0
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            if readThroughSystemCall(emptyPipe, scratch) == nil { empty &+= 1 }
+        }
+        benchmark.stopMeasurement()
+        if empty != benchmark.scaledIterations.count { benchmark.error("a read of an empty pipe did not report EAGAIN") }
+    }
+    Benchmark(
+        "EAGAIN read via swift-system FileDescriptor.read",
+        configuration: .init(thresholds: [.mallocCountTotal: Tolerance.noAllocations])
+    ) { benchmark in
+        var empty = 0
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            if readThroughSwiftSystem(FileDescriptor(rawValue: emptyPipe), scratch) == nil { empty &+= 1 }
+        }
+        benchmark.stopMeasurement()
+        if empty != benchmark.scaledIterations.count { benchmark.error("a read of an empty pipe did not report EAGAIN") }
+    }
 }
+
+/// The read end of a pipe nobody writes to, non-blocking.
+func nonBlockingEmptyPipe() -> Int32 {
+    var ends: [Int32] = [-1, -1]
+    guard pipe(&ends) == 0, fcntl(ends[0], F_SETFL, O_NONBLOCK) == 0 else { fatalError("pipe: \(Errno(rawValue: errno))") }
+    return ends[0]
+}
+
+/// Bytes read, or nil for EAGAIN.
+@inline(never)
+func readThroughSystemCall(_ descriptor: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Int? {
+    do throws(Errno) {
+        return try readOnce(descriptor, buffer)
+    } catch .wouldBlock {
+        return nil
+    } catch {
+        fatalError("read: \(error)")
+    }
+}
+
+@inline(never)
+func readOnce(_ descriptor: Int32, _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+    try SystemCall.retrying { read(descriptor, buffer.baseAddress, buffer.count) }
+}
+
+/// Bytes read, or nil for EAGAIN.
+@inline(never)
+func readThroughSwiftSystem(_ descriptor: FileDescriptor, _ buffer: UnsafeMutableRawBufferPointer) -> Int? {
+    do {
+        return try readOnce(descriptor, buffer)
+    } catch Errno.wouldBlock {
+        return nil
+    } catch {
+        fatalError("read: \(error)")
+    }
+}
+
+@inline(never)
+func readOnce(_ descriptor: FileDescriptor, _ buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    try descriptor.read(into: buffer)
+}
+
