@@ -16,6 +16,12 @@ public final class DatagramEndpoint: MessageEndpoint {
     private let waiter: ReadinessWaiter
 
     /// `options` gives the largest message and how to wait (`wait`).
+    /// Over a socket the endpoint owns from here on (closed if this fails).
+    convenience init(socket: consuming OwnedDescriptor, options: EndpointOptions, connectsToFirstSender: Bool, zeroLengthMeansClosed: Bool) throws {
+        try self.init(descriptor: socket.rawValue, options: options, connectsToFirstSender: connectsToFirstSender, zeroLengthMeansClosed: zeroLengthMeansClosed)
+        _ = socket.release()
+    }
+
     public init(descriptor: Int32, options: EndpointOptions, connectsToFirstSender: Bool, zeroLengthMeansClosed: Bool) throws {
         waiter = try ReadinessWaiter(options: options, readDescriptor: descriptor, writeDescriptor: descriptor)
         let maximumMessageBytes = options.messageBytes

@@ -41,6 +41,12 @@ final class LossyDatagramEndpoint: MessageEndpoint {
     private var droppedFirstMarker = false
     private var droppedFirstAcknowledgement = false
 
+    /// Over a socket the endpoint owns from here on (closed if this fails).
+    convenience init(socket: consuming OwnedDescriptor, role: Role, options: EndpointOptions) throws {
+        try self.init(descriptor: socket.rawValue, role: role, options: options)
+        _ = socket.release()
+    }
+
     init(descriptor: Int32, role: Role, options: EndpointOptions) throws {
         self.descriptor = descriptor
         self.role = role

@@ -44,25 +44,19 @@ public struct MemfdHandoffMechanism: Mechanism {
         return ImmediateListener {
             defer { Glibc.close(fd) }
             let connection = try Socket.accept(fd)
-            do {
-                return try MemfdEndpoint(consumerOn: connection, options: options)
-            } catch {
-                Glibc.close(connection)
-                throw error
-            }
+            let endpoint = try MemfdEndpoint(consumerOn: connection.rawValue, options: options)
+            _ = connection.release()  // the endpoint's now
+            return endpoint
         }
     }
 
     public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
         let path = try rendezvous.require("path")
-        let fd = try Socket.make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
-        do {
-            try Socket.connect(fd, Socket.unixAddress(path), path)
-            return try MemfdEndpoint(producerOn: fd, options: options)
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        let socket = try Socket.make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
+        try Socket.connect(socket.rawValue, Socket.unixAddress(path), path)
+        let endpoint = try MemfdEndpoint(producerOn: socket.rawValue, options: options)
+        _ = socket.release()  // the endpoint's now
+        return endpoint
     }
 }
 

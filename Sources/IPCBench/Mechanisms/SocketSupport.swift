@@ -3,10 +3,11 @@ import SystemPackage
 
 /// Socket calls shared by the socket mechanisms.
 enum Socket {
-    static func make(_ domain: Int32, _ type: Int32) throws -> Int32 {
+    /// A new socket, closed again unless its owner releases it.
+    static func make(_ domain: Int32, _ type: Int32) throws -> OwnedDescriptor {
         let fd = socket(domain, type | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw IPCError.lastSystemError("socket") }
-        return fd
+        return OwnedDescriptor(fd)
     }
 
     static func unixAddress(_ path: String) throws -> sockaddr_un {
@@ -61,15 +62,10 @@ enum Socket {
 
     /// A UNIX stream socket bound privately to `path` and listening; closed again if that fails.
     static func listeningUnixStream(path: String, backlog: Int32 = 1) throws -> Int32 {
-        let fd = try make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
-        do {
-            try bindPrivately(fd, path: path)
-            try listen(fd, backlog: backlog)
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
-        return fd
+        let socket = try make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
+        try bindPrivately(socket.rawValue, path: path)
+        try listen(socket.rawValue, backlog: backlog)
+        return socket.release()
     }
 
     static func connect<Address>(_ fd: Int32, _ address: Address, _ context: String) throws {
@@ -91,9 +87,9 @@ enum Socket {
         guard Glibc.listen(fd, backlog) == 0 else { throw IPCError.lastSystemError("listen") }
     }
 
-    static func accept(_ fd: Int32) throws -> Int32 {
+    static func accept(_ fd: Int32) throws -> OwnedDescriptor {
         do throws(Errno) {
-            return try SystemCall.retrying { Glibc.accept(fd, nil, nil) }
+            return OwnedDescriptor(try SystemCall.retrying { Glibc.accept(fd, nil, nil) })
         } catch {
             throw IPCError.system("accept", error)
         }
@@ -160,17 +156,9 @@ struct SocketListener: ConsumerListener {
         defer { Glibc.close(descriptor) }
         while true {
             let connection = try Socket.accept(descriptor)
-            if let peerSecret, !Self.proves(connection, peerSecret) {
-                Glibc.close(connection)
-                continue
-            }
-            do {
-                try configure(connection)
-            } catch {
-                Glibc.close(connection)
-                throw error
-            }
-            return try StreamEndpoint(readDescriptor: connection, writeDescriptor: connection, options: options)
+            if let peerSecret, !Self.proves(connection.rawValue, peerSecret) { continue }
+            try configure(connection.rawValue)
+            return try StreamEndpoint(socket: connection, options: options)
         }
     }
 

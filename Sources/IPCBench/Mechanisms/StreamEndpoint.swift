@@ -21,6 +21,12 @@ public final class StreamEndpoint: MessageEndpoint {
         receiveBuffer = PrivateBuffer(byteCount: maximumMessageBytes)
     }
 
+    /// Over a connected socket, which the endpoint owns from here on (closed if this fails).
+    convenience init(socket: consuming OwnedDescriptor, options: EndpointOptions) throws {
+        try self.init(readDescriptor: socket.rawValue, writeDescriptor: socket.rawValue, options: options)
+        _ = socket.release()
+    }
+
     public func send(size: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
         let message = sendBuffer.prefix(size)
         fill(message)

@@ -99,12 +99,9 @@ struct StreamServerListener: ServerListener {
         do {
             while connections.count < clients {
                 let connection = try Socket.accept(descriptor)
-                if let peerSecret, !SocketListener.proves(connection, peerSecret) {
-                    Glibc.close(connection)
-                    continue
-                }
-                connections.append(connection)
-                try configure(connection)
+                if let peerSecret, !SocketListener.proves(connection.rawValue, peerSecret) { continue }
+                connections.append(connection.release())
+                try configure(connections[connections.count - 1])
             }
         } catch {
             connections.forEach { Glibc.close($0) }

@@ -23,34 +23,24 @@ public struct TCPMechanism: FanInMechanism {
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
         let (address, name) = try NetworkParameters.bindAddress(rendezvous)
-        let fd = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
-        do {
-            // A fixed data port is reused cell after cell; the previous cell's connection may be in TIME_WAIT.
-            if address.sin_port != 0 { try Socket.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR") }
-            try Socket.bind(fd, address, name)
-            try Socket.listen(fd)
-            let port = try Socket.localPort(fd)
-            return SocketListener(
-                descriptor: fd, published: [NetworkParameters.port: String(port)],
-                configure: { try Self.configure($0, options) }, options: options, peerSecret: options.peerSecret)
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        let socket = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
+        // A fixed data port is reused cell after cell; the previous cell's connection may be in TIME_WAIT.
+        if address.sin_port != 0 { try Socket.setOption(socket.rawValue, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR") }
+        try Socket.bind(socket.rawValue, address, name)
+        try Socket.listen(socket.rawValue)
+        let port = try Socket.localPort(socket.rawValue)
+        return SocketListener(
+            descriptor: socket.release(), published: [NetworkParameters.port: String(port)],
+            configure: { try Self.configure($0, options) }, options: options, peerSecret: options.peerSecret)
     }
 
     public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
         let (address, name) = try NetworkParameters.peerAddress(published, mechanism: "TCP")
-        let fd = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
-        do {
-            try Socket.connect(fd, address, name)
-            try SocketListener.prove(fd, options.peerSecret)
-            try Self.configure(fd, options)
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
-        return try StreamEndpoint(readDescriptor: fd, writeDescriptor: fd, options: options)
+        let socket = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
+        try Socket.connect(socket.rawValue, address, name)
+        try SocketListener.prove(socket.rawValue, options.peerSecret)
+        try Self.configure(socket.rawValue, options)
+        return try StreamEndpoint(socket: socket, options: options)
     }
 
     public let fanInShape = "one listening port; the server accepts a connection per client (each proves itself with the cell's secret) and multiplexes them with epoll"
@@ -61,18 +51,13 @@ public struct TCPMechanism: FanInMechanism {
 
     public func listenForClients(_ rendezvous: Rendezvous, clients: Int, options: EndpointOptions) throws -> any ServerListener {
         let (address, name) = try NetworkParameters.bindAddress(rendezvous)
-        let fd = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
-        do {
-            try Socket.bind(fd, address, name)
-            try Socket.listen(fd, backlog: Int32(clients))
-            let port = try Socket.localPort(fd)
-            return StreamServerListener(
-                descriptor: fd, clients: clients, options: options, published: [NetworkParameters.port: String(port)],
-                peerSecret: options.peerSecret, configure: { try Self.configure($0, options) })
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        let socket = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
+        try Socket.bind(socket.rawValue, address, name)
+        try Socket.listen(socket.rawValue, backlog: Int32(clients))
+        let port = try Socket.localPort(socket.rawValue)
+        return StreamServerListener(
+            descriptor: socket.release(), clients: clients, options: options, published: [NetworkParameters.port: String(port)],
+            peerSecret: options.peerSecret, configure: { try Self.configure($0, options) })
     }
 
     private static func configure(_ fd: Int32, _ options: EndpointOptions) throws {

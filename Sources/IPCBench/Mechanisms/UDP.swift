@@ -36,15 +36,11 @@ public struct UDPMechanism: Mechanism {
     /// The consumer's (or fan-in server's) socket: bound, its receive buffer sized for the variant.
     static func boundSocket(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> (descriptor: Int32, port: UInt16) {
         let (address, name) = try NetworkParameters.bindAddress(rendezvous)
-        let fd = try Socket.make(AF_INET, Int32(SOCK_DGRAM.rawValue))
-        do {
-            try Socket.setOption(fd, SOL_SOCKET, SO_RCVBUF, receiveBufferRequest(options.variant), "SO_RCVBUF")
-            try Socket.bind(fd, address, name)
-            return (fd, try Socket.localPort(fd))
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        let socket = try Socket.make(AF_INET, Int32(SOCK_DGRAM.rawValue))
+        try Socket.setOption(socket.rawValue, SOL_SOCKET, SO_RCVBUF, receiveBufferRequest(options.variant), "SO_RCVBUF")
+        try Socket.bind(socket.rawValue, address, name)
+        let port = try Socket.localPort(socket.rawValue)
+        return (socket.release(), port)
     }
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
@@ -62,21 +58,16 @@ public struct UDPMechanism: Mechanism {
 
     public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
         let (address, name) = try NetworkParameters.peerAddress(published, mechanism: "UDP")
-        let fd = try Socket.make(AF_INET, Int32(SOCK_DGRAM.rawValue))
-        do {
-            // Its own port, so the consumer can answer (latency) and acknowledge the end marker; on
-            // loopback as before, any local address when the consumer is on another host.
-            let local = published[NetworkParameters.peerAddress] == nil ? "127.0.0.1" : "0.0.0.0"
-            try Socket.bind(fd, Socket.ipv4Address(local, port: 0), "\(local):0")
-            try Socket.connect(fd, address, name)
-            try UDPHandshake.proveToConsumer(
-                fd, secret: options.peerSecret, retransmitMilliseconds: LossyDatagramEndpoint.retransmitMilliseconds,
-                attempts: Int(LossyDatagramEndpoint.maximumAttempts))
-            return try LossyDatagramEndpoint(descriptor: fd, role: .producer, options: options)
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        let socket = try Socket.make(AF_INET, Int32(SOCK_DGRAM.rawValue))
+        // Its own port, so the consumer can answer (latency) and acknowledge the end marker; on
+        // loopback as before, any local address when the consumer is on another host.
+        let local = published[NetworkParameters.peerAddress] == nil ? "127.0.0.1" : "0.0.0.0"
+        try Socket.bind(socket.rawValue, Socket.ipv4Address(local, port: 0), "\(local):0")
+        try Socket.connect(socket.rawValue, address, name)
+        try UDPHandshake.proveToConsumer(
+            socket.rawValue, secret: options.peerSecret, retransmitMilliseconds: LossyDatagramEndpoint.retransmitMilliseconds,
+            attempts: Int(LossyDatagramEndpoint.maximumAttempts))
+        return try LossyDatagramEndpoint(socket: socket, role: .producer, options: options)
     }
 
     /// The consumer's SO_RCVBUF request: as large as setsockopt allows (net.core.rmem_max, doubled by

@@ -58,15 +58,11 @@ public struct UnixDatagramMechanism: Mechanism {
 
     public func listen(_ rendezvous: Rendezvous, options: EndpointOptions) throws -> any ConsumerListener {
         let path = try rendezvous.require("path")
-        let fd = try Socket.make(AF_UNIX, kind.socketType)
-        do {
-            try Self.enlargeSendBuffer(fd)
-            try Self.bindPrivately(fd, path)
-            if kind == .sequencedPacket { try Socket.listen(fd) }
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        let socket = try Socket.make(AF_UNIX, kind.socketType)
+        try Self.enlargeSendBuffer(socket.rawValue)
+        try Self.bindPrivately(socket.rawValue, path)
+        if kind == .sequencedPacket { try Socket.listen(socket.rawValue) }
+        let fd = socket.release()
         if kind == .sequencedPacket {
             return SequencedPacketListener(descriptor: fd, options: options)
         }
@@ -77,19 +73,14 @@ public struct UnixDatagramMechanism: Mechanism {
 
     public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
         let path = try rendezvous.require("path")
-        let fd = try Socket.make(AF_UNIX, kind.socketType)
-        do {
-            try Self.enlargeSendBuffer(fd)
-            if kind == .datagram {
-                // Bound so the consumer has an address to answer to.
-                try Self.bindPrivately(fd, try rendezvous.require("producerPath"))
-            }
-            try Socket.connect(fd, Socket.unixAddress(path), path)
-        } catch {
-            Glibc.close(fd)
-            throw error
+        let socket = try Socket.make(AF_UNIX, kind.socketType)
+        try Self.enlargeSendBuffer(socket.rawValue)
+        if kind == .datagram {
+            // Bound so the consumer has an address to answer to.
+            try Self.bindPrivately(socket.rawValue, try rendezvous.require("producerPath"))
         }
-        return try DatagramEndpoint(descriptor: fd, options: options, connectsToFirstSender: false, zeroLengthMeansClosed: kind == .sequencedPacket)
+        try Socket.connect(socket.rawValue, Socket.unixAddress(path), path)
+        return try DatagramEndpoint(socket: socket, options: options, connectsToFirstSender: false, zeroLengthMeansClosed: kind == .sequencedPacket)
     }
 
     // MARK: - Buffers and limits
@@ -164,12 +155,7 @@ struct SequencedPacketListener: ConsumerListener {
     func accept() throws -> any MessageEndpoint {
         defer { Glibc.close(descriptor) }
         let connection = try Socket.accept(descriptor)
-        do {
-            try UnixDatagramMechanism.enlargeSendBuffer(connection)
-        } catch {
-            Glibc.close(connection)
-            throw error
-        }
-        return try DatagramEndpoint(descriptor: connection, options: options, connectsToFirstSender: false, zeroLengthMeansClosed: true)
+        try UnixDatagramMechanism.enlargeSendBuffer(connection.rawValue)
+        return try DatagramEndpoint(socket: connection, options: options, connectsToFirstSender: false, zeroLengthMeansClosed: true)
     }
 }

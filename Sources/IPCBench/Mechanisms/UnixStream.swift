@@ -23,14 +23,9 @@ public struct UnixStreamMechanism: FanInMechanism, FanOutMechanism {
 
     public func connect(_ rendezvous: Rendezvous, published: [String: String], options: EndpointOptions) throws -> any MessageEndpoint {
         let path = try rendezvous.require("path")
-        let fd = try Socket.make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
-        do {
-            try Socket.connect(fd, Socket.unixAddress(path), path)
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
-        return try StreamEndpoint(readDescriptor: fd, writeDescriptor: fd, options: options)
+        let socket = try Socket.make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
+        try Socket.connect(socket.rawValue, Socket.unixAddress(path), path)
+        return try StreamEndpoint(socket: socket, options: options)
     }
 
     public let fanInShape = "one listening socket; the server accepts a connection per client and multiplexes them with epoll"
@@ -61,7 +56,7 @@ public struct UnixStreamMechanism: FanInMechanism, FanOutMechanism {
         do {
             for index in 0..<readers {
                 let path = try rendezvous.require("path-\(index)")
-                let fd = try Socket.make(AF_UNIX, Int32(SOCK_STREAM.rawValue))
+                let fd = try Socket.make(AF_UNIX, Int32(SOCK_STREAM.rawValue)).release()
                 connections.append(fd)
                 try Socket.connect(fd, Socket.unixAddress(path), path)
             }

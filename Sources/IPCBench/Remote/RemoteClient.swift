@@ -18,21 +18,17 @@ public final class RemoteClient: WorkerLauncher {
     public init(_ target: HostAndPort, timeoutSeconds: Double = 10) throws {
         address = target.description
         serverAddress = try Self.resolve(target.host)
-        let fd = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
+        let socket = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
         // On Linux SO_SNDTIMEO bounds connect() too: an unreachable host fails instead of hanging.
         var timeout = timeval(tv_sec: Int(timeoutSeconds.rounded(.up)), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(socket.rawValue, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         do {
-            try Socket.connect(fd, Socket.ipv4Address(serverAddress, port: target.port), target.description)
+            try Socket.connect(socket.rawValue, Socket.ipv4Address(serverAddress, port: target.port), target.description)
         } catch let IPCError.system(_, code, _) {
-            Glibc.close(fd)
             let hint = code == ECONNREFUSED ? " (is `ipcbench serve` running there, bound to that address?)" : ""
             throw IPCError.setup("cannot connect to the server at \(target): \(String(cString: strerror(code == EINPROGRESS ? ETIMEDOUT : code)))\(hint)")
-        } catch {
-            Glibc.close(fd)
-            throw error
         }
-        connection = ControlConnection(descriptor: fd)
+        connection = ControlConnection(descriptor: socket.release())
         try connection.send(.hello(client: RunMetadata.version))
         switch try connection.receive(timeoutSeconds: timeoutSeconds, accepted: ["welcome", "error"]) {
         case let .welcome(info)?: server = info

@@ -84,18 +84,13 @@ public final class RemoteServer: @unchecked Sendable {  // immutable after init 
             throw IPCError.setup("--consumer-cpu \(cpu) is not a CPU this process can run on; allowed: \(allowed.map(String.init).joined(separator: ","))")
         }
         let address = try Socket.ipv4Address(options.bind.host, port: options.bind.port)
-        let fd = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
-        do {
-            // Restarting the server must not wait for the last session's TIME_WAIT.
-            try Socket.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
-            try Socket.bind(fd, address, options.bind.description)
-            guard Glibc.listen(fd, Int32(Self.maximumSessions)) == 0 else { throw IPCError.lastSystemError("listen", options.bind.description) }
-            port = try Socket.localPort(fd)
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
-        listener = fd
+        let socket = try Socket.make(AF_INET, Int32(SOCK_STREAM.rawValue))
+        // Restarting the server must not wait for the last session's TIME_WAIT.
+        try Socket.setOption(socket.rawValue, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
+        try Socket.bind(socket.rawValue, address, options.bind.description)
+        guard Glibc.listen(socket.rawValue, Int32(Self.maximumSessions)) == 0 else { throw IPCError.lastSystemError("listen", options.bind.description) }
+        port = try Socket.localPort(socket.rawValue)
+        listener = socket.release()
         var name = utsname()
         uname(&name)
         let hostname = withUnsafeBytes(of: name.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
