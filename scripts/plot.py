@@ -437,7 +437,7 @@ def fair_policy(rows: list[Row]) -> bool:
 
 
 # The figures with one line per series draw one panel per family: some 18 series on one axis cannot
-# be told apart. Every id in MechanismRegistry (Sources/IPCBench/Mechanisms/Mechanism.swift) must be
+# be told apart. Every id in MechanismRegistry (Sources/IPCBench/Mechanisms/MechanismRegistry.swift) must be
 # listed here; scripts/test_plot.py fails when one is not. Unknown ids go to an "other" panel.
 MECHANISM_FAMILIES = {
     "byte streams": ["pipe", "fifo", "unix-stream", "tcp", "socketpair"],

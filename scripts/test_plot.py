@@ -441,7 +441,7 @@ def test_human_sizes():
 # ---------------------------------------------------------------------------------------------------------------
 # Families, colours and panels (issue 22)
 
-# Every id in MechanismRegistry.all (Sources/IPCBench/Mechanisms/Mechanism.swift), hard-coded on purpose: a new
+# Every id in MechanismRegistry.all (Sources/IPCBench/Mechanisms/MechanismRegistry.swift), hard-coded on purpose: a new
 # mechanism must be added here and to plot.MECHANISM_FAMILIES, or the tests below fail.
 REGISTRY_IDS = ["pipe", "fifo", "unix-stream", "tcp", "sysv-msg", "posix-mq", "unix-dgram", "unix-seqpacket", "udp",
                 "signal", "vmsplice", "cma", "memfd", "shm-posix", "shm-sysv", "mmap-file", "shm-huge", "shm-memfd"]

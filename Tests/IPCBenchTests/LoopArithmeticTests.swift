@@ -418,7 +418,7 @@ struct LoopArithmeticTests {
             let defines = source.split(separator: "\n").contains { line in
                 line.contains("func runHarnessLoop") && !line.trimmingCharacters(in: .whitespaces).hasPrefix("///")
             }
-            #expect(file == "Mechanism.swift" || !defines, "\(file) defines its own timed loop")
+            #expect(file == "MessageEndpoint.swift" || !defines, "\(file) defines its own timed loop")
         }
     }
 }
