@@ -29,7 +29,7 @@ struct PairWorkerTests {
         var atEndOfEvents: Bool { events.isEmpty }
         func bufferedEvent() throws -> WorkerEvent? { events.isEmpty ? nil : events.removeFirst() }
         func readEvents() throws {}
-        func endsSilently(withinMilliseconds milliseconds: Int) -> Bool { events.isEmpty }
+        func vanished(withinMilliseconds milliseconds: Int) -> String? { events.isEmpty ? "\(name) \(ending)" : nil }
         func sendGo() throws { log.lines.append("go \(name)") }
         func reap(timeoutNanoseconds: UInt64) -> WorkerEnding { ending }
         func terminate() { log.lines.append("terminate \(name)") }
@@ -147,5 +147,59 @@ struct PairWorkerTests {
         }
         #expect(reason.contains("closed the control connection"))
         #expect(consumer.atEndOfEvents && consumer.descriptorForPolling == -1)
+    }
+
+    @Test("A producer's failure names the server's consumer when the server's error reply follows; a torn reply fails the worker, named")
+    func remoteCauseAndTornReply() throws {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { throw IPCError.lastSystemError("socketpair") }
+        let server = ControlConnection(descriptor: fds[0])
+        let client = ControlConnection(descriptor: fds[1])
+        let consumer = RemoteConsumer(name: "consumer on h:1", cell: 5, connection: client, serverAddress: "10.0.0.2", frameSeconds: 0.3)
+
+        #expect(consumer.vanished(withinMilliseconds: 100) == nil, "no reply: nothing to blame on the consumer")
+        try server.send(.ready(cell: 5, cpu: 1))
+        try server.send(.error(cell: 5, message: "consumer was killed by SIGSEGV"))
+        #expect(consumer.vanished(withinMilliseconds: 100) == "consumer on h:1 failed: server: consumer was killed by SIGSEGV")
+        guard case .ready? = try consumer.bufferedEvent() else {
+            Issue.record("the ready reply read meanwhile was not kept")
+            return
+        }
+
+        // The first 4 bytes of a frame, then nothing: the worker fails, naming what happened.
+        try server.sendRaw(Array(try ControlProtocol.frame(.ready(cell: 5, cpu: 0)).prefix(4)))
+        _ = try consumer.bufferedEvent()  // the queued error
+        try consumer.readEvents()
+        guard case let .failed(reason)? = try consumer.bufferedEvent() else {
+            Issue.record("a torn reply did not fail the remote consumer")
+            return
+        }
+        #expect(reason.contains("could not be read") && reason.contains("no complete control message"), "\(reason)")
+        #expect(consumer.atEndOfEvents)
+    }
+
+    @Test("--wait timed: an interrupted attempt is tried again with the time left; only the whole timeout ends the wait")
+    func timedWaitRetriesInterruptedAttempts() throws {
+        var options = EndpointOptions(mode: .latency, messageBytes: 64, variant: "")
+        options.wait = .timed
+        options.waitTimeoutSeconds = 0.2
+        let waiter = TryWaiter(options: options)
+        var attempts = 0
+        var offered: [UInt64] = []
+        try waiter.wait(for: "message") { block, timeout in
+            attempts += 1
+            offered.append(timeout ?? 0)
+            return attempts == 3  // two interrupted attempts first
+        }
+        #expect(attempts == 3 && offered.allSatisfy { $0 > 0 && $0 <= 200_000_000 } && offered[2] <= offered[0], "\(offered)")
+
+        let start = MonotonicClock.now()
+        #expect(throws: IPCError.self) {
+            try waiter.wait(for: "message") { _, timeout in
+                usleep(UInt32(min(timeout ?? 0, 20_000_000) / 1000))
+                return false
+            }
+        }
+        #expect(MonotonicClock.now() - start >= 190_000_000, "the timeout must be the whole wait, not one attempt")
     }
 }

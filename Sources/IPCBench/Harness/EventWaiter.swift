@@ -13,9 +13,8 @@ enum EventWaiter {
                     if case let .failed(reason) = event {
                         // A worker failing because its peer vanished reports a symptom: when the peer
                         // ended without a word, that is the cause to name first.
-                        if let vanished = workers.first(where: { $0 !== worker && $0.endsSilently(withinMilliseconds: 100) }) {
-                            let ending = vanished.reap(timeoutNanoseconds: 500_000_000)
-                            throw IPCError.worker("\(vanished.name) \(ending) during \(phase) (then \(worker.name) failed: \(reason))")
+                        if let cause = workers.lazy.filter({ $0 !== worker }).compactMap({ $0.vanished(withinMilliseconds: 100) }).first {
+                            throw IPCError.worker("\(cause) during \(phase) (then \(worker.name) failed: \(reason))")
                         }
                         throw IPCError.worker("\(worker.name) failed during \(phase): \(reason)")
                     }

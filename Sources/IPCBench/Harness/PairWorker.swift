@@ -12,9 +12,9 @@ protocol PairWorker: AnyObject {
     func bufferedEvent() throws -> WorkerEvent?
     /// Takes in what is readable on `descriptorForPolling`.
     func readEvents() throws
-    /// True when its events end within `milliseconds` without another complete one: the worker
-    /// vanished, which is the cause to name when its peer then fails.
-    func endsSilently(withinMilliseconds milliseconds: Int) -> Bool
+    /// How the worker ended, when it ends (or is ending) within `milliseconds` without a result: the
+    /// cause to name when its peer then fails ("consumer was killed by SIGKILL"); nil if it did not.
+    func vanished(withinMilliseconds milliseconds: Int) -> String?
     /// The barrier: releases the worker into its warm-up and timed loop.
     func sendGo() throws
     /// Waits up to `timeoutNanoseconds` for the worker to end and says how it ended.

@@ -136,9 +136,16 @@ final class WorkerProcess: PairWorker {
         }
     }
 
+    /// The worker's ending ("consumer was killed by SIGKILL"), reaped, when its control channel reaches
+    /// end-of-file within `milliseconds` with no complete event before it.
+    func vanished(withinMilliseconds milliseconds: Int) -> String? {
+        guard endsSilently(withinMilliseconds: milliseconds) else { return nil }
+        return "\(name) \(reap(timeoutNanoseconds: 500_000_000))"
+    }
+
     /// True when the control channel reaches end-of-file within `milliseconds` with no complete event
     /// before it: the worker ended (or is ending) without reporting anything.
-    func endsSilently(withinMilliseconds milliseconds: Int) -> Bool {
+    private func endsSilently(withinMilliseconds milliseconds: Int) -> Bool {
         let deadline = MonotonicClock.now() + UInt64(milliseconds) * 1_000_000
         while !endOfEvents, !pending.contains(UInt8(ascii: "\n")) {
             let now = MonotonicClock.now()

@@ -16,8 +16,8 @@ struct TryWaiter {
 
     /// Waits in the strategy's way. `attempt(block, timeoutNanoseconds)` tries once, blocking (for at
     /// most the timeout, when it is not nil) or not, and returns true once it succeeded, false when it
-    /// found nothing in time or was interrupted (the loop then looks at the deadline), and throws on
-    /// any other failure.
+    /// found nothing in time or was interrupted (the caller then tries again, a `timed` wait with the
+    /// time it has left), and throws on any other failure.
     @inline(__always)
     func wait(for what: String, _ attempt: (_ block: Bool, _ timeoutNanoseconds: UInt64?) throws -> Bool) throws {
         switch strategy {
@@ -33,8 +33,13 @@ struct TryWaiter {
             }
             while try !attempt(true, nil) {}
         case .timed:
-            guard try attempt(true, timeoutNanoseconds) else {
-                throw IPCError.timeout("no \(what) within \(timeoutSeconds) s (--wait timed, --wait-timeout)")
+            let deadline = MonotonicClock.now() + timeoutNanoseconds
+            while true {
+                let now = MonotonicClock.now()
+                guard now < deadline else {
+                    throw IPCError.timeout("no \(what) within \(timeoutSeconds) s (--wait timed, --wait-timeout)")
+                }
+                if try attempt(true, deadline - now) { return }
             }
         case .epoll, .sigio, .uring, .uringSQPoll:
             throw IPCError.setup("--wait \(strategy.rawValue) needs a file descriptor to wait on")

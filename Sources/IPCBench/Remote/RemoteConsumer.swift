@@ -1,3 +1,5 @@
+import Glibc
+
 /// The consumer `ipcbench serve` runs for one repetition, as the client's `WorkerGroup` drives it:
 /// the server's replies about that repetition become the worker events a local consumer would send.
 /// Replies about an earlier, abandoned repetition are skipped.
@@ -8,8 +10,12 @@ final class RemoteConsumer: PairWorker {
     private let connection: ControlConnection
     /// Where the producer reaches the consumer's data port.
     private let serverAddress: String
-    /// A frame has begun once poll says readable: its rest arrives promptly or the link is broken.
+    /// A frame has begun once poll says readable: its rest arrives within this or the link is broken
+    /// (so a wait may overrun its phase's deadline by at most this much).
     private let frameSeconds: Double
+    /// How long a failing producer's peer gets to send its own error reply: the server reaps its
+    /// consumer (up to half a second) before it answers.
+    static let errorReplyMilliseconds = 1000
     private var pending: [WorkerEvent] = []
     private var ended = false
 
@@ -32,7 +38,10 @@ final class RemoteConsumer: PairWorker {
         let message: ControlMessage?
         do {
             message = try connection.receive(timeoutSeconds: frameSeconds, accepted: ["bound", "ready", "finished", "error"])
-        } catch let error as ControlProtocolError {
+        } catch IPCError.interrupted {
+            throw IPCError.interrupted
+        } catch {
+            ended = true
             pending.append(.failed(reason: "the server's reply could not be read: \(error)"))
             return
         }
@@ -63,8 +72,22 @@ final class RemoteConsumer: PairWorker {
         }
     }
 
-    /// The server names a vanished consumer in its error reply; only a closed connection is silent.
-    func endsSilently(withinMilliseconds milliseconds: Int) -> Bool { ended && pending.isEmpty }
+    /// The server's error reply about this repetition, when it comes within `milliseconds` (at least
+    /// `errorReplyMilliseconds`): a consumer that crashed there is the cause to name, not the producer
+    /// here that lost its connection. Other replies meanwhile stay queued.
+    func vanished(withinMilliseconds milliseconds: Int) -> String? {
+        let deadline = MonotonicClock.now() + UInt64(max(milliseconds, Self.errorReplyMilliseconds)) * 1_000_000
+        while true {
+            if let reason = pending.lazy.compactMap({ event -> String? in if case let .failed(reason) = event { reason } else { nil } }).first {
+                return "\(name) failed: \(reason)"
+            }
+            let now = MonotonicClock.now()
+            guard !ended, now < deadline else { return nil }
+            var entry = pollfd(fd: connection.descriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, Int32((deadline - now) / 1_000_000) + 1) > 0 else { continue }
+            guard (try? readEvents()) != nil else { return nil }
+        }
+    }
 
     func sendGo() throws { try connection.send(.go(cell: cell)) }
 
