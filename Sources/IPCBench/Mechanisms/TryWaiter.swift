@@ -33,7 +33,9 @@ struct TryWaiter {
             }
             while try !attempt(true, nil) {}
         case .timed:
+            // One clock read per wait; more only after an attempt came back empty.
             let deadline = MonotonicClock.now() + timeoutNanoseconds
+            if try attempt(true, timeoutNanoseconds) { return }
             while true {
                 let now = MonotonicClock.now()
                 guard now < deadline else {
