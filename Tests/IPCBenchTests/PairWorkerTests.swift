@@ -29,7 +29,13 @@ struct PairWorkerTests {
         var atEndOfEvents: Bool { events.isEmpty }
         func bufferedEvent() throws -> WorkerEvent? { events.isEmpty ? nil : events.removeFirst() }
         func readEvents() throws {}
-        func vanished(withinMilliseconds milliseconds: Int) -> String? { events.isEmpty ? "\(name) \(ending)" : nil }
+        private var askedIfVanished = 0
+        /// Like a reaped process, it has one ending: a second question would be a bug in the caller.
+        func vanished(withinMilliseconds milliseconds: Int) -> String? {
+            askedIfVanished += 1
+            guard events.isEmpty else { return nil }
+            return askedIfVanished == 1 ? "\(name) \(ending)" : "\(name) asked twice how it ended"
+        }
         func sendGo() throws { log.lines.append("go \(name)") }
         func reap(timeoutNanoseconds: UInt64) -> WorkerEnding { ending }
         func terminate() { log.lines.append("terminate \(name)") }
@@ -85,6 +91,8 @@ struct PairWorkerTests {
             ([.bound(published: [:]), .ready(cpu: 0), .failed(reason: "boom")], [.ready(cpu: 0), finished], .success, "consumer failed during the timed loop: boom"),
             ([.bound(published: [:]), .ready(cpu: 0), finished], [.ready(cpu: 0)], .killed(signal: SIGSEGV), "producer was killed by SIGSEGV during the timed loop"),
             ([.ready(cpu: 0)], [], .success, "a consumer did not report its bound endpoint first"),
+            ([.bound(published: [:]), .ready(cpu: 0), .failed(reason: "reset")], [.ready(cpu: 0)], .killed(signal: SIGSEGV),
+             "producer was killed by SIGSEGV during the timed loop (then consumer failed: reset)"),
             ([.bound(published: [:]), .ready(cpu: 0), finished], [.ready(cpu: 0), finished], .exited(status: 3), "producer exited with status 3 after reporting its result"),
         ]
         for (consumerEvents, producerEvents, producerEnding, expected) in cases {

@@ -13,8 +13,10 @@ enum EventWaiter {
                     if case let .failed(reason) = event {
                         // A worker failing because its peer vanished reports a symptom: when the peer
                         // ended without a word, that is the cause to name first.
-                        if let cause = workers.lazy.filter({ $0 !== worker }).compactMap({ $0.vanished(withinMilliseconds: 100) }).first {
-                            throw IPCError.worker("\(cause) during \(phase) (then \(worker.name) failed: \(reason))")
+                        for other in workers where other !== worker {
+                            if let cause = other.vanished(withinMilliseconds: 100) {
+                                throw IPCError.worker("\(cause) during \(phase) (then \(worker.name) failed: \(reason))")
+                            }
                         }
                         throw IPCError.worker("\(worker.name) failed during \(phase): \(reason)")
                     }

@@ -13,7 +13,8 @@ final class WorkerProcess: PairWorker {
     private var goDescriptor: Int32
     private var pending: [UInt8] = []
     private var endOfEvents = false
-    private var reaped = false
+    /// How it ended, once reaped: asked again, the answer stays the same.
+    private var ending: WorkerEnding?
 
     /// Starts `executable worker --task JSON` with the control channel on fds 3 (to the parent) and
     /// 4 (from the parent) and `inherited` dup'ed to fds 10, 11, …; every other fd is closed.
@@ -160,34 +161,38 @@ final class WorkerProcess: PairWorker {
     /// after that it is killed.
     @discardableResult
     func reap(timeoutNanoseconds: UInt64) -> WorkerEnding {
-        guard !reaped else { return .alreadyReaped }
+        if let ending { return ending }
         let deadline = MonotonicClock.now() + timeoutNanoseconds
         var status: Int32 = 0
+        var found: WorkerEnding
         while true {
             guard let result = try? SystemCall.retrying({ waitpid(pid, &status, WNOHANG) }) else {
-                reaped = true
-                return .notWaitable
+                found = .notWaitable
+                break
             }
-            if result == pid { break }
+            if result == pid {
+                found = WorkerEnding(waitStatus: status)
+                break
+            }
             if MonotonicClock.now() >= deadline {
                 kill(pid, SIGKILL)
                 _ = try? SystemCall.retrying { waitpid(pid, &status, 0) }
-                reaped = true
-                return .killedAfterTimeout
+                found = .killedAfterTimeout
+                break
             }
             usleep(1000)
         }
-        reaped = true
-        return WorkerEnding(waitStatus: status)
+        ending = found
+        return found
     }
 
     /// Kills the worker (if still running) and reaps it.
     func terminate() {
-        guard !reaped else { return }
+        guard ending == nil else { return }
         kill(pid, SIGKILL)
         var status: Int32 = 0
-        _ = try? SystemCall.retrying { waitpid(pid, &status, 0) }
-        reaped = true
+        let reaped = try? SystemCall.retrying { waitpid(pid, &status, 0) }
+        ending = reaped == nil ? .notWaitable : WorkerEnding(waitStatus: status)
     }
 }
 
@@ -199,7 +204,6 @@ enum WorkerEnding: Equatable, CustomStringConvertible {
     case killedAfterTimeout
     case otherWaitStatus(Int32)
     case notWaitable
-    case alreadyReaped
 
     /// The one ending that means the worker finished its work.
     static let success = WorkerEnding.exited(status: 0)
@@ -222,7 +226,6 @@ enum WorkerEnding: Equatable, CustomStringConvertible {
         case .killedAfterTimeout: "did not exit and was killed"
         case let .otherWaitStatus(status): "ended with wait status \(status)"
         case .notWaitable: "could not be waited for"
-        case .alreadyReaped: "already reaped"
         }
     }
 
