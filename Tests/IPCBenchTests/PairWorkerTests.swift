@@ -112,10 +112,7 @@ struct PairWorkerTests {
 
     @Test("RemoteConsumer: the server's replies become worker events; late replies about an earlier repetition are skipped")
     func remoteConsumerTranslatesReplies() throws {
-        var fds: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { throw IPCError.lastSystemError("socketpair") }
-        let server = ControlConnection(descriptor: fds[0])
-        let client = ControlConnection(descriptor: fds[1])
+        let (server, client) = try RemoteTests.connectedPair()
         let consumer = RemoteConsumer(name: "consumer on h:1", cell: 5, connection: client, serverAddress: "10.0.0.2", frameSeconds: 2)
 
         for message: ControlMessage in [
@@ -159,10 +156,7 @@ struct PairWorkerTests {
 
     @Test("A producer's failure names the server's consumer when the server's error reply follows; a torn reply fails the worker, named")
     func remoteCauseAndTornReply() throws {
-        var fds: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { throw IPCError.lastSystemError("socketpair") }
-        let server = ControlConnection(descriptor: fds[0])
-        let client = ControlConnection(descriptor: fds[1])
+        let (server, client) = try RemoteTests.connectedPair()
         let consumer = RemoteConsumer(name: "consumer on h:1", cell: 5, connection: client, serverAddress: "10.0.0.2", frameSeconds: 0.3)
 
         #expect(consumer.vanished(withinMilliseconds: 100) == nil, "no reply: nothing to blame on the consumer")

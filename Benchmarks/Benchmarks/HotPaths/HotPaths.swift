@@ -229,29 +229,20 @@ let benchmarks: @Sendable () -> Void = {
     // second one ever reads 0, swift-system's reads could replace SystemCall's.
     let emptyPipe = nonBlockingEmptyPipe()
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 64)
-    Benchmark(
-        "EAGAIN read via SystemCall.retrying",
-        configuration: .init(thresholds: [.mallocCountTotal: Tolerance.noAllocations])
-    ) { benchmark in
-        var empty = 0
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            if readThroughSystemCall(emptyPipe, scratch) == nil { empty &+= 1 }
+    let emptyReads: [(name: String, read: (Int32, UnsafeMutableRawBufferPointer) -> Int?)] = [
+        ("SystemCall.retrying", readThroughSystemCall),
+        ("swift-system FileDescriptor.read", { readThroughSwiftSystem(FileDescriptor(rawValue: $0), $1) }),
+    ]
+    for (name, read) in emptyReads {
+        Benchmark("EAGAIN read via \(name)", configuration: .init(thresholds: [.mallocCountTotal: Tolerance.noAllocations])) { benchmark in
+            var empty = 0
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                if read(emptyPipe, scratch) == nil { empty &+= 1 }
+            }
+            benchmark.stopMeasurement()
+            if empty != benchmark.scaledIterations.count { benchmark.error("a read of an empty pipe did not report EAGAIN") }
         }
-        benchmark.stopMeasurement()
-        if empty != benchmark.scaledIterations.count { benchmark.error("a read of an empty pipe did not report EAGAIN") }
-    }
-    Benchmark(
-        "EAGAIN read via swift-system FileDescriptor.read",
-        configuration: .init(thresholds: [.mallocCountTotal: Tolerance.noAllocations])
-    ) { benchmark in
-        var empty = 0
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            if readThroughSwiftSystem(FileDescriptor(rawValue: emptyPipe), scratch) == nil { empty &+= 1 }
-        }
-        benchmark.stopMeasurement()
-        if empty != benchmark.scaledIterations.count { benchmark.error("a read of an empty pipe did not report EAGAIN") }
     }
 }
 

@@ -78,9 +78,7 @@ final class RemoteConsumer: PairWorker {
     func vanished(withinMilliseconds milliseconds: Int) -> String? {
         let deadline = MonotonicClock.now() + UInt64(max(milliseconds, Self.errorReplyMilliseconds)) * 1_000_000
         while true {
-            if let reason = pending.lazy.compactMap({ event -> String? in if case let .failed(reason) = event { reason } else { nil } }).first {
-                return "\(name) failed: \(reason)"
-            }
+            for case let .failed(reason) in pending { return "\(name) failed: \(reason)" }
             let now = MonotonicClock.now()
             guard !ended, now < deadline else { return nil }
             var entry = pollfd(fd: connection.descriptor, events: Int16(POLLIN), revents: 0)
